@@ -1,0 +1,3 @@
+//! The load generator: schedules, connections, measurement.
+//!
+//! SKELETON: being written.

@@ -1,0 +1,47 @@
+//! The HTTP/1.1 server side of one connection, as a sans-IO state machine.
+//!
+//! This crate owns every protocol decision the reference server makes:
+//! request framing (Content-Length, chunked), limits and their statuses,
+//! keep-alive and close, the endpoints, and the deadlines a connection must
+//! meet. It owns no socket, no runtime and no clock: bytes come in through
+//! [`Connection::handle_read`], bytes go out through
+//! [`Connection::poll_transmit`], and time comes in as a `now: Instant`
+//! argument. The server glue (`floodgate-server`) and the fuzz targets drive
+//! the very same [`Connection`].
+//!
+//! # Driving a connection
+//!
+//! ```text
+//! loop {
+//!     write conn.poll_transmit() to the socket, report it with handle_written(n, now)
+//!     match conn.poll_close() { Some(Close::Abort) => reset, Some(Close::Graceful) => shut down writing, linger, close, None => {} }
+//!     act on conn.poll_event() (e.g. pause the accept loop)
+//!     wait for: readable (only if conn.wants_read()), writable (if output is pending),
+//!               conn.poll_timeout(), server shutdown
+//!     feed what happened: handle_read / handle_eof / handle_timeout / handle_shutdown
+//! }
+//! ```
+
+mod connection;
+mod limits;
+mod stats;
+
+pub use connection::{Close, Connection, Event};
+pub use limits::Limits;
+pub use stats::{Stats, StatsSnapshot};
+
+/// The response the server sends, then closes, when it refuses a connection
+/// because `--max-connections` are already open.
+pub const OVERLOADED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\nConnection: close\r\nRetry-After: 1\r\n\r\nconnection limit hit\n";
+
+/// The size of the `GET /bytes/{n}` body limit: 16 MiB.
+pub const MAX_BYTES_ENDPOINT: u64 = 16 << 20;
+
+/// The longest `GET /delay/{ms}` accepted: 60 s.
+pub const MAX_DELAY_MS: u64 = 60_000;
+
+/// The byte at offset `i` of every `GET /bytes/{n}` body, so clients can
+/// verify content without storing it: a repeating `a..z` pattern.
+pub fn bytes_endpoint_byte(i: u64) -> u8 {
+    b'a' + (i % 26) as u8
+}

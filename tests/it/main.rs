@@ -1,0 +1,1 @@
+//! End-to-end tests of the `floodgate` binary: real processes on loopback.
