@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod load;
+mod probe;
 mod serve;
 
 /// Load, fuzz and probe a server socket.
@@ -19,6 +21,17 @@ struct Cli {
 enum Command {
     /// Run the reference HTTP/1.1 server.
     Serve(serve::Args),
+    /// Load a server (by default, a reference server started for the run).
+    Load(load::Args),
+    /// Probe a listener's accept queue.
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProbeCommand {
+    /// Measure the accept-queue capacity of a listener and explain overflows.
+    Backlog(probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +39,8 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Probe(ProbeCommand::Backlog(args)) => probe::run(args),
     };
     match result {
         Ok(code) => code,

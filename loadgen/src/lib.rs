@@ -1,3 +1,6 @@
-//! The load generator: schedules, connections, measurement.
+//! The load generator: open-loop and closed-loop schedules, connections,
+//! HDR latency measurement, the outcome taxonomy, and kernel probes.
 //!
 //! SKELETON: being written.
+
+pub mod kernel;

@@ -26,6 +26,9 @@ mod connection;
 mod limits;
 mod stats;
 
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
+
 pub use connection::{Close, Connection, Event};
 pub use limits::Limits;
 pub use stats::{Stats, StatsSnapshot};

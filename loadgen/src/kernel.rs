@@ -1,0 +1,3 @@
+//! Kernel evidence: TcpExt counters, listener queues via sock_diag, TCP_INFO.
+//!
+//! SKELETON: being written.

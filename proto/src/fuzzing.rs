@@ -1,0 +1,3 @@
+//! Harnesses the fuzz targets and the corpus-replay tests call.
+//!
+//! SKELETON: being written.
