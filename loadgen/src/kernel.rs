@@ -1,3 +1,0 @@
-//! Kernel evidence: TcpExt counters, listener queues via sock_diag, TCP_INFO.
-//!
-//! SKELETON: being written.

@@ -1,0 +1,15 @@
+//! Kernel evidence about TCP listeners and connections: the TcpExt counters
+//! of `/proc/net/netstat` (`counters`), a listener's accept queue and SYN-RECV
+//! sockets through NETLINK_SOCK_DIAG (`diag`), `TCP_INFO` on one socket
+//! (`tcp_info`), and a background sampler that records all of it as a
+//! timeline during a run (`evidence`).
+//!
+//! Everything here reads the network namespace of the calling process; it
+//! never changes kernel state. Interpreting the numbers is `crate::verdict`'s
+//! job, not this module's.
+
+mod tcp_info;
+
+pub use tcp_info::{
+    STATE_ESTABLISHED, STATE_LISTEN, STATE_SYN_RECV, STATE_SYN_SENT, TcpInfo, tcp_info,
+};
