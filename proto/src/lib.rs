@@ -22,7 +22,11 @@
 //! }
 //! ```
 
+// Until the connection is wired to it, only tests and the fuzzer call it.
+#[allow(dead_code)]
+mod chunked;
 mod connection;
+mod error;
 mod limits;
 mod stats;
 
@@ -30,6 +34,7 @@ mod stats;
 pub mod fuzzing;
 
 pub use connection::{Close, Connection, Event};
+pub use error::ProtocolError;
 pub use limits::Limits;
 pub use stats::{Stats, StatsSnapshot};
 
