@@ -13,3 +13,13 @@ mod tcp_info;
 pub use tcp_info::{
     STATE_ESTABLISHED, STATE_LISTEN, STATE_SYN_RECV, STATE_SYN_SENT, TcpInfo, tcp_info,
 };
+mod counters;
+mod diag;
+
+pub use counters::{CounterDelta, Counters, CountersError, Table};
+pub use diag::{DiagError, Listener, PortState, port_state};
+mod evidence;
+
+pub use evidence::{
+    Evidence, EvidenceError, EvidenceReport, MAX_INTERVAL, MAX_SAMPLES, Phase, Recorder, Sample,
+};

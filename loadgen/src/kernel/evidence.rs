@@ -1,0 +1,319 @@
+//! The evidence recorder: a background thread that, for the length of a run,
+//! samples a local listener's queues through sock_diag and the TcpExt
+//! counters at a fixed interval, and hands back a serialisable timeline.
+//!
+//! One thread named `floodgate-evidence` exists between [`Evidence::start`]
+//! and [`Recorder::finish`]; it waits on a channel with a timeout, so a
+//! finish or a phase mark is handled at once rather than after a sleep.
+//! Memory is bounded: past [`MAX_SAMPLES`] samples are counted, not kept.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::counters::{CounterDelta, Counters, CountersError};
+use super::diag::port_state;
+
+/// Samples kept per run: 2.7 hours at 10 Hz.
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// The slowest sampling interval the recorder accepts: 10 Hz.
+pub const MAX_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why the recorder could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("sampling interval {0:?} is outside 1 ms..=100 ms (10 Hz or faster)")]
+    Interval(Duration),
+    #[error(transparent)]
+    Counters(#[from] CountersError),
+    #[error("cannot start the evidence thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Entry point: `Evidence::start(Some(port), Duration::from_millis(50))`.
+pub struct Evidence;
+
+impl Evidence {
+    /// Starts recording. `local_port` is the target listener's port when the
+    /// target is in this network namespace (pass `None` otherwise: only the
+    /// counters are recorded). `interval` must be at most 100 ms.
+    pub fn start(local_port: Option<u16>, interval: Duration) -> Result<Recorder, EvidenceError> {
+        if interval.is_zero() || interval > MAX_INTERVAL {
+            return Err(EvidenceError::Interval(interval));
+        }
+        let base = Counters::read()?;
+        let started = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("floodgate-evidence".into())
+            .spawn(move || sample_loop(rx, local_port, interval, base, started))
+            .map_err(EvidenceError::Spawn)?;
+        Ok(Recorder {
+            tx,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A running recorder. Dropping it without [`Recorder::finish`] stops the
+/// thread and discards the timeline.
+pub struct Recorder {
+    /// Commands to the sampling thread; the thread also stops when this
+    /// sender is dropped.
+    tx: mpsc::Sender<Command>,
+    thread: Option<JoinHandle<EvidenceReport>>,
+}
+
+enum Command {
+    Mark(String),
+    Finish,
+}
+
+impl Recorder {
+    /// Closes the current phase and opens one called `name` (the first phase,
+    /// from `start`, is called `run`). Counter deltas are kept per phase.
+    pub fn mark(&self, name: &str) {
+        let _ = self.tx.send(Command::Mark(name.to_owned()));
+    }
+
+    /// Stops sampling and returns the timeline. Takes one last sample first,
+    /// so the totals include everything up to this call.
+    pub fn finish(mut self) -> EvidenceReport {
+        let _ = self.tx.send(Command::Finish);
+        let thread = self.thread.take().expect("finish consumes the recorder");
+        match thread.join() {
+            Ok(report) => report,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.tx.send(Command::Finish);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The recorded timeline of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EvidenceReport {
+    /// The listener port sampled, if the target was local.
+    pub local_port: Option<u16>,
+    pub interval_ms: u64,
+    pub duration_ms: u64,
+    /// Counter changes over the whole run.
+    pub counters: CounterDelta,
+    /// Counter changes per phase, in order.
+    pub phases: Vec<Phase>,
+    /// Listener samples (empty when no port was given).
+    pub samples: Vec<Sample>,
+    /// Samples taken but not kept because [`MAX_SAMPLES`] was reached.
+    pub samples_dropped: u64,
+    /// Whether sock_diag ever found a listener on the port.
+    pub listener_seen: bool,
+    /// The listener's backlog as sock_diag reported it (last seen).
+    pub backlog: Option<u32>,
+    /// The deepest accept queue seen.
+    pub max_queue_depth: u32,
+    /// The most SYN-RECV request sockets seen at once.
+    pub max_syn_recv: u32,
+    /// Time the accept queue was sampled full (`depth > backlog`, that is
+    /// `backlog + 1` connections waiting), in ms: samples seen full times the
+    /// interval.
+    pub full_ms: u64,
+    /// Sampling failures (first few only), so a gap in the timeline is
+    /// explained rather than silent.
+    pub errors: Vec<String>,
+}
+
+/// Counter deltas between two marks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phase {
+    pub name: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub counters: CounterDelta,
+}
+
+/// One sample of the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// Milliseconds since the recorder started.
+    pub t_ms: u64,
+    pub queue_depth: u32,
+    pub backlog: u32,
+    pub syn_recv: u32,
+    /// ListenOverflows since the recorder started.
+    pub listen_overflows: u64,
+}
+
+const MAX_ERRORS: usize = 8;
+
+fn sample_loop(
+    rx: mpsc::Receiver<Command>,
+    port: Option<u16>,
+    interval: Duration,
+    base: Counters,
+    started: Instant,
+) -> EvidenceReport {
+    let ms = |at: Instant| at.duration_since(started).as_millis() as u64;
+    let mut report = EvidenceReport {
+        local_port: port,
+        interval_ms: interval.as_millis() as u64,
+        ..EvidenceReport::default()
+    };
+    let mut phase_name = "run".to_owned();
+    let mut phase_start = (started, base);
+    let mut last = base;
+    let mut next = started;
+    loop {
+        let now = Instant::now();
+        let command = match rx.recv_timeout(next.saturating_duration_since(now)) {
+            Ok(c) => Some(c),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Command::Finish),
+        };
+        let now = Instant::now();
+        match Counters::read() {
+            Ok(c) => last = c,
+            Err(e) => note_error(&mut report, e.to_string()),
+        }
+        if let Some(port) = port {
+            take_sample(
+                &mut report,
+                port,
+                ms(now),
+                last.since(&base).listen_overflows,
+            );
+        }
+        match command {
+            None => next += interval,
+            Some(Command::Mark(name)) => {
+                report.phases.push(Phase {
+                    name: std::mem::replace(&mut phase_name, name),
+                    start_ms: ms(phase_start.0),
+                    end_ms: ms(now),
+                    counters: last.since(&phase_start.1),
+                });
+                phase_start = (now, last);
+            }
+            Some(Command::Finish) => {
+                report.phases.push(Phase {
+                    name: phase_name,
+                    start_ms: ms(phase_start.0),
+                    end_ms: ms(now),
+                    counters: last.since(&phase_start.1),
+                });
+                report.counters = last.since(&base);
+                report.duration_ms = ms(now);
+                return report;
+            }
+        }
+        // A slow sampler (a loaded machine) skips missed ticks instead of
+        // bursting to catch up.
+        if next < now {
+            next = now + interval;
+        }
+    }
+}
+
+fn take_sample(report: &mut EvidenceReport, port: u16, t_ms: u64, listen_overflows: u64) {
+    let state = match port_state(port) {
+        Ok(s) => s,
+        Err(e) => return note_error(report, e.to_string()),
+    };
+    if state.listeners.is_empty() {
+        return;
+    }
+    let sample = Sample {
+        t_ms,
+        queue_depth: state.queue_depth(),
+        backlog: state.backlog(),
+        syn_recv: state.syn_recv,
+        listen_overflows,
+    };
+    report.listener_seen = true;
+    report.backlog = Some(sample.backlog);
+    report.max_queue_depth = report.max_queue_depth.max(sample.queue_depth);
+    report.max_syn_recv = report.max_syn_recv.max(sample.syn_recv);
+    if sample.queue_depth > sample.backlog {
+        report.full_ms += report.interval_ms;
+    }
+    if report.samples.len() < MAX_SAMPLES {
+        report.samples.push(sample);
+    } else {
+        report.samples_dropped += 1;
+    }
+}
+
+fn note_error(report: &mut EvidenceReport, error: String) {
+    if report.errors.len() < MAX_ERRORS && !report.errors.contains(&error) {
+        report.errors.push(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Socket, Type};
+    use std::net::{SocketAddr, TcpStream};
+
+    #[test]
+    fn records_a_filling_accept_queue_at_ten_hertz_or_faster() {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listener.bind(&any.into()).unwrap();
+        listener.listen(16).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let recorder = Evidence::start(Some(addr.port()), Duration::from_millis(20)).unwrap();
+        let clients: Vec<_> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        recorder.mark("filled");
+        // Wait (bounded) until the sampler has seen the queue holding all four.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while port_state(addr.port()).unwrap().queue_depth() < 4 {
+            assert!(Instant::now() < deadline);
+            std::thread::yield_now();
+        }
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(250) {
+            std::thread::park_timeout(Duration::from_millis(250) - started.elapsed());
+        }
+        let report = recorder.finish();
+        drop(clients);
+        assert!(report.listener_seen);
+        assert_eq!(report.backlog, Some(16));
+        assert_eq!(report.max_queue_depth, 4);
+        // 250 ms at a 20 ms interval: at least 10 Hz means at least 3 samples.
+        assert!(
+            report.samples.len() >= 3,
+            "{} samples",
+            report.samples.len()
+        );
+        assert_eq!(
+            report
+                .phases
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["run", "filled"]
+        );
+        assert_eq!(report.full_ms, 0);
+    }
+
+    #[test]
+    fn rejects_intervals_slower_than_ten_hertz() {
+        let err = Evidence::start(None, Duration::from_millis(500))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "sampling interval 500ms is outside 1 ms..=100 ms (10 Hz or faster)"
+        );
+    }
+}
