@@ -4,3 +4,5 @@
 //! SKELETON: being written.
 
 pub mod kernel;
+pub mod probe;
+pub mod verdict;
