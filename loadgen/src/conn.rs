@@ -1,0 +1,527 @@
+//! One connection slot at run time: a task on its thread's executor that
+//! takes requests from its [`Schedule`], waits for their intended times,
+//! connects, writes the prepared bytes, reads the reply (readiness first,
+//! then one non-blocking read) and records exactly one outcome per request.
+//! Classifying failures is `outcome`'s job and parsing replies is `http`'s;
+//! threads, stopping and merging live in `run`.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::future;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use crate::http::{Complete, Prepared, Progress, ResponseParser};
+use crate::measure::{Recorder, record};
+use crate::outcome::Outcome;
+use crate::plan::{CloseWith, Mode, Plan};
+use crate::schedule::{Schedule, Slot};
+
+/// How often an idle wait looks at the stop flag: Ctrl-C is noticed within
+/// this long even by a slot whose next request is far away.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Live counters of one thread, read by the progress reporter on another.
+/// Aligned so that threads never share a cache line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct LiveSlot {
+    pub done: AtomicU64,
+    pub errors: AtomicU64,
+    pub in_flight: AtomicU64,
+}
+
+/// What the slots of one thread share.
+pub(crate) struct Shared {
+    pub plan: Arc<Plan>,
+    /// Offsets in schedules count from here.
+    pub start: Instant,
+    /// No request is scheduled at or after this.
+    pub end: Option<Instant>,
+    /// Set by Ctrl-C: stop scheduling.
+    pub stop: Arc<AtomicBool>,
+    pub rec: RefCell<Recorder>,
+    pub live: Arc<LiveSlot>,
+}
+
+/// A slot's accounting; its `Drop` makes the books balance even when the
+/// executor drops the task mid-request at the end of the grace period.
+struct Guard {
+    sh: Rc<Shared>,
+    schedule: Schedule,
+    /// A slot taken from the schedule whose intended time has not come.
+    pending: Option<Slot>,
+    /// A scheduled request has no outcome yet.
+    in_flight: bool,
+    /// Whether due-but-unsent requests count as cancelled on drop (not in
+    /// hold mode, whose schedule is one connect per slot).
+    drain: bool,
+    timer: Timer,
+}
+
+impl Guard {
+    fn finish(&mut self, o: Outcome) {
+        self.sh.rec.borrow_mut().outcome(o);
+        self.in_flight = false;
+        self.sh.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.sh.live.done.fetch_add(1, Ordering::Relaxed);
+        if o != Outcome::Ok {
+            self.sh.live.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn begin(&mut self) {
+        self.in_flight = true;
+        self.sh.live.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits until `t`, or until the stop flag is set.
+    async fn wait_until(&mut self, t: Instant) {
+        loop {
+            let now = Instant::now();
+            if now >= t || self.sh.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            self.timer.set_at(t.min(now + STOP_POLL));
+            (&mut self.timer).await;
+        }
+    }
+
+    /// The next request: its intended send time and kind; `None` to stop.
+    async fn next(&mut self) -> Option<(Instant, usize)> {
+        let sh = self.sh.clone();
+        loop {
+            if sh.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let slot = match self.pending.take() {
+                Some(s) => s,
+                None => self.schedule.next_slot()?,
+            };
+            if !sh.plan.is_open() {
+                if sh.end.is_some_and(|e| Instant::now() >= e) {
+                    return None;
+                }
+                sh.rec.borrow_mut().scheduled += 1;
+                return Some((Instant::now(), slot.kind));
+            }
+            let intended = sh.start + slot.offset;
+            if Instant::now() < intended {
+                // The connection is idle before the intended time, so any
+                // lateness past it is the generator's own, not the server's.
+                self.pending = Some(slot);
+                self.wait_until(intended).await;
+                if sh.stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                self.pending = None;
+                let late = Instant::now().saturating_duration_since(intended);
+                let mut rec = sh.rec.borrow_mut();
+                rec.scheduled += 1;
+                record(&mut rec.lag, late);
+                if late > sh.plan.lag_threshold {
+                    rec.outcome(Outcome::GeneratorLagged);
+                    sh.live.done.fetch_add(1, Ordering::Relaxed);
+                    sh.live.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                return Some((intended, slot.kind));
+            }
+            // Due already: the connection was busy, and the wait counts in
+            // this request's response time (no coordinated omission).
+            sh.rec.borrow_mut().scheduled += 1;
+            return Some((intended, slot.kind));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let mut rec = self.sh.rec.borrow_mut();
+        if self.in_flight {
+            rec.outcome(Outcome::Cancelled);
+            self.sh.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.drain && self.sh.plan.is_open() {
+            let now = Instant::now();
+            let cutoff = self.sh.end.map_or(now, |e| e.min(now));
+            let mut slot = self.pending.take().or_else(|| self.schedule.next_slot());
+            while let Some(s) = slot {
+                if self.sh.start + s.offset > cutoff {
+                    break;
+                }
+                rec.scheduled += 1;
+                rec.outcome(Outcome::Cancelled);
+                slot = self.schedule.next_slot();
+            }
+        }
+    }
+}
+
+/// Runs connection slot `index` until its schedule ends or the run stops.
+pub(crate) async fn slot_task(sh: Rc<Shared>, index: usize) {
+    let mut g = Guard {
+        schedule: Schedule::new(&sh.plan, index),
+        sh: sh.clone(),
+        pending: None,
+        in_flight: false,
+        drain: sh.plan.mode != Mode::Hold,
+        timer: Timer::never(),
+    };
+    let source =
+        (!sh.plan.sources.is_empty()).then(|| sh.plan.sources[index % sh.plan.sources.len()]);
+    match sh.plan.mode {
+        Mode::Requests | Mode::Churn => requests(&mut g, source).await,
+        Mode::Connect => connects(&mut g, source).await,
+        Mode::Hold => hold(&mut g, source).await,
+    }
+}
+
+/// An established connection and what its connect showed.
+struct Connected {
+    stream: Async<TcpStream>,
+    took: Duration,
+    /// `TCP_INFO` counted retransmissions during the handshake: SYNs dropped.
+    syn_retransmitted: bool,
+}
+
+async fn connect(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outcome> {
+    let addr = sh.plan.target.addr;
+    let t0 = Instant::now();
+    sh.rec.borrow_mut().connects += 1;
+    let classify = |e: io::Error| Outcome::from_connect_error(&e);
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )
+    .map_err(classify)?;
+    // Nagle would hold a request written in two parts; ours are one write,
+    // but a tcp:// payload may be long.
+    sock.set_tcp_nodelay(true).map_err(classify)?;
+    if let Some(ip) = source {
+        bind_source(&sock, ip).map_err(classify)?;
+    }
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(classify(e)),
+    }
+    let stream = Async::new_nonblocking(TcpStream::from(sock)).map_err(classify)?;
+    let deadline = t0 + sh.plan.connect_timeout;
+    let ready = future::or(async { stream.writable().await.map(|()| true) }, async {
+        Timer::at(deadline).await;
+        Ok(false)
+    })
+    .await
+    .map_err(classify)?;
+    if !ready {
+        return Err(Outcome::ConnectTimeout);
+    }
+    if let Some(e) = stream.get_ref().take_error().map_err(classify)? {
+        return Err(classify(e));
+    }
+    let took = t0.elapsed();
+    let syn_retransmitted = crate::kernel::tcp_info(stream.get_ref())
+        .map(|i| i.total_retrans > 0)
+        .unwrap_or(false);
+    Ok(Connected {
+        stream,
+        took,
+        syn_retransmitted,
+    })
+}
+
+/// Binds to `ip` with the port left to connect(2): IP_BIND_ADDRESS_NO_PORT
+/// lets the kernel pick a port per (source, destination) pair, so several
+/// source addresses multiply the usable ephemeral ports.
+fn bind_source(sock: &Socket, ip: IpAddr) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if ip.is_ipv4() {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    sock.bind(&SocketAddr::new(ip, 0).into())
+}
+
+/// The read buffer of one connection; it grows only for long heads or
+/// delimited replies.
+struct Buffer {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Buffer {
+    const INITIAL: usize = 16 * 1024;
+
+    fn new() -> Buffer {
+        Buffer {
+            data: vec![0; Buffer::INITIAL],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.clear();
+        }
+    }
+
+    /// Free space at the end, after compacting or growing if there is none.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.end == self.data.len() {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                let len = self.data.len() * 2;
+                self.data.resize(len, 0);
+            }
+        }
+        &mut self.data[self.end..]
+    }
+}
+
+async fn write_all(stream: &Async<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.get_ref().write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `req` and reads its reply.
+async fn exchange(
+    stream: &Async<TcpStream>,
+    buf: &mut Buffer,
+    parser: &mut ResponseParser,
+    req: &Prepared,
+    verify: bool,
+) -> Result<Complete, Outcome> {
+    write_all(stream, &req.wire)
+        .await
+        .map_err(|e| Outcome::from_io_error(&e))?;
+    parser.start(req);
+    loop {
+        if buf.start != buf.end {
+            match parser.feed(buf.filled(), req, verify) {
+                Ok((n, Progress::Done(c))) => {
+                    buf.consume(n);
+                    return Ok(c);
+                }
+                Ok((n, Progress::NeedMore)) => buf.consume(n),
+                Err(_) => return Err(Outcome::BadResponse),
+            }
+        }
+        // Readiness first, then one read: a read that would block costs a
+        // system call for nothing.
+        stream
+            .readable()
+            .await
+            .map_err(|e| Outcome::from_io_error(&e))?;
+        let spare = buf.spare();
+        match stream.get_ref().read(spare) {
+            Ok(0) => {
+                return parser.eof(req, verify).ok_or(Outcome::EofBeforeResponse);
+            }
+            Ok(n) => buf.end += n,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Outcome::from_io_error(&e)),
+        }
+    }
+}
+
+/// Keep-alive (or, in churn mode, one-shot) request/response.
+async fn requests(g: &mut Guard, source: Option<IpAddr>) {
+    let sh = g.sh.clone();
+    let plan = sh.plan.clone();
+    let mut conn: Option<Async<TcpStream>> = None;
+    let mut fresh_syn_retransmitted = false;
+    let mut buf = Buffer::new();
+    let mut parser = ResponseParser::default();
+    let mut timer = Timer::never();
+    while let Some((intended, kind)) = g.next().await {
+        g.begin();
+        let req = &plan.kinds[kind].prepared;
+        let stream = match &conn {
+            Some(s) => s,
+            None => match connect(&sh, source).await {
+                Ok(c) => {
+                    record(&mut sh.rec.borrow_mut().connect, c.took);
+                    fresh_syn_retransmitted = c.syn_retransmitted;
+                    buf.clear();
+                    conn.insert(c.stream)
+                }
+                Err(o) => {
+                    g.finish(o);
+                    continue;
+                }
+            },
+        };
+        let sent = Instant::now();
+        timer.set_at(sent + plan.read_timeout);
+        let result = future::or(
+            exchange(stream, &mut buf, &mut parser, req, plan.verify),
+            async {
+                (&mut timer).await;
+                Err(Outcome::ReadTimeout)
+            },
+        )
+        .await;
+        let done = Instant::now();
+        let outcome = match result {
+            Ok(c) => {
+                {
+                    let mut rec = sh.rec.borrow_mut();
+                    record(&mut rec.response, done - intended);
+                    record(&mut rec.service, done - sent);
+                }
+                if c.close || plan.mode == Mode::Churn {
+                    conn = None;
+                }
+                match c.outcome() {
+                    Outcome::Ok if fresh_syn_retransmitted => Outcome::SynRetransmitted,
+                    o => o,
+                }
+            }
+            Err(Outcome::ReadTimeout) => {
+                // Unacknowledged request bytes mean the server never took
+                // the connection: its accept queue dropped the final ACK.
+                let unacked = crate::kernel::tcp_info(stream.get_ref())
+                    .map(|i| i.unacked > 0)
+                    .unwrap_or(false);
+                conn = None;
+                if unacked {
+                    Outcome::RequestUnacked
+                } else {
+                    Outcome::ReadTimeout
+                }
+            }
+            Err(o) => {
+                conn = None;
+                o
+            }
+        };
+        fresh_syn_retransmitted = false;
+        g.finish(outcome);
+    }
+}
+
+/// `--mode connect`: each request is a connect, then a close by FIN or RST.
+async fn connects(g: &mut Guard, source: Option<IpAddr>) {
+    let sh = g.sh.clone();
+    while let Some((intended, _)) = g.next().await {
+        g.begin();
+        let outcome = match connect(&sh, source).await {
+            Ok(c) => {
+                {
+                    let mut rec = sh.rec.borrow_mut();
+                    record(&mut rec.connect, c.took);
+                    record(&mut rec.service, c.took);
+                    record(&mut rec.response, intended.elapsed());
+                }
+                if sh.plan.close_with == CloseWith::Rst {
+                    // Linger 0 makes close(2) send RST; a failure here only
+                    // means a FIN is sent instead.
+                    let _ = SockRef::from(c.stream.get_ref()).set_linger(Some(Duration::ZERO));
+                }
+                drop(c.stream);
+                if c.syn_retransmitted {
+                    Outcome::SynRetransmitted
+                } else {
+                    Outcome::Ok
+                }
+            }
+            Err(o) => o,
+        };
+        g.finish(outcome);
+    }
+}
+
+/// `--mode hold`: one connect per slot, then hold it idle until the end.
+async fn hold(g: &mut Guard, source: Option<IpAddr>) {
+    let sh = g.sh.clone();
+    let Some((intended, _)) = g.next().await else {
+        return;
+    };
+    g.begin();
+    let c = match connect(&sh, source).await {
+        Ok(c) => c,
+        Err(o) => {
+            g.finish(o);
+            return;
+        }
+    };
+    {
+        let mut rec = sh.rec.borrow_mut();
+        record(&mut rec.connect, c.took);
+        record(&mut rec.response, intended.elapsed());
+        rec.opened();
+    }
+    let mut byte = [0u8; 1];
+    let outcome = loop {
+        if sh.stop.load(Ordering::Relaxed) || sh.end.is_none_or(|e| Instant::now() >= e) {
+            break if c.syn_retransmitted {
+                Outcome::SynRetransmitted
+            } else {
+                Outcome::Ok
+            };
+        }
+        let woke = future::or(async { c.stream.readable().await.map(|()| true) }, async {
+            Timer::after(STOP_POLL).await;
+            Ok(false)
+        })
+        .await;
+        match woke {
+            Ok(false) => {}
+            Ok(true) => match c.stream.get_ref().read(&mut byte) {
+                Ok(0) => break Outcome::EofBeforeResponse,
+                // A server that talks first is still holding the connection.
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => break Outcome::from_io_error(&e),
+            },
+            Err(e) => break Outcome::from_io_error(&e),
+        }
+    };
+    sh.rec.borrow_mut().closed();
+    g.finish(outcome);
+}

@@ -1,0 +1,565 @@
+//! The client side of one HTTP/1.1 (or raw TCP) exchange, sans-IO: request
+//! bytes are precomputed once per request kind, and [`ResponseParser`] takes
+//! the bytes read so far and says how many it consumed and whether the
+//! response is complete. Framing by Content-Length, chunked transfer coding,
+//! or connection close; `tcp://` replies by byte count or delimiter. Bodies
+//! are checked as they stream past (`--verify`), never stored. Sockets and
+//! clocks live in `conn`, not here.
+
+use crate::outcome::Outcome;
+
+/// How much of a response head may be buffered before it is a bad response.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The longest reply buffered while looking for `--expect-delimiter`.
+pub const MAX_DELIMITED_BYTES: usize = 1 << 20;
+
+/// What a response body must be, when `--verify` is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Nothing checked beyond framing and status.
+    Anything,
+    /// The body must equal these bytes (`POST /echo`).
+    Echo(Vec<u8>),
+    /// `n` bytes of `floodgate_proto::bytes_endpoint_byte` (`GET /bytes/{n}`).
+    Bytes(u64),
+}
+
+/// How a reply is framed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framing {
+    /// An HTTP/1.1 response; `head_request` means no body follows.
+    Http { head_request: bool },
+    /// `tcp://`: complete after this many bytes.
+    Bytes(u64),
+    /// `tcp://`: complete after this delimiter.
+    Delimiter(Vec<u8>),
+}
+
+/// One request kind, with its bytes ready to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The whole request (head and body), written as is.
+    pub wire: Vec<u8>,
+    pub framing: Framing,
+    pub expect: Expect,
+}
+
+/// A response that was complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Complete {
+    /// The status code (200 for a `tcp://` reply).
+    pub status: u16,
+    /// The server said it will close (or the body was close-delimited).
+    pub close: bool,
+    /// `--verify` found a difference.
+    pub mismatch: bool,
+}
+
+impl Complete {
+    /// The request's outcome.
+    pub fn outcome(&self) -> Outcome {
+        if self.mismatch {
+            Outcome::VerifyMismatch
+        } else {
+            Outcome::from_status(self.status)
+        }
+    }
+}
+
+/// Why a response did not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("malformed response head")]
+    Head,
+    #[error("response head longer than {MAX_HEAD_BYTES} bytes")]
+    HeadTooLong,
+    #[error("invalid Content-Length")]
+    ContentLength,
+    #[error("malformed chunked body")]
+    Chunked,
+    #[error("reply longer than {MAX_DELIMITED_BYTES} bytes without the delimiter")]
+    NoDelimiter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    /// This many body bytes are still to come.
+    Length(u64),
+    /// Reading until the connection closes.
+    UntilClose,
+    ChunkSize,
+    ChunkData(u64),
+    ChunkDataEnd,
+    Trailer,
+    RawBytes(u64),
+    RawDelimiter,
+}
+
+/// Whether a response is complete yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    NeedMore,
+    Done(Complete),
+}
+
+/// Parses one reply at a time; reuse it for every request on a connection.
+#[derive(Debug)]
+pub struct ResponseParser {
+    state: State,
+    status: u16,
+    close: bool,
+    mismatch: bool,
+    /// Body bytes seen so far, for verification offsets.
+    body_offset: u64,
+    /// Where the delimiter search resumes, so a long reply is scanned once.
+    scanned: usize,
+}
+
+impl Default for ResponseParser {
+    fn default() -> Self {
+        ResponseParser {
+            state: State::Head,
+            status: 0,
+            close: false,
+            mismatch: false,
+            body_offset: 0,
+            scanned: 0,
+        }
+    }
+}
+
+impl ResponseParser {
+    /// Prepares for the reply to `req`.
+    pub fn start(&mut self, req: &Prepared) {
+        *self = ResponseParser::default();
+        match &req.framing {
+            Framing::Http { .. } => {}
+            Framing::Bytes(n) => {
+                self.status = 200;
+                self.state = State::RawBytes(*n)
+            }
+            Framing::Delimiter(_) => {
+                self.status = 200;
+                self.state = State::RawDelimiter
+            }
+        }
+    }
+
+    /// Consumes what it can of `buf`; returns the bytes consumed and whether
+    /// the reply is complete. Bytes after a complete reply are not consumed.
+    pub fn feed(
+        &mut self,
+        buf: &[u8],
+        req: &Prepared,
+        verify: bool,
+    ) -> Result<(usize, Progress), ResponseError> {
+        let mut used = 0;
+        loop {
+            let rest = &buf[used..];
+            match self.state {
+                State::Head => {
+                    let mut headers = [httparse::EMPTY_HEADER; 64];
+                    let mut resp = httparse::Response::new(&mut headers);
+                    let n = match resp.parse(rest) {
+                        Ok(httparse::Status::Complete(n)) => n,
+                        Ok(httparse::Status::Partial) => {
+                            if rest.len() >= MAX_HEAD_BYTES {
+                                return Err(ResponseError::HeadTooLong);
+                            }
+                            return Ok((used, Progress::NeedMore));
+                        }
+                        Err(_) => return Err(ResponseError::Head),
+                    };
+                    used += n;
+                    let status = resp.code.unwrap_or(0);
+                    self.status = status;
+                    self.close = resp.version == Some(0);
+                    let mut length = None;
+                    let mut chunked = false;
+                    for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            let v = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|s| s.trim().parse::<u64>().ok())
+                                .ok_or(ResponseError::ContentLength)?;
+                            if length.is_some_and(|l| l != v) {
+                                return Err(ResponseError::ContentLength);
+                            }
+                            length = Some(v);
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            chunked = h.value.eq_ignore_ascii_case(b"chunked")
+                                || h.value.to_ascii_lowercase().ends_with(b"chunked");
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            if h.value.eq_ignore_ascii_case(b"close") {
+                                self.close = true;
+                            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                                self.close = false;
+                            }
+                        }
+                    }
+                    let no_body = matches!(req.framing, Framing::Http { head_request: true })
+                        || (100..200).contains(&status)
+                        || status == 204
+                        || status == 304;
+                    self.state = if no_body {
+                        State::Length(0)
+                    } else if chunked {
+                        State::ChunkSize
+                    } else if let Some(l) = length {
+                        State::Length(l)
+                    } else {
+                        self.close = true;
+                        State::UntilClose
+                    };
+                }
+                State::Length(0) => return Ok((used, Progress::Done(self.finish(req, verify)))),
+                State::Length(left) => {
+                    let take = (rest.len() as u64).min(left) as usize;
+                    if take == 0 {
+                        return Ok((used, Progress::NeedMore));
+                    }
+                    self.body(&rest[..take], req, verify);
+                    used += take;
+                    self.state = State::Length(left - take as u64);
+                }
+                State::UntilClose => {
+                    self.body(rest, req, verify);
+                    return Ok((buf.len(), Progress::NeedMore));
+                }
+                State::ChunkSize => {
+                    let Some(line_end) = find_crlf(rest) else {
+                        if rest.len() > 1024 {
+                            return Err(ResponseError::Chunked);
+                        }
+                        return Ok((used, Progress::NeedMore));
+                    };
+                    let line = &rest[..line_end];
+                    let hex_end = line
+                        .iter()
+                        .position(|b| !b.is_ascii_hexdigit())
+                        .unwrap_or(line.len());
+                    if hex_end == 0 || hex_end > 15 {
+                        return Err(ResponseError::Chunked);
+                    }
+                    let mut size = 0u64;
+                    for b in &line[..hex_end] {
+                        size = size * 16 + (*b as char).to_digit(16).unwrap_or(0) as u64;
+                    }
+                    used += line_end + 2;
+                    self.state = if size == 0 {
+                        State::Trailer
+                    } else {
+                        State::ChunkData(size)
+                    };
+                }
+                State::ChunkData(left) => {
+                    let take = (rest.len() as u64).min(left) as usize;
+                    if take == 0 {
+                        return Ok((used, Progress::NeedMore));
+                    }
+                    self.body(&rest[..take], req, verify);
+                    used += take;
+                    self.state = if left == take as u64 {
+                        State::ChunkDataEnd
+                    } else {
+                        State::ChunkData(left - take as u64)
+                    };
+                }
+                State::ChunkDataEnd => {
+                    if rest.len() < 2 {
+                        return Ok((used, Progress::NeedMore));
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(ResponseError::Chunked);
+                    }
+                    used += 2;
+                    self.state = State::ChunkSize;
+                }
+                State::Trailer => {
+                    let Some(line_end) = find_crlf(rest) else {
+                        if rest.len() > 8192 {
+                            return Err(ResponseError::Chunked);
+                        }
+                        return Ok((used, Progress::NeedMore));
+                    };
+                    used += line_end + 2;
+                    if line_end == 0 {
+                        self.state = State::Length(0);
+                    }
+                }
+                State::RawBytes(left) => {
+                    let take = (rest.len() as u64).min(left) as usize;
+                    used += take;
+                    self.state = State::RawBytes(left - take as u64);
+                    if left == take as u64 {
+                        return Ok((used, Progress::Done(self.finish(req, verify))));
+                    }
+                    return Ok((used, Progress::NeedMore));
+                }
+                State::RawDelimiter => {
+                    let Framing::Delimiter(delim) = &req.framing else {
+                        return Err(ResponseError::NoDelimiter);
+                    };
+                    // The search restarts a little before where the last one
+                    // stopped, so a delimiter split across reads is found.
+                    let from = self.scanned.saturating_sub(delim.len());
+                    if let Some(pos) = find(&rest[from..], delim) {
+                        used += from + pos + delim.len();
+                        return Ok((used, Progress::Done(self.finish(req, verify))));
+                    }
+                    if rest.len() > MAX_DELIMITED_BYTES {
+                        return Err(ResponseError::NoDelimiter);
+                    }
+                    self.scanned = rest.len();
+                    // Nothing consumed: the caller keeps the bytes buffered.
+                    return Ok((used, Progress::NeedMore));
+                }
+            }
+        }
+    }
+
+    /// The peer closed the connection; completes a close-delimited body.
+    pub fn eof(&mut self, req: &Prepared, verify: bool) -> Option<Complete> {
+        if self.state == State::UntilClose {
+            return Some(self.finish(req, verify));
+        }
+        None
+    }
+
+    /// True once any byte of the reply has been parsed past the head.
+    pub fn started(&self) -> bool {
+        self.state != State::Head
+    }
+
+    fn body(&mut self, chunk: &[u8], req: &Prepared, verify: bool) {
+        if verify && !self.mismatch {
+            let ok = match &req.expect {
+                Expect::Anything => true,
+                Expect::Echo(body) => {
+                    let off = self.body_offset as usize;
+                    body.get(off..off + chunk.len()) == Some(chunk)
+                }
+                Expect::Bytes(n) => {
+                    self.body_offset + chunk.len() as u64 <= *n
+                        && chunk.iter().enumerate().all(|(i, b)| {
+                            *b == floodgate_proto::bytes_endpoint_byte(self.body_offset + i as u64)
+                        })
+                }
+            };
+            self.mismatch = !ok;
+        }
+        self.body_offset += chunk.len() as u64;
+    }
+
+    fn finish(&mut self, req: &Prepared, verify: bool) -> Complete {
+        if verify && (200..300).contains(&self.status) {
+            let want = match &req.expect {
+                Expect::Anything => None,
+                Expect::Echo(body) => Some(body.len() as u64),
+                Expect::Bytes(n) => Some(*n),
+            };
+            if want.is_some_and(|w| w != self.body_offset) {
+                self.mismatch = true;
+            }
+        }
+        let done = Complete {
+            status: self.status,
+            close: self.close,
+            mismatch: self.mismatch,
+        };
+        self.state = State::Head;
+        done
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get() -> Prepared {
+        Prepared {
+            wire: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            framing: Framing::Http {
+                head_request: false,
+            },
+            expect: Expect::Anything,
+        }
+    }
+
+    /// Feeds `input` split at every byte boundary and checks the result is
+    /// the same as one feed.
+    fn check(
+        input: &[u8],
+        req: &Prepared,
+        verify: bool,
+        expected: Result<Complete, ResponseError>,
+    ) {
+        for split in 0..=input.len() {
+            let mut p = ResponseParser::default();
+            p.start(req);
+            let mut buf = Vec::new();
+            let mut got = None;
+            for part in [&input[..split], &input[split..]] {
+                buf.extend_from_slice(part);
+                match p.feed(&buf, req, verify) {
+                    Ok((n, prog)) => {
+                        buf.drain(..n);
+                        if let Progress::Done(c) = prog {
+                            got = Some(Ok(c));
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        got = Some(Err(e));
+                        break;
+                    }
+                }
+            }
+            let got = got.or_else(|| p.eof(req, verify).map(Ok));
+            assert_eq!(got, Some(expected), "split at {split}");
+        }
+    }
+
+    fn ok(status: u16, close: bool) -> Result<Complete, ResponseError> {
+        Ok(Complete {
+            status,
+            close,
+            mismatch: false,
+        })
+    }
+
+    #[test]
+    fn content_length() {
+        check(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            &get(),
+            false,
+            ok(200, false),
+        );
+        check(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            &get(),
+            false,
+            ok(404, true),
+        );
+    }
+
+    #[test]
+    fn chunked_with_trailer() {
+        check(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+            &get(),
+            false,
+            ok(200, false),
+        );
+    }
+
+    #[test]
+    fn close_delimited_body_completes_at_eof() {
+        check(b"HTTP/1.1 200 OK\r\n\r\nabc", &get(), false, ok(200, true));
+    }
+
+    #[test]
+    fn malformed_head_and_length() {
+        check(
+            b"HTTP/1.1 2x0 OK\r\n\r\n",
+            &get(),
+            false,
+            Err(ResponseError::Head),
+        );
+        check(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            &get(),
+            false,
+            Err(ResponseError::ContentLength),
+        );
+    }
+
+    #[test]
+    fn verify_echo_catches_one_flipped_byte() {
+        let req = Prepared {
+            expect: Expect::Echo(b"hello".to_vec()),
+            ..get()
+        };
+        check(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            &req,
+            true,
+            ok(200, false),
+        );
+        check(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhellp",
+            &req,
+            true,
+            Ok(Complete {
+                status: 200,
+                close: false,
+                mismatch: true,
+            }),
+        );
+        // A short body is a mismatch too.
+        check(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nhell",
+            &req,
+            true,
+            Ok(Complete {
+                status: 200,
+                close: false,
+                mismatch: true,
+            }),
+        );
+    }
+
+    #[test]
+    fn verify_bytes_endpoint() {
+        let req = Prepared {
+            expect: Expect::Bytes(30),
+            ..get()
+        };
+        let mut good = b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n".to_vec();
+        good.extend((0..30).map(floodgate_proto::bytes_endpoint_byte));
+        check(&good, &req, true, ok(200, false));
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        check(
+            &bad,
+            &req,
+            true,
+            Ok(Complete {
+                status: 200,
+                close: false,
+                mismatch: true,
+            }),
+        );
+    }
+
+    #[test]
+    fn raw_tcp_by_count_and_delimiter() {
+        let by_count = Prepared {
+            wire: b"ping".to_vec(),
+            framing: Framing::Bytes(4),
+            expect: Expect::Anything,
+        };
+        check(b"pong", &by_count, false, ok(200, false));
+        let by_delim = Prepared {
+            wire: b"ping".to_vec(),
+            framing: Framing::Delimiter(b"\r\n".to_vec()),
+            expect: Expect::Anything,
+        };
+        check(b"pong\r\n", &by_delim, false, ok(200, false));
+    }
+}

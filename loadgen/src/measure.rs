@@ -1,0 +1,92 @@
+//! What a run measures, per thread then merged: HDR histograms in
+//! microseconds (1 µs to 60 s, 3 significant digits, constant memory however
+//! long the run) and the outcome counts. Response time runs from each
+//! request's intended send time, service time from the actual send, connect
+//! time per connect, and generator lag is kept apart from all three.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::outcome::{Outcome, OutcomeCounts};
+
+/// Highest trackable value: 60 s in µs.
+pub const MAX_US: u64 = 60_000_000;
+
+/// A new histogram with the run's bounds.
+pub fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// One thread's measurements, merged into the run's at the end.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// From intended send time to complete response.
+    pub response: Histogram<u64>,
+    /// From actual send to complete response.
+    pub service: Histogram<u64>,
+    /// From socket creation to established.
+    pub connect: Histogram<u64>,
+    /// How late an idle connection started a send, past its intended time.
+    pub lag: Histogram<u64>,
+    pub outcomes: OutcomeCounts,
+    /// Requests that became due (open loop) or were started (closed loop).
+    pub scheduled: u64,
+    /// Connects attempted.
+    pub connects: u64,
+    /// Most connections open at once (hold mode's "held").
+    pub open_max: u64,
+    open_now: u64,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            response: histogram(),
+            service: histogram(),
+            connect: histogram(),
+            lag: histogram(),
+            outcomes: OutcomeCounts::default(),
+            scheduled: 0,
+            connects: 0,
+            open_max: 0,
+            open_now: 0,
+        }
+    }
+}
+
+/// Records a duration in µs, clamped into the histogram's range.
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = (d.as_micros() as u64).clamp(1, MAX_US);
+    h.saturating_record(us);
+}
+
+impl Recorder {
+    pub fn outcome(&mut self, o: Outcome) {
+        self.outcomes.add(o, 1);
+    }
+
+    pub fn opened(&mut self) {
+        self.open_now += 1;
+        self.open_max = self.open_max.max(self.open_now);
+    }
+
+    pub fn closed(&mut self) {
+        self.open_now = self.open_now.saturating_sub(1);
+    }
+
+    /// Adds another thread's measurements. Per-thread `open_max` values add
+    /// up to an upper bound, which is exact in hold mode (nothing closes).
+    pub fn merge(&mut self, other: &Recorder) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.response.add(&other.response);
+        let _ = self.service.add(&other.service);
+        let _ = self.connect.add(&other.connect);
+        let _ = self.lag.add(&other.lag);
+        self.outcomes.merge(&other.outcomes);
+        self.scheduled += other.scheduled;
+        self.connects += other.connects;
+        self.open_max += other.open_max;
+    }
+}

@@ -1,0 +1,203 @@
+//! Per-connection schedules: which request kind each request is and, in
+//! open loop, when it is intended to be sent. Each connection slot draws
+//! from its own ChaCha stream of the run's seed, so the schedule depends only
+//! on the seed, the slot and the plan, never on timing or thread count.
+//! Sending and waiting live in `conn`.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::plan::{Arrival, Load, Plan};
+
+/// The requests of one connection slot.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    rng: ChaCha8Rng,
+    /// Cumulative weights of the request kinds; empty when there is one kind.
+    cumulative: Vec<u32>,
+    /// `None` in closed loop.
+    open: Option<OpenState>,
+    /// Requests left for this slot (`None`: until the end time).
+    remaining: Option<u64>,
+    /// No request is intended at or after this offset from the start.
+    end: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OpenState {
+    /// Mean gap between this slot's arrivals, in seconds.
+    mean_gap_s: f64,
+    arrival: Arrival,
+    /// The next intended offset from the start of the run, in seconds.
+    next_s: f64,
+}
+
+/// One scheduled request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slot {
+    /// Intended send time as an offset from the run's start (zero in closed
+    /// loop, where the send time is whenever the connection is free).
+    pub offset: Duration,
+    /// Index into `Plan::kinds`.
+    pub kind: usize,
+}
+
+impl Schedule {
+    /// The schedule of connection slot `index` of `plan`.
+    pub fn new(plan: &Plan, index: usize) -> Schedule {
+        let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+        rng.set_stream(index as u64);
+        let mut cumulative = Vec::new();
+        if plan.kinds.len() > 1 {
+            let mut sum = 0;
+            for k in &plan.kinds {
+                sum += k.weight;
+                cumulative.push(sum);
+            }
+        }
+        let c = plan.connections as u64;
+        let remaining = plan
+            .requests
+            .map(|n| n / c + u64::from((index as u64) < n % c));
+        let open = match plan.load {
+            Load::Closed => None,
+            Load::Open {
+                rate_per_s,
+                arrival,
+            } => {
+                let mean_gap_s = plan.connections as f64 / rate_per_s;
+                let next_s = match arrival {
+                    // Slots are staggered so the total is evenly spaced.
+                    Arrival::Uniform => mean_gap_s * index as f64 / plan.connections as f64,
+                    Arrival::Poisson => exponential(&mut rng, mean_gap_s),
+                };
+                Some(OpenState {
+                    mean_gap_s,
+                    arrival,
+                    next_s,
+                })
+            }
+        };
+        Schedule {
+            rng,
+            cumulative,
+            open,
+            remaining,
+            end: plan.duration,
+        }
+    }
+
+    /// The next request, or `None` when this slot is done.
+    pub fn next_slot(&mut self) -> Option<Slot> {
+        if self.remaining == Some(0) {
+            return None;
+        }
+        let offset = match &mut self.open {
+            None => Duration::ZERO,
+            Some(o) => {
+                let now = o.next_s;
+                let gap = match o.arrival {
+                    Arrival::Uniform => o.mean_gap_s,
+                    Arrival::Poisson => exponential(&mut self.rng, o.mean_gap_s),
+                };
+                o.next_s += gap;
+                Duration::from_secs_f64(now)
+            }
+        };
+        if self.open.is_some() && self.end.is_some_and(|end| offset >= end) {
+            return None;
+        }
+        if let Some(r) = &mut self.remaining {
+            *r -= 1;
+        }
+        let kind = if self.cumulative.is_empty() {
+            0
+        } else {
+            let total = *self.cumulative.last().unwrap_or(&1);
+            let x = self.rng.random_range(0..total);
+            self.cumulative.partition_point(|c| *c <= x)
+        };
+        Some(Slot { offset, kind })
+    }
+}
+
+fn exponential(rng: &mut ChaCha8Rng, mean: f64) -> f64 {
+    // 1 - u is in (0, 1], so the logarithm is finite.
+    let u: f64 = rng.random();
+    -(1.0 - u).ln() * mean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanInput;
+
+    fn plan(seed: u64, arrival: Arrival) -> Plan {
+        Plan::new(PlanInput {
+            target: "http://127.0.0.1:1/".into(),
+            rate_per_s: Some(1000.0),
+            arrival,
+            connections: 4,
+            threads: 2,
+            duration: Some(Duration::from_secs(1)),
+            seed,
+            mix: Some("3 GET /, 1 POST /echo 10".into()),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            ..PlanInput::default()
+        })
+        .unwrap()
+    }
+
+    fn all(plan: &Plan) -> Vec<Vec<Slot>> {
+        (0..plan.connections)
+            .map(|i| {
+                let mut s = Schedule::new(plan, i);
+                std::iter::from_fn(|| s.next_slot()).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn same_seed_same_schedule() {
+        let a = all(&plan(7, Arrival::Poisson));
+        assert_eq!(a, all(&plan(7, Arrival::Poisson)));
+        assert_ne!(a, all(&plan(8, Arrival::Poisson)));
+        // The mix follows the weights roughly: 3 of 4 are GET /.
+        let kinds: Vec<usize> = a.iter().flatten().map(|s| s.kind).collect();
+        let gets = kinds.iter().filter(|k| **k == 0).count() as f64 / kinds.len() as f64;
+        assert!((0.65..0.85).contains(&gets), "{gets}");
+    }
+
+    #[test]
+    fn rate_and_end_are_respected() {
+        for arrival in [Arrival::Uniform, Arrival::Poisson] {
+            let slots = all(&plan(1, arrival));
+            let n: usize = slots.iter().map(Vec::len).sum();
+            // 1000/s for 1 s; Poisson varies by a few standard deviations (~32).
+            assert!((850..1150).contains(&n), "{arrival:?}: {n}");
+            assert!(
+                slots
+                    .iter()
+                    .flatten()
+                    .all(|s| s.offset < Duration::from_secs(1))
+            );
+        }
+        // Uniform slots interleave into an evenly spaced total: 1 ms apart.
+        let mut offsets: Vec<Duration> = all(&plan(1, Arrival::Uniform))
+            .into_iter()
+            .flatten()
+            .map(|s| s.offset)
+            .collect();
+        offsets.sort();
+        for w in offsets.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap > Duration::from_micros(990) && gap < Duration::from_micros(1010),
+                "{gap:?}"
+            );
+        }
+    }
+}

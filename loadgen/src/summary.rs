@@ -1,0 +1,88 @@
+//! The human summary of a [`LoadResult`], rendered over any `W: Write`
+//! (stdout for the command, a `Vec` in tests). It reads only the result
+//! model, never the recorder.
+
+use std::io::{self, Write};
+
+use crate::result::{LoadResult, Percentiles};
+
+/// Writes the summary: rate achieved against asked, percentiles, outcomes.
+pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
+    let p = &r.plan;
+    writeln!(
+        w,
+        "floodgate load {}{}: {} loop, mode {:?}, {} connections, {} threads, seed {}",
+        r.target,
+        if r.partial {
+            " (PARTIAL: stopped early)"
+        } else {
+            ""
+        },
+        p.load,
+        p.mode,
+        p.connections,
+        p.threads,
+        r.seed
+    )?;
+    match r.asked_rate_per_s {
+        Some(asked) => writeln!(
+            w,
+            "  rate: {:.1}/s achieved of {:.1}/s asked ({:.1}%) over {:.2} s",
+            r.achieved_rate_per_s,
+            asked,
+            100.0 * r.achieved_rate_per_s / asked,
+            r.window_s
+        )?,
+        None => writeln!(
+            w,
+            "  rate: {:.1}/s achieved over {:.2} s",
+            r.achieved_rate_per_s, r.window_s
+        )?,
+    }
+    writeln!(
+        w,
+        "  {:<24}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "(ms)", "p50", "p90", "p99", "p99.9", "max", "count"
+    )?;
+    let row = |w: &mut W, name: &str, q: &Percentiles| {
+        let ms = |us: u64| us as f64 / 1000.0;
+        writeln!(
+            w,
+            "  {:<24}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10}",
+            name,
+            ms(q.p50),
+            ms(q.p90),
+            ms(q.p99),
+            ms(q.p999),
+            ms(q.max),
+            q.count
+        )
+    };
+    row(&mut w, "response (intended)", &r.latency_us)?;
+    row(&mut w, "service (actual send)", &r.service_time_us)?;
+    row(&mut w, "connect", &r.connect_time_us)?;
+    if r.generator_lag_us.count > 0 {
+        row(&mut w, "generator lag", &r.generator_lag_us)?;
+    }
+    if let Some(held) = r.held_max {
+        writeln!(w, "  connections held at most: {held}")?;
+    }
+    writeln!(
+        w,
+        "  outcomes ({} scheduled, {} connects):",
+        r.scheduled, r.connects
+    )?;
+    for (name, n) in r.outcomes.iter().filter(|(_, n)| **n > 0) {
+        let pct = 100.0 * *n as f64 / r.scheduled.max(1) as f64;
+        writeln!(w, "    {name:<24}{n:>12}  {pct:>6.2}%")?;
+    }
+    if r.outcomes_total() != r.scheduled {
+        writeln!(
+            w,
+            "  WARNING: outcomes sum to {} but {} were scheduled",
+            r.outcomes_total(),
+            r.scheduled
+        )?;
+    }
+    Ok(())
+}

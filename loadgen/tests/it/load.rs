@@ -1,0 +1,255 @@
+//! Runs of the load generator against misbehaving test servers: the books
+//! balance, stalls show in intended-time latency, --verify catches a
+//! corrupted echo, connect storms against a full accept queue never count ok.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use floodgate_loadgen::plan::{Mode, PlanInput};
+use floodgate_loadgen::{LoadResult, Outcome, Plan, run};
+
+use crate::util::{TestServer, input, ok, plan};
+
+fn run_plan(plan: &Plan) -> LoadResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ran = run(plan, &stop, |_| {});
+    let result = LoadResult::new(plan, &ran);
+    assert_eq!(
+        result.outcomes_total(),
+        result.scheduled,
+        "the books balance: {:?}",
+        result.outcomes
+    );
+    result
+}
+
+fn count(r: &LoadResult, o: Outcome) -> u64 {
+    r.outcomes[o.name()]
+}
+
+#[test]
+fn closed_loop_requests_all_ok_and_balance() {
+    let server = TestServer::start(|_, _| ok(b"hello"));
+    let r = run_plan(&plan(PlanInput {
+        requests: Some(200),
+        closed: true,
+        connections: 4,
+        threads: 2,
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(r.scheduled, 200);
+    assert_eq!(count(&r, Outcome::Ok), 200);
+    assert_eq!(r.latency_us.count, 200);
+    assert_eq!(r.connects, 4, "keep-alive: one connect per connection");
+}
+
+#[test]
+fn http_errors_are_counted_by_class() {
+    let server = TestServer::start(|n, _| {
+        if n % 2 == 0 {
+            ok(b"x")
+        } else {
+            b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n".to_vec()
+        }
+    });
+    let r = run_plan(&plan(PlanInput {
+        requests: Some(40),
+        connections: 1,
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(count(&r, Outcome::Ok), 20);
+    assert_eq!(count(&r, Outcome::Http5xx), 20);
+}
+
+/// Coordinated omission: one 500 ms stall under open-loop load must show in
+/// the response time (from intended send times) of every request queued
+/// behind it, not only in the one stalled request's service time.
+#[test]
+fn a_stall_shows_in_intended_time_percentiles() {
+    let server = TestServer::start(|n, _| {
+        if n == 50 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ok(b"ok")
+    });
+    let r = run_plan(&plan(PlanInput {
+        rate_per_s: Some(200.0),
+        duration: Some(Duration::from_secs(2)),
+        connections: 1,
+        ..input(&server.url("/"))
+    }));
+    assert!(count(&r, Outcome::Ok) >= 350, "{:?}", r.outcomes);
+    assert!(
+        r.latency_us.p99 > 200_000,
+        "response p99 {} µs should include the queue behind the stall",
+        r.latency_us.p99
+    );
+    assert!(
+        r.service_time_us.p99 < 100_000,
+        "service p99 {} µs: only one request stalled",
+        r.service_time_us.p99
+    );
+    assert!(r.service_time_us.max >= 500_000);
+}
+
+#[test]
+fn verify_catches_a_corrupted_echo() {
+    let flip = |n: u64, body: &[u8]| {
+        let mut body = body.to_vec();
+        if n % 4 == 3 {
+            body[17] ^= 0x01;
+        }
+        ok(&body)
+    };
+    let server = TestServer::start(flip);
+    let verified = run_plan(&plan(PlanInput {
+        requests: Some(40),
+        connections: 1,
+        method: Some("POST".into()),
+        body_bytes: 100,
+        verify: true,
+        ..input(&server.url("/echo"))
+    }));
+    assert_eq!(count(&verified, Outcome::VerifyMismatch), 10);
+    assert_eq!(count(&verified, Outcome::Ok), 30);
+    // Without --verify the same replies all count as ok.
+    let unverified = run_plan(&plan(PlanInput {
+        requests: Some(40),
+        connections: 1,
+        method: Some("POST".into()),
+        body_bytes: 100,
+        ..input(&server.url("/echo"))
+    }));
+    assert_eq!(count(&unverified, Outcome::Ok), 40);
+}
+
+#[test]
+fn server_closing_mid_response_is_eof_before_response() {
+    // Promises 10 bytes, sends 3, then closes the connection.
+    let server = TestServer::start_closing(|_, _| {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()
+    });
+    let r = run_plan(&plan(PlanInput {
+        requests: Some(5),
+        connections: 1,
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(count(&r, Outcome::EofBeforeResponse), 5, "{:?}", r.outcomes);
+    assert_eq!(r.connects, 5, "a new connection after each close");
+}
+
+#[test]
+fn refused_connects_are_connect_refused() {
+    // A port that was just free: bind, note it, close.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let r = run_plan(&plan(PlanInput {
+        requests: Some(10),
+        connections: 2,
+        ..input(&format!("http://{addr}/"))
+    }));
+    assert_eq!(count(&r, Outcome::ConnectRefused), 10, "{:?}", r.outcomes);
+}
+
+/// A listener that never accepts, its accept queue already full: SYNs are
+/// dropped, so connects time out (or show SYN retransmissions), never ok.
+#[test]
+fn connect_mode_against_a_full_accept_queue_is_never_ok() {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    // Fill the queue: connect until a connect no longer completes.
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        held.push(s);
+        assert!(Instant::now() < deadline, "the accept queue never filled");
+    }
+    let r = run_plan(&plan(PlanInput {
+        mode: Mode::Connect,
+        rate_per_s: Some(20.0),
+        requests: Some(6),
+        connections: 3,
+        connect_timeout: Duration::from_millis(300),
+        ..input(&format!("http://{addr}/"))
+    }));
+    assert_eq!(count(&r, Outcome::Ok), 0, "{:?}", r.outcomes);
+    assert_eq!(
+        count(&r, Outcome::ConnectTimeout) + count(&r, Outcome::SynRetransmitted),
+        6,
+        "{:?}",
+        r.outcomes
+    );
+    drop(held);
+}
+
+#[test]
+fn raw_tcp_with_delimiter() {
+    // The test server speaks HTTP framing on input; a tcp:// payload shaped
+    // like a request gets a reply the delimiter ends.
+    let server = TestServer::start(|_, _| b"PONG\r\n".to_vec());
+    let r = run_plan(&plan(PlanInput {
+        payload: Some(b"PING\r\n\r\n".to_vec()),
+        expect_delimiter: Some(b"\r\n".to_vec()),
+        requests: Some(30),
+        ..input(&format!("tcp://{}", server.addr))
+    }));
+    assert_eq!(count(&r, Outcome::Ok), 30, "{:?}", r.outcomes);
+}
+
+#[test]
+fn churn_mode_connects_per_request() {
+    let server = TestServer::start(|_, _| ok(b"x"));
+    let r = run_plan(&plan(PlanInput {
+        mode: Mode::Churn,
+        requests: Some(20),
+        connections: 2,
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(count(&r, Outcome::Ok), 20, "{:?}", r.outcomes);
+    assert_eq!(r.connects, 20);
+}
+
+#[test]
+fn hold_mode_holds_its_connections() {
+    let server = TestServer::start(|_, _| ok(b"x"));
+    let r = run_plan(&plan(PlanInput {
+        mode: Mode::Hold,
+        connections: 20,
+        duration: Some(Duration::from_millis(500)),
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(r.held_max, Some(20));
+    assert_eq!(count(&r, Outcome::Ok), 20, "{:?}", r.outcomes);
+}
+
+#[test]
+fn ctrl_c_stops_with_a_partial_balanced_result() {
+    let server = TestServer::start(|_, _| ok(b"x"));
+    let p = plan(PlanInput {
+        rate_per_s: Some(500.0),
+        duration: Some(Duration::from_secs(30)),
+        ..input(&server.url("/"))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = stop.clone();
+    let t0 = Instant::now();
+    let ran = run(&p, &stop, move |s| {
+        if s.done > 100 {
+            stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let r = LoadResult::new(&p, &ran);
+    assert!(r.partial);
+    assert!(t0.elapsed() < Duration::from_secs(10), "stopped promptly");
+    assert_eq!(r.outcomes_total(), r.scheduled);
+    assert!(count(&r, Outcome::Ok) > 100);
+}
