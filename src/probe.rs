@@ -1,13 +1,469 @@
-//! `floodgate probe`: flags and orchestration.
+//! `floodgate probe backlog`: flags, choosing the probe subject (a reference
+//! server child, an in-process listener, or a target given by address), the
+//! lab mode that re-runs the probe inside a fresh network namespace, and
+//! printing the result. The probe itself is `floodgate_loadgen::probe`.
 //!
-//! SKELETON: being written.
+//! Lab mode (`--netns`) creates `floodgate-<pid>-<n>` with `ip netns add`,
+//! brings up its loopback, and re-executes this same command under
+//! `ip netns exec` with a hidden `--inside-netns NAME`; that inner process
+//! applies the `--sysctl` values (only `net.*` keys, which are per namespace)
+//! and runs the probe. The outer process only waits, forwards SIGINT/SIGTERM
+//! and deletes the namespace on every exit path (a `Drop` guard).
 
-use std::process::ExitCode;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
-/// Flags of `floodgate probe`.
+use anyhow::{Context, bail};
+use floodgate_loadgen::kernel;
+use floodgate_loadgen::probe::{
+    self, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, ProbeReport, StopSignal,
+};
+
+use crate::flags;
+
+const AFTER_HELP: &str = "\
+Subjects:
+  (no --target)        start a reference server (`floodgate serve --backlog N`)
+                       as a child and pause it with SIGSTOP, or with its
+                       /admin/pause-accept endpoint given --pause-endpoint
+  --subject socket     a bare listener inside floodgate with backlog N that
+                       accepts nothing during the burst
+  --target HOST:PORT   an existing listener, paused by --pid PID (SIGSTOP, and
+                       always SIGCONT afterwards) or --pause-endpoint
+
+Lab mode: --netns runs everything in a fresh network namespace (root only),
+with the --sysctl values given, and removes it afterwards.
+
+Exit codes:
+  0  measured: the queue filled and every held connection was served
+  1  error, the queue never filled (fire more connects), or a held
+     connection was not served after the resume
+  130 interrupted (the target was resumed first)";
+
+/// Flags of `floodgate probe backlog`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_long_help = AFTER_HELP)]
+pub struct Args {
+    /// Probe an existing listener instead of starting a reference server.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["netns", "subject"])]
+    target: Option<String>,
+    /// Pause by POST /admin/pause-accept?ms=... (floodgate's reference server).
+    #[arg(long, conflicts_with = "pid")]
+    pause_endpoint: bool,
+    /// Pause the target process with SIGSTOP (always resumed with SIGCONT).
+    #[arg(long, value_name = "PID", requires = "target")]
+    pid: Option<i32>,
+    /// What to probe when there is no --target.
+    #[arg(long, value_enum, default_value_t = Subject::Server)]
+    subject: Subject,
+    /// The listen(2) backlog of the subject started here (default 128); with
+    /// --target, the backlog the target asked for, if known, to compare.
+    #[arg(long, value_name = "N")]
+    backlog: Option<u32>,
+    /// Connects in the burst (default: the expected capacity + 32, or 4129
+    /// when unknown; at most 5000).
+    #[arg(long, value_name = "N")]
+    connects: Option<usize>,
+    /// How long connects may take and still count; below the first SYN
+    /// retransmission (1 s).
+    #[arg(long, value_name = "DURATION", default_value = "900ms", value_parser = flags::duration)]
+    window: Duration,
+    /// How long held connections get to be answered after the resume.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration)]
+    serve_timeout: Duration,
+    /// Path requested on every held connection after the resume.
+    #[arg(long, value_name = "PATH", default_value = "/health")]
+    check_path: String,
+    /// Write the report as JSON (top-level `capacity`, `implied_backlog`).
+    #[arg(long, value_name = "FILE.json")]
+    out: Option<PathBuf>,
+    /// Run in a fresh network namespace (root), removed afterwards.
+    #[arg(long)]
+    netns: bool,
+    /// A net.* sysctl for the namespace, e.g. net.core.somaxconn=64
+    /// (repeatable; needs --netns).
+    #[arg(long = "sysctl", value_name = "KEY=VALUE", value_parser = parse_sysctl)]
+    sysctls: Vec<(String, String)>,
+    /// Set by --netns on the command it re-runs inside the namespace.
+    #[arg(long, value_name = "NAME", hide = true, conflicts_with = "netns")]
+    inside_netns: Option<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Subject {
+    /// The reference server, as a child process.
+    Server,
+    /// A bare listener in this process.
+    Socket,
+}
+
+const DEFAULT_BACKLOG: u32 = 128;
+const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.sysctls.is_empty() && !args.netns && args.inside_netns.is_none() {
+        bail!(
+            "--sysctl changes kernel settings, so it is only allowed with --netns (a fresh \
+             network namespace); without it, it would change this host's settings"
+        );
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, interrupted.clone())
+            .context("installing the SIGINT/SIGTERM handler")?;
+    }
+    if args.netns {
+        return run_in_new_netns(&interrupted);
+    }
+    if args.inside_netns.is_some() {
+        for (key, value) in &args.sysctls {
+            write_sysctl(key, value)?;
+        }
+    }
+    probe_here(&args, &interrupted)
+}
+
+fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
+    let somaxconn = read_somaxconn();
+    let mut server = None;
+    let (target, mut pause, configured): (SocketAddr, Box<dyn Pause>, Option<u32>) =
+        match &args.target {
+            Some(target) => {
+                let addr = resolve(target)?;
+                let pause: Box<dyn Pause> = match (args.pid, args.pause_endpoint) {
+                    (Some(pid), _) => Box::new(StopSignal::new(pid)),
+                    (None, true) => Box::new(PauseEndpoint::new(addr, pause_length(args))),
+                    (None, false) => bail!(
+                        "--target needs a way to stop it from accepting: --pid PID (SIGSTOP) or \
+                         --pause-endpoint (floodgate's reference server)"
+                    ),
+                };
+                (addr, pause, args.backlog)
+            }
+            None => {
+                let backlog = args.backlog.unwrap_or(DEFAULT_BACKLOG);
+                match args.subject {
+                    Subject::Server => {
+                        let child = ServerChild::start(backlog)?;
+                        let addr = child.addr;
+                        let pause: Box<dyn Pause> = if args.pause_endpoint {
+                            Box::new(PauseEndpoint::new(addr, pause_length(args)))
+                        } else {
+                            Box::new(StopSignal::new(child.pid()))
+                        };
+                        server = Some(child);
+                        (addr, pause, Some(backlog))
+                    }
+                    Subject::Socket => {
+                        let backlog_arg = i32::try_from(backlog)
+                            .with_context(|| format!("--backlog {backlog} is above i32::MAX"))?;
+                        let listener =
+                            HeldListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), backlog_arg)
+                                .context("binding a listener on 127.0.0.1:0")?;
+                        let addr = listener.local_addr();
+                        (addr, Box::new(listener), Some(backlog))
+                    }
+                }
+            }
+        };
+    // The kernel's own backlog for the listener, when it is local, sizes the
+    // burst better than any flag.
+    let kernel_backlog = kernel::port_state(target.port())
+        .ok()
+        .filter(|s| !s.listeners.is_empty())
+        .map(|s| s.backlog());
+    let expected = kernel_backlog.or(match (configured, somaxconn) {
+        (Some(c), Some(s)) => Some(c.min(s)),
+        (c, _) => c,
+    });
+    let connects = args
+        .connects
+        .unwrap_or_else(|| Config::default_connects(expected));
+    if connects > MAX_CONNECTS {
+        bail!("--connects {connects} is above the limit of {MAX_CONNECTS}");
+    }
+    let local = kernel_backlog.is_some();
+    let config = Config {
+        target,
+        connects,
+        window: args.window,
+        serve_timeout: args.serve_timeout,
+        check_path: args.check_path.clone(),
+        configured_backlog: configured,
+        somaxconn: if local { somaxconn } else { None },
+    };
+    let result = probe::run(&config, pause.as_mut(), interrupted);
+    // Resume (StopSignal's Drop) before the server child is killed.
+    drop(pause);
+    drop(server);
+    let report = match result {
+        Ok(r) => r,
+        Err(probe::ProbeError::Interrupted) => {
+            eprintln!("floodgate: interrupted; the target was resumed");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("probing the accept queue of {target}"));
+        }
+    };
+    print_report(&report);
+    if let Some(path) = &args.out {
+        write_json(path, &report)?;
+    }
+    if report.timed_out == 0 || report.unserved > 0 || report.capacity == 0 {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The accept pause asked of `/admin/pause-accept`: the burst's window plus
+/// room to fire the connects and read the queue.
+fn pause_length(args: &Args) -> Duration {
+    args.window + Duration::from_millis(1500)
+}
+
+fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    target
+        .to_socket_addrs()
+        .with_context(|| format!("--target {target}: expected HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--target {target}: the name resolved to no address"))
+}
+
+fn print_report(r: &ProbeReport) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "capacity: {} (implied backlog {}) on {}",
+        r.capacity, r.implied_backlog, r.target
+    );
+    for line in &r.explanation {
+        let _ = writeln!(out, "  - {line}");
+    }
+    let _ = writeln!(out, "verdict: {}", r.verdict.summary);
+    for note in &r.verdict.notes {
+        let _ = writeln!(out, "  - {note}");
+    }
+}
+
+fn write_json(path: &Path, report: &ProbeReport) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(report).context("serialising the probe report")?;
+    std::fs::write(path, json).with_context(|| format!("writing --out {}", path.display()))
+}
+
+fn read_somaxconn() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A `floodgate serve` child on 127.0.0.1:0; killed by its own PID when
+/// dropped, and by the kernel if this process dies first (PDEATHSIG).
+struct ServerChild {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerChild {
+    fn start(backlog: u32) -> anyhow::Result<ServerChild> {
+        let exe = std::env::current_exe().context("finding the floodgate executable")?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--backlog"])
+            .arg(backlog.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill
+        // this child if floodgate dies, so a SIGSTOPped server is never left
+        // behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} serve", exe.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the server's stdout is piped")?;
+        let mut server = ServerChild {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        // Read the `listening on ADDR` line on a thread, so a server that
+        // hangs before printing it cannot hang the probe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("floodgate-serve-stdout".into())
+            .spawn(move || {
+                let mut lines = BufReader::new(stdout).lines();
+                let addr = lines.by_ref().map_while(Result::ok).find_map(|line| {
+                    line.strip_prefix("listening on ")
+                        .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+                });
+                let _ = tx.send(addr);
+                // Keep draining, so the server never blocks on a full pipe.
+                for _ in lines {}
+            })
+            .context("starting the server-stdout thread")?;
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Some(addr)) => server.addr = addr,
+            Ok(None) => bail!("floodgate serve exited before printing `listening on ADDR`"),
+            Err(_) => bail!("floodgate serve printed no `listening on ADDR` within 10 s"),
+        }
+        Ok(server)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_sysctl(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE like net.core.somaxconn=64, got '{text}'"))?;
+    let key = key.trim();
+    let valid = key.starts_with("net.")
+        && !key.contains("..")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+    if !valid {
+        return Err(format!(
+            "'{key}' is not allowed: only net.* sysctls, which belong to the network namespace"
+        ));
+    }
+    Ok((key.to_owned(), value.trim().to_owned()))
+}
+
+fn write_sysctl(key: &str, value: &str) -> anyhow::Result<()> {
+    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    std::fs::write(&path, format!("{value}\n"))
+        .with_context(|| format!("--sysctl {key}={value}: writing {}", path.display()))?;
+    let back = std::fs::read_to_string(&path)
+        .with_context(|| format!("--sysctl {key}: reading back {}", path.display()))?;
+    let back = back.split_whitespace().collect::<Vec<_>>().join(" ");
+    let want = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    if back != want {
+        bail!("--sysctl {key}={value}: the kernel kept {back}");
+    }
+    Ok(())
+}
+
+/// A network namespace this process created; deleted when dropped.
+struct Netns {
+    name: String,
+    ip: PathBuf,
+}
+
+impl Netns {
+    fn create(ip: PathBuf) -> anyhow::Result<Netns> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "floodgate-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run_ip(&ip, &["netns", "add", &name])
+            .with_context(|| format!("creating network namespace {name} (needs root)"))?;
+        let ns = Netns { name, ip };
+        run_ip(&ns.ip, &["-n", &ns.name, "link", "set", "lo", "up"])
+            .with_context(|| format!("bringing up lo in network namespace {}", ns.name))?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = run_ip(&self.ip, &["netns", "delete", &self.name]) {
+            eprintln!(
+                "floodgate: could not delete network namespace {}: {e:#}",
+                self.name
+            );
+        }
+    }
+}
+
+fn find_ip() -> anyhow::Result<PathBuf> {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .context("--netns needs iproute2's `ip` (looked in /usr/sbin, /sbin, /usr/bin, /bin)")
+}
+
+fn run_ip(ip: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(ip)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", ip.display()))?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn run_in_new_netns(interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
+    let ip = find_ip()?;
+    let ns = Netns::create(ip.clone())?;
+    let exe = std::env::current_exe().context("finding the floodgate executable")?;
+    // Re-run this very command inside the namespace, minus --netns.
+    let args: Vec<_> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--netns")
+        .collect();
+    let mut child = Command::new(&ip)
+        .args(["netns", "exec", &ns.name])
+        .arg(&exe)
+        .args(&args)
+        .args(["--inside-netns", &ns.name])
+        .spawn()
+        .with_context(|| format!("starting the probe in network namespace {}", ns.name))?;
+    let mut forwarded = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for the probe")? {
+            break status;
+        }
+        if interrupted.load(Ordering::Relaxed) && !forwarded {
+            // The inner probe resumes its target and exits on SIGTERM.
+            // SAFETY: kill(2) on our own child's PID, not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            forwarded = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(ns);
+    Ok(match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
 }

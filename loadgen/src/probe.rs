@@ -118,7 +118,7 @@ impl Pause for PauseEndpoint {
             reason,
         };
         let request = format!(
-            "POST /admin/pause-accept?ms={} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "POST /admin/pause-accept?ms={} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
             self.pause.as_millis(),
             self.addr
         );
@@ -668,7 +668,7 @@ fn read_response(stream: &mut TcpStream, deadline: Instant) -> Option<u16> {
             Ok(0) => break,
             Ok(n) => {
                 seen.extend_from_slice(&buf[..n]);
-                if seen.len() > 64 * 1024 {
+                if seen.len() > 64 * 1024 || response_complete(&seen) {
                     break;
                 }
             }
@@ -693,13 +693,34 @@ fn http_exchange(addr: SocketAddr, request: &str, timeout: Duration) -> io::Resu
         stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                if response_complete(&seen) {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if seen.is_empty() => return Err(e),
             Err(_) => break,
         }
     }
     Ok(seen)
+}
+
+/// Whether `seen` holds a whole response with a Content-Length body. A
+/// response without Content-Length is complete only when the peer closes.
+fn response_complete(seen: &[u8]) -> bool {
+    let Some(head_end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&seen[..head_end]);
+    let length = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    length.is_some_and(|len| seen.len() >= head_end + 4 + len)
 }
 
 fn status_code(response: &[u8]) -> Option<u16> {
@@ -952,6 +973,20 @@ mod tests {
         }
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn response_completeness_follows_content_length() {
+        assert!(response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        ));
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok"
+        ));
+        assert!(!response_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+        ));
+        assert!(!response_complete(b"HTTP/1.1 200 OK\r\n\r\nok"));
     }
 
     #[test]
