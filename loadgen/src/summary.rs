@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use crate::plan::Mode;
 use crate::result::{LoadResult, Percentiles};
 
 /// Writes the summary: rate achieved against asked, percentiles, outcomes.
@@ -11,7 +12,7 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
     let p = &r.plan;
     writeln!(
         w,
-        "floodgate load {}{}: {} loop, mode {:?}, {} connections, {} threads, seed {}",
+        "floodgate load {}{}: {} loop, mode {}, {} connections, {} threads, seed {}",
         r.target,
         if r.partial {
             " (PARTIAL: stopped early)"
@@ -19,7 +20,12 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
             ""
         },
         p.load,
-        p.mode,
+        match p.mode {
+            Mode::Requests => "requests",
+            Mode::Connect => "connect",
+            Mode::Hold => "hold",
+            Mode::Churn => "churn",
+        },
         p.connections,
         p.threads,
         r.seed
