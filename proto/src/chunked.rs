@@ -69,6 +69,7 @@ impl ChunkedDecoder {
     }
 
     /// Body bytes decoded so far.
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn decoded(&self) -> u64 {
         self.decoded
     }

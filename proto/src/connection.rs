@@ -1,12 +1,25 @@
 //! `Connection`: one HTTP/1.1 server connection, driven by bytes, deadlines
 //! and shutdown, producing bytes to write and when to close.
 //!
-//! SKELETON: the public API below is fixed; the bodies are being written.
+//! This module owns the request/response cycle: buffering, the phases of a
+//! request, keep-alive and close, deadlines, backpressure and the lazy
+//! `/bytes` stream. Head parsing lives in `head`, chunk decoding in
+//! `chunked`, routing in `routes`, response bytes in `response`.
+//!
+//! Memory: an idle connection owns no heap buffer. Input is parsed straight
+//! from the caller's slice; only an unfinished remainder is copied. Output is
+//! a pointer to a static response when that is all there is, and one `Vec`
+//! (dropped once written) when responses pile up or are built at run time.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{Limits, Stats};
+use crate::chunked::ChunkedDecoder;
+use crate::head::{self, BodyFraming, Head};
+use crate::response::{self, ConnHeader};
+use crate::routes::{self, Allow, Route};
+use crate::{Limits, ProtocolError, Stats};
 
 /// Something the connection asks of the server beyond its own socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +40,173 @@ pub enum Close {
     Abort,
 }
 
+/// The size of one piece of a `/bytes` body, and the low-water mark below
+/// which the next piece is produced.
+const PIECE: usize = 16 * 1024;
+
+/// `bytes_endpoint_byte(i)` for `i` in `0..PIECE + 26`: any piece of a
+/// `/bytes` body is one slice of it, starting at `offset % 26`.
+static PATTERN: [u8; PIECE + 26] = pattern();
+
+const fn pattern() -> [u8; PIECE + 26] {
+    let mut bytes = [0u8; PIECE + 26];
+    let mut i = 0;
+    while i < bytes.len() {
+        bytes[i] = b'a' + (i % 26) as u8;
+        i += 1;
+    }
+    bytes
+}
+
 /// One server-side HTTP/1.1 connection.
 #[derive(Debug)]
 pub struct Connection {
     limits: Limits,
     stats: Arc<Stats>,
-    created: Instant,
+    /// Received bytes not yet used: an unfinished head or chunk line, or
+    /// requests held back while an earlier response is being produced.
+    /// Empty (no allocation) whenever nothing is held.
+    input: Vec<u8>,
+    output: Output,
+    phase: Phase,
+    /// What `deadline` is for; the peer-facing deadlines are exclusive, so
+    /// one slot serves them all.
+    waiting: Waiting,
+    deadline: Option<Instant>,
+    /// Armed while output is pending, pushed back by every write that makes
+    /// progress.
+    write_deadline: Option<Instant>,
+    event: Option<Event>,
+    /// The error that ended reading, for tests and the fuzzer.
+    error: Option<ProtocolError>,
+    /// The peer has closed its sending side.
+    read_closed: bool,
+    /// The server is shutting down: the next response carries close.
+    shutting_down: bool,
+    /// The write deadline passed: discard output and reset.
+    aborted: bool,
+    /// An earlier request on this connection had a chunked body; only the
+    /// canary build looks at it.
+    #[cfg(feature = "canary")]
+    saw_chunked: bool,
+}
+
+/// Where the connection is in its current request.
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for a request head (possibly part of one is in `input`).
+    Head,
+    /// Reading a request body.
+    Body(Box<BodyState>),
+    /// A `/delay` response is due at `deadline`.
+    Delay(Request),
+    /// A `/bytes` body is being produced as output drains.
+    Stream {
+        offset: u64,
+        remaining: u64,
+        close_after: bool,
+    },
+    /// No more requests: close once output is written.
+    Closing,
+}
+
+/// Which deadline `Connection::deadline` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// None: the connection waits for nothing but its output to drain.
+    Nothing,
+    /// Idle between requests: a silent close when it passes (only counted
+    /// once output has drained).
+    Idle,
+    /// Part of a head has arrived: 408 when it passes, however the bytes
+    /// trickle in.
+    Head,
+    /// A body is expected: 408 if no body byte arrives before it passes.
+    Body,
+    /// A `/delay` response is due.
+    Delay,
+}
+
+/// What the response to a request depends on beyond its route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Request {
+    head_only: bool,
+    http10: bool,
+    keep_alive: bool,
+}
+
+/// A request whose body is being read.
+#[derive(Debug)]
+struct BodyState {
+    route: Route,
+    request: Request,
+    framing: BodyReader,
+    /// The body so far; only `/echo` keeps it, other routes discard it.
+    body: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum BodyReader {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// Pending output: a static response borrowed as is, or an owned buffer.
+#[derive(Debug)]
+struct Output {
+    data: Cow<'static, [u8]>,
+    /// Bytes of `data` already written.
+    written: usize,
+}
+
+impl Output {
+    fn pending(&self) -> &[u8] {
+        self.data.get(self.written..).unwrap_or_default()
+    }
+
+    fn push_static(&mut self, bytes: &'static [u8]) {
+        if self.pending().is_empty() {
+            self.data = Cow::Borrowed(bytes);
+            self.written = 0;
+        } else {
+            self.vec().extend_from_slice(bytes);
+        }
+    }
+
+    /// The owned buffer to append to, with written bytes dropped from its
+    /// front.
+    fn vec(&mut self) -> &mut Vec<u8> {
+        let written = std::mem::take(&mut self.written);
+        match &mut self.data {
+            Cow::Owned(buf) => {
+                buf.drain(..written.min(buf.len()));
+            }
+            Cow::Borrowed(bytes) => {
+                let whole: &'static [u8] = bytes;
+                self.data = Cow::Owned(whole.get(written..).unwrap_or_default().to_vec());
+            }
+        }
+        self.data.to_mut()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.written = self.written.saturating_add(n).min(self.data.len());
+    }
+
+    /// Releases the buffer once everything is written.
+    fn release_if_empty(&mut self) {
+        if self.pending().is_empty() {
+            self.data = Cow::Borrowed(&[]);
+            self.written = 0;
+        }
+    }
+
+    fn heap_capacity(&self) -> usize {
+        match &self.data {
+            Cow::Owned(buf) => buf.capacity(),
+            Cow::Borrowed(_) => 0,
+        }
+    }
 }
 
 impl Connection {
@@ -41,62 +215,536 @@ impl Connection {
         Connection {
             limits,
             stats,
-            created: now,
+            input: Vec::new(),
+            output: Output {
+                data: Cow::Borrowed(&[]),
+                written: 0,
+            },
+            phase: Phase::Head,
+            waiting: Waiting::Idle,
+            deadline: now.checked_add(limits.idle_timeout),
+            write_deadline: None,
+            event: None,
+            error: None,
+            read_closed: false,
+            shutting_down: false,
+            aborted: false,
+            #[cfg(feature = "canary")]
+            saw_chunked: false,
         }
     }
 
     /// Bytes arrived from the peer.
     pub fn handle_read(&mut self, data: &[u8], now: Instant) {
-        let _ = (data, now, &self.limits, &self.stats, self.created);
+        if self.read_closed || self.aborted || matches!(self.phase, Phase::Closing) {
+            return;
+        }
+        if self.input.is_empty() {
+            // The common case: parse straight from the caller's slice and
+            // copy only what is left unfinished.
+            let used = self.process(data, now);
+            if !matches!(self.phase, Phase::Closing) {
+                let rest = data.get(used..).unwrap_or_default();
+                if !rest.is_empty() {
+                    self.input = rest.to_vec();
+                }
+            }
+        } else {
+            self.input.extend_from_slice(data);
+            self.resume(now);
+        }
+        self.settle(now);
     }
 
     /// The peer closed its sending side (a read returned 0 bytes).
     pub fn handle_eof(&mut self, now: Instant) {
-        let _ = now;
+        if self.read_closed || self.aborted {
+            return;
+        }
+        self.read_closed = true;
+        // Complete requests already received are still answered; the first
+        // point where more input would be needed closes the connection.
+        self.resume(now);
+        self.settle(now);
     }
 
     /// Time has reached (or passed) [`Connection::poll_timeout`]: fire every
     /// expired deadline. Calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
+        if self.aborted {
+            return;
+        }
+        if !self.output.pending().is_empty() && self.write_deadline.is_some_and(|d| now >= d) {
+            Stats::bump(&self.stats.timeouts);
+            self.aborted = true;
+            self.enter_closing();
+            return;
+        }
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        match self.waiting {
+            Waiting::Nothing => {}
+            Waiting::Idle => {
+                if self.output.pending().is_empty() && matches!(self.phase, Phase::Head) {
+                    Stats::bump(&self.stats.timeouts);
+                    self.enter_closing();
+                }
+            }
+            Waiting::Head | Waiting::Body => {
+                Stats::bump(&self.stats.timeouts);
+                self.stats.record_status(408);
+                self.output.push_static(response::closing(408));
+                self.enter_closing();
+            }
+            Waiting::Delay => {
+                if let Phase::Delay(request) = self.phase {
+                    self.phase = Phase::Head;
+                    self.set_waiting(Waiting::Nothing, None);
+                    let more = !self.input.is_empty();
+                    self.send_fixed(&response::DELAYED, request, more);
+                    self.resume(now);
+                }
+            }
+        }
+        self.settle(now);
     }
 
     /// The server is shutting down: an idle connection closes at once; a
     /// request in flight finishes and its response carries `Connection: close`.
     pub fn handle_shutdown(&mut self, now: Instant) {
-        let _ = now;
+        self.shutting_down = true;
+        match &mut self.phase {
+            Phase::Head if self.input.is_empty() => self.enter_closing(),
+            Phase::Stream { close_after, .. } => *close_after = true,
+            _ => {}
+        }
+        self.settle(now);
     }
 
     /// Bytes to write to the peer now; empty when nothing is pending. Large
     /// bodies are produced lazily, a bounded piece at a time.
     pub fn poll_transmit(&mut self) -> &[u8] {
-        &[]
+        if self.aborted {
+            return &[];
+        }
+        self.output.pending()
     }
 
     /// `n` bytes from the front of [`Connection::poll_transmit`] were written.
     pub fn handle_written(&mut self, n: usize, now: Instant) {
-        let _ = (n, now);
+        if self.aborted {
+            return;
+        }
+        self.output.consume(n);
+        if n > 0 {
+            // Progress: the write deadline counts from the last write.
+            self.write_deadline = None;
+        }
+        let stream_finished = self.fill();
+        if self.output.pending().is_empty() {
+            self.output.release_if_empty();
+            if n > 0 && self.waiting == Waiting::Idle {
+                // Idle time counts from when the last response was written.
+                self.deadline = now.checked_add(self.limits.idle_timeout);
+            }
+        }
+        if stream_finished || !self.backed_up() {
+            self.resume(now);
+        }
+        self.settle(now);
     }
 
     /// The earliest deadline the glue must wake up for, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        if self.aborted {
+            return None;
+        }
+        let output_pending = !self.output.pending().is_empty();
+        let write = self.write_deadline.filter(|_| output_pending);
+        let read = match self.waiting {
+            Waiting::Nothing => None,
+            // The write deadline covers a connection whose output is stuck.
+            Waiting::Idle if output_pending => None,
+            Waiting::Idle | Waiting::Head | Waiting::Body | Waiting::Delay => self.deadline,
+        };
+        match (write, read) {
+            (Some(w), Some(r)) => Some(w.min(r)),
+            (w, r) => w.or(r),
+        }
     }
 
     /// The next request for the server itself, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        None
+        self.event.take()
     }
 
     /// Whether the glue should read from the socket: false while responses
     /// are backed up beyond `max_pending_output`, and once reading is over.
     pub fn wants_read(&self) -> bool {
-        true
+        if self.read_closed || self.aborted || self.backed_up() {
+            return false;
+        }
+        match self.phase {
+            Phase::Head | Phase::Body(_) => true,
+            // While a response is produced, hold at most one head's worth
+            // of pipelined input.
+            Phase::Delay(_) | Phase::Stream { .. } => self.input.len() < self.limits.max_head_bytes,
+            Phase::Closing => false,
+        }
     }
 
     /// Whether, and how, the glue should end the connection now.
     /// `Graceful` is only returned once all output has been written.
     pub fn poll_close(&self) -> Option<Close> {
-        None
+        if self.aborted {
+            Some(Close::Abort)
+        } else if matches!(self.phase, Phase::Closing) && self.output.pending().is_empty() {
+            Some(Close::Graceful)
+        } else {
+            None
+        }
+    }
+
+    /// The protocol error that ended this connection, if one did.
+    pub fn protocol_error(&self) -> Option<ProtocolError> {
+        self.error
+    }
+
+    /// Heap bytes this connection holds for buffers (input, output and any
+    /// body being read): zero whenever it is idle.
+    pub fn buffered_capacity(&self) -> usize {
+        let body = match &self.phase {
+            Phase::Body(state) => size_of::<BodyState>() + state.body.capacity(),
+            _ => 0,
+        };
+        self.input.capacity() + self.output.heap_capacity() + body
+    }
+
+    /// Processes `input` with the remainder put back (or the buffer dropped).
+    fn resume(&mut self, now: Instant) {
+        let input = std::mem::take(&mut self.input);
+        let used = self.process(&input, now);
+        if matches!(self.phase, Phase::Closing) || used >= input.len() {
+            return;
+        }
+        let mut input = input;
+        input.drain(..used);
+        self.input = input;
+    }
+
+    /// Parses and answers as many requests from `buf` as it can; returns
+    /// the bytes used. Stops at an unfinished request, a response still in
+    /// production, backed-up output, or close.
+    fn process(&mut self, buf: &[u8], now: Instant) -> usize {
+        let mut pos = 0;
+        loop {
+            if self.backed_up() {
+                return pos;
+            }
+            let rest = buf.get(pos..).unwrap_or_default();
+            match &mut self.phase {
+                Phase::Head => {
+                    if rest.is_empty() {
+                        if self.read_closed {
+                            self.enter_closing();
+                        } else if self.waiting != Waiting::Idle {
+                            let idle_until = now.checked_add(self.limits.idle_timeout);
+                            self.set_waiting(Waiting::Idle, idle_until);
+                        }
+                        return pos;
+                    }
+                    match head::parse(rest, &self.limits) {
+                        Err(error) => {
+                            self.fail(error);
+                            return pos;
+                        }
+                        Ok(None) => {
+                            if self.read_closed {
+                                self.truncated();
+                            } else if self.waiting != Waiting::Head {
+                                let until = now.checked_add(self.limits.header_timeout);
+                                self.set_waiting(Waiting::Head, until);
+                            }
+                            return pos;
+                        }
+                        Ok(Some((head, len))) => {
+                            pos += len;
+                            let more = buf.len() > pos;
+                            self.start_request(head, more, now);
+                        }
+                    }
+                }
+                Phase::Body(state) => {
+                    let (used, done) = match state.read(rest, self.limits.max_body_bytes) {
+                        Ok(progress) => progress,
+                        Err(error) => {
+                            self.fail(error);
+                            return pos;
+                        }
+                    };
+                    pos += used;
+                    if done {
+                        let Phase::Body(state) = std::mem::replace(&mut self.phase, Phase::Head)
+                        else {
+                            return pos;
+                        };
+                        self.set_waiting(Waiting::Nothing, None);
+                        let more = buf.len() > pos;
+                        self.respond(state.route, state.request, &state.body, more, now);
+                    } else {
+                        if self.read_closed {
+                            self.truncated();
+                        } else if used > 0 {
+                            let until = now.checked_add(self.limits.body_timeout);
+                            self.set_waiting(Waiting::Body, until);
+                        }
+                        return pos;
+                    }
+                }
+                Phase::Delay(_) | Phase::Stream { .. } | Phase::Closing => return pos,
+            }
+        }
+    }
+
+    /// A complete head has arrived: answer it, or start reading its body.
+    fn start_request(&mut self, head: Head<'_>, more: bool, now: Instant) {
+        Stats::bump(&self.stats.requests);
+        // CANARY: a deliberately planted bug, so the fuzzing smoke test can
+        // prove the fuzzer finds a crash that needs two requests in a row.
+        // Compiled only with `--features canary`.
+        #[cfg(feature = "canary")]
+        {
+            assert!(
+                !(head.canary && self.saw_chunked),
+                "canary: X-Canary after a chunked body"
+            );
+            self.saw_chunked |= head.body == BodyFraming::Chunked;
+        }
+        let request = Request {
+            head_only: head.method == "HEAD",
+            http10: head.http10,
+            keep_alive: head.keep_alive,
+        };
+        let route = routes::route(head.method, head.target);
+        let framing = match head.body {
+            BodyFraming::None => {
+                self.set_waiting(Waiting::Nothing, None);
+                self.respond(route, request, &[], more, now);
+                return;
+            }
+            BodyFraming::Length(n) => BodyReader::Length(n),
+            BodyFraming::Chunked => BodyReader::Chunked(ChunkedDecoder::new()),
+        };
+        if head.expect_continue {
+            self.output.push_static(response::CONTINUE);
+        }
+        self.phase = Phase::Body(Box::new(BodyState {
+            route,
+            request,
+            framing,
+            body: Vec::new(),
+        }));
+        let until = now.checked_add(self.limits.body_timeout);
+        self.set_waiting(Waiting::Body, until);
+    }
+
+    /// Produces the response to a complete request. `more` says whether
+    /// input follows it, which decides close after a peer's EOF.
+    fn respond(&mut self, route: Route, request: Request, body: &[u8], more: bool, now: Instant) {
+        match route {
+            Route::Root => self.send_fixed(&response::ROOT, request, more),
+            Route::Health => self.send_fixed(&response::HEALTH, request, more),
+            Route::NotFound => self.send_fixed(&response::NOT_FOUND, request, more),
+            Route::BadParameter => self.send_fixed(&response::BAD_PARAMETER, request, more),
+            Route::MethodNotAllowed(allow) => {
+                Stats::bump(&self.stats.protocol_errors);
+                let fixed = match allow {
+                    Allow::GetHead => &response::NOT_ALLOWED_GET,
+                    Allow::Post => &response::NOT_ALLOWED_POST,
+                };
+                self.send_fixed(fixed, request, more);
+            }
+            Route::PauseAccept(pause) => {
+                // Pauses requested back to back collapse into the longest.
+                self.event = Some(match self.event {
+                    Some(Event::PauseAccept(queued)) => Event::PauseAccept(queued.max(pause)),
+                    None => Event::PauseAccept(pause),
+                });
+                self.send_fixed(&response::PAUSED, request, more);
+            }
+            Route::Delay(delay) if delay.is_zero() => {
+                self.send_fixed(&response::DELAYED, request, more);
+            }
+            Route::Delay(delay) => {
+                self.phase = Phase::Delay(request);
+                let due = now.checked_add(delay);
+                self.set_waiting(Waiting::Delay, due);
+            }
+            Route::Stats => {
+                let json =
+                    serde_json::to_vec(&self.stats.snapshot()).unwrap_or_else(|_| b"{}".to_vec());
+                self.send_dynamic(b"application/json", &json, request, more);
+            }
+            Route::Echo => self.send_dynamic(b"application/octet-stream", body, request, more),
+            Route::Bytes(n) => {
+                let conn = self.conn_header(request, more);
+                self.stats.record_status(200);
+                response::ok_head(self.output.vec(), b"application/octet-stream", n, conn);
+                if !request.head_only && n > 0 {
+                    self.phase = Phase::Stream {
+                        offset: 0,
+                        remaining: n,
+                        close_after: conn == ConnHeader::Close,
+                    };
+                    self.fill();
+                } else if conn == ConnHeader::Close {
+                    self.enter_closing();
+                }
+            }
+        }
+    }
+
+    /// Which `Connection` header the response to `request` carries.
+    fn conn_header(&self, request: Request, more: bool) -> ConnHeader {
+        if !request.keep_alive || self.shutting_down || (self.read_closed && !more) {
+            ConnHeader::Close
+        } else if request.http10 {
+            ConnHeader::KeepAlive
+        } else {
+            ConnHeader::Default
+        }
+    }
+
+    fn send_fixed(&mut self, fixed: &response::Fixed, request: Request, more: bool) {
+        let conn = self.conn_header(request, more);
+        self.stats.record_status(fixed.status());
+        self.output
+            .push_static(fixed.bytes(request.head_only, conn));
+        if conn == ConnHeader::Close {
+            self.enter_closing();
+        }
+    }
+
+    fn send_dynamic(&mut self, content_type: &[u8], body: &[u8], request: Request, more: bool) {
+        let conn = self.conn_header(request, more);
+        self.stats.record_status(200);
+        let out = self.output.vec();
+        response::ok_head(out, content_type, body.len() as u64, conn);
+        if !request.head_only {
+            out.extend_from_slice(body);
+        }
+        if conn == ConnHeader::Close {
+            self.enter_closing();
+        }
+    }
+
+    /// Tops up a `/bytes` body while less than a piece is pending; returns
+    /// whether the body just ended.
+    fn fill(&mut self) -> bool {
+        let Phase::Stream {
+            offset,
+            remaining,
+            close_after,
+        } = &mut self.phase
+        else {
+            return false;
+        };
+        while *remaining > 0 && self.output.pending().len() < PIECE {
+            let len = usize::try_from(*remaining).unwrap_or(PIECE).min(PIECE);
+            let start = (*offset % 26) as usize;
+            let piece = PATTERN.get(start..start + len).unwrap_or_default();
+            self.output.vec().extend_from_slice(piece);
+            *offset += len as u64;
+            *remaining -= len as u64;
+        }
+        if *remaining > 0 {
+            return false;
+        }
+        if *close_after {
+            self.enter_closing();
+        } else {
+            self.phase = Phase::Head;
+        }
+        true
+    }
+
+    /// Refuses the request: one error response with close, then nothing.
+    fn fail(&mut self, error: ProtocolError) {
+        self.error = Some(error);
+        Stats::bump(&self.stats.protocol_errors);
+        self.stats.record_status(error.status());
+        self.output.push_static(response::closing(error.status()));
+        self.enter_closing();
+    }
+
+    /// The peer closed its side in the middle of a request: no response is
+    /// possible for a message that never ended, but it counts as a protocol
+    /// error (an incomplete message).
+    fn truncated(&mut self) {
+        Stats::bump(&self.stats.protocol_errors);
+        self.enter_closing();
+    }
+
+    fn enter_closing(&mut self) {
+        self.phase = Phase::Closing;
+        self.input = Vec::new();
+        self.set_waiting(Waiting::Nothing, None);
+    }
+
+    fn set_waiting(&mut self, waiting: Waiting, deadline: Option<Instant>) {
+        self.waiting = waiting;
+        self.deadline = deadline;
+    }
+
+    fn backed_up(&self) -> bool {
+        self.output.pending().len() > self.limits.max_pending_output
+    }
+
+    /// Arms the write deadline when output has become pending, disarms it
+    /// when none is, and releases the output buffer when all is written.
+    fn settle(&mut self, now: Instant) {
+        if self.output.pending().is_empty() {
+            self.write_deadline = None;
+            self.output.release_if_empty();
+        } else if self.write_deadline.is_none() {
+            self.write_deadline = now.checked_add(self.limits.write_timeout);
+        }
     }
 }
+
+impl BodyState {
+    /// Reads body bytes from `input`: bytes used and whether the body ended.
+    fn read(&mut self, input: &[u8], limit: usize) -> Result<(usize, bool), ProtocolError> {
+        let keep = self.route == Route::Echo;
+        match &mut self.framing {
+            BodyReader::Length(remaining) => {
+                let take = input
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                if keep {
+                    self.body
+                        .extend_from_slice(input.get(..take).unwrap_or_default());
+                }
+                *remaining -= take as u64;
+                Ok((take, *remaining == 0))
+            }
+            BodyReader::Chunked(decoder) => {
+                let progress = decoder.decode(input, &mut self.body, limit)?;
+                if !keep {
+                    // Other routes discard the body; the decoder still
+                    // counts it against the limit.
+                    self.body.clear();
+                }
+                Ok((progress.consumed, progress.done))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

@@ -22,12 +22,13 @@
 //! }
 //! ```
 
-// Until the connection is wired to it, only tests and the fuzzer call it.
-#[allow(dead_code)]
 mod chunked;
 mod connection;
 mod error;
+mod head;
 mod limits;
+mod response;
+mod routes;
 mod stats;
 
 #[cfg(any(test, fuzzing))]

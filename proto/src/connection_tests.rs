@@ -1,0 +1,933 @@
+//! Data-driven tests of `Connection`: requests in, parsed responses and
+//! close decisions out, with fabricated time.
+
+use super::*;
+use crate::bytes_endpoint_byte;
+use crate::response::tests::{Parsed, parse_response};
+
+fn limits() -> Limits {
+    Limits::default()
+}
+
+/// A connection under test with its counters and the time it was accepted.
+struct Harness {
+    conn: Connection,
+    stats: Arc<Stats>,
+    t0: Instant,
+}
+
+impl Harness {
+    fn new(limits: Limits) -> Self {
+        let stats = Arc::new(Stats::default());
+        let t0 = Instant::now();
+        Harness {
+            conn: Connection::new(limits, stats.clone(), t0),
+            stats,
+            t0,
+        }
+    }
+
+    fn at(&self, secs: f64) -> Instant {
+        self.t0 + Duration::from_secs_f64(secs)
+    }
+
+    /// Writes everything the connection offers, as a socket that always
+    /// accepts would; returns the bytes.
+    fn drain(&mut self, now: Instant) -> Vec<u8> {
+        let mut all = Vec::new();
+        loop {
+            let out = self.conn.poll_transmit().to_vec();
+            if out.is_empty() {
+                return all;
+            }
+            self.conn.handle_written(out.len(), now);
+            all.extend_from_slice(&out);
+        }
+    }
+
+    /// Reads `data` at `now` and drains the output.
+    fn exchange(&mut self, data: &[u8], now: Instant) -> Vec<u8> {
+        self.conn.handle_read(data, now);
+        self.drain(now)
+    }
+}
+
+/// Parses every response in `out`; `heads` lists which (by index) answer
+/// HEAD requests and so carry no body. Panics on trailing garbage.
+fn parse_all(mut out: &[u8], heads: &[usize]) -> Vec<Parsed> {
+    let mut responses = Vec::new();
+    while !out.is_empty() {
+        let head_only = heads.contains(&responses.len());
+        let parsed = parse_response(out, head_only)
+            .unwrap_or_else(|| panic!("unparsable output: {:?}", String::from_utf8_lossy(out)));
+        out = &out[parsed.len..];
+        responses.push(parsed);
+    }
+    responses
+}
+
+/// The output of feeding `input` in the given pieces, draining after each.
+fn output_of(pieces: &[&[u8]], limits: Limits) -> (Vec<u8>, Option<Close>) {
+    let mut h = Harness::new(limits);
+    let now = h.at(1.0);
+    let mut out = Vec::new();
+    for piece in pieces {
+        out.extend(h.exchange(piece, now));
+    }
+    (out, h.conn.poll_close())
+}
+
+/// The central data-driven check: `input` in one read gives responses with
+/// these statuses and bodies, then this close decision; and the same input
+/// split at every byte boundary, or trickled a byte at a time, gives
+/// byte-identical output.
+fn check(input: &str, expected: &[(u16, &str)], close: Option<Close>) {
+    check_with(input, limits(), expected, close);
+}
+
+fn check_with(input: &str, limits: Limits, expected: &[(u16, &str)], close: Option<Close>) {
+    let input = input.as_bytes();
+    let (whole, whole_close) = output_of(&[input], limits);
+    let got: Vec<(u16, String)> = parse_all(&whole, &[])
+        .into_iter()
+        .map(|r| (r.status, String::from_utf8_lossy(&r.body).into_owned()))
+        .collect();
+    let want: Vec<(u16, String)> = expected
+        .iter()
+        .map(|&(status, body)| (status, body.to_string()))
+        .collect();
+    assert_eq!(got, want, "input {:?}", String::from_utf8_lossy(input));
+    assert_eq!(
+        whole_close,
+        close,
+        "input {:?}",
+        String::from_utf8_lossy(input)
+    );
+
+    for split in 1..input.len() {
+        let (a, b) = input.split_at(split);
+        let (out, split_close) = output_of(&[a, b], limits);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&whole),
+            "split at {split}: {:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert_eq!(split_close, close);
+    }
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    let (out, trickle_close) = output_of(&bytes, limits);
+    assert_eq!(out, whole, "trickled {:?}", String::from_utf8_lossy(input));
+    assert_eq!(trickle_close, close);
+}
+
+const ROOT_BODY: &str = "hello from floodgate!\n";
+const GRACEFUL: Option<Close> = Some(Close::Graceful);
+
+#[test]
+fn endpoints_answer_with_their_bodies() {
+    check(
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[(200, ROOT_BODY)],
+        None,
+    );
+    check("GET /health HTTP/1.1\r\n\r\n", &[(200, "ok\n")], None);
+    check("GET /bytes/0 HTTP/1.1\r\n\r\n", &[(200, "")], None);
+    check(
+        "GET /bytes/30 HTTP/1.1\r\n\r\n",
+        &[(200, "abcdefghijklmnopqrstuvwxyzabcd")],
+        None,
+    );
+    check("GET /delay/0 HTTP/1.1\r\n\r\n", &[(200, "delayed\n")], None);
+    check(
+        "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        &[(200, "hello")],
+        None,
+    );
+    check(
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+        &[(200, "abcde")],
+        None,
+    );
+    check(
+        "POST /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        &[(200, "")],
+        None,
+    );
+    check("POST /echo HTTP/1.1\r\n\r\n", &[(200, "")], None);
+    check("GET /nope HTTP/1.1\r\n\r\n", &[(404, "not found\n")], None);
+    check(
+        "GET /bytes/16777217 HTTP/1.1\r\n\r\n",
+        &[(400, "bad path or query\n")],
+        None,
+    );
+    check(
+        "GET /delay/60001 HTTP/1.1\r\n\r\n",
+        &[(400, "bad path or query\n")],
+        None,
+    );
+    check(
+        "POST /admin/pause-accept HTTP/1.1\r\n\r\n",
+        &[(400, "bad path or query\n")],
+        None,
+    );
+    // A body on a route that does not want it is read and discarded.
+    check(
+        "POST /nope HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n",
+        &[(404, "not found\n"), (200, ROOT_BODY)],
+        None,
+    );
+    check(
+        "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        &[(200, ROOT_BODY)],
+        None,
+    );
+}
+
+#[test]
+fn wrong_method_is_405_with_allow_and_keeps_the_connection() {
+    let mut h = Harness::new(limits());
+    let out = h.exchange(
+        b"DELETE / HTTP/1.1\r\n\r\nGET /echo HTTP/1.1\r\n\r\nHEAD /echo HTTP/1.1\r\n\r\n",
+        h.at(0.0),
+    );
+    let responses = parse_all(&out, &[2]);
+    let summary: Vec<_> = responses
+        .iter()
+        .map(|r| (r.status, r.header("allow")))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (405, Some("GET, HEAD")),
+            (405, Some("POST")),
+            (405, Some("POST"))
+        ]
+    );
+    assert!(responses[2].body.is_empty());
+    assert_eq!(h.conn.poll_close(), None);
+    assert_eq!(h.stats.snapshot().protocol_errors, 3);
+}
+
+#[test]
+fn stats_endpoint_serves_the_shared_counters() {
+    let mut h = Harness::new(limits());
+    Stats::bump(&h.stats.accepted);
+    let out = h.exchange(
+        b"GET /nope HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\n",
+        h.at(0.0),
+    );
+    let responses = parse_all(&out, &[]);
+    assert_eq!(
+        responses[1].header("content-type"),
+        Some("application/json")
+    );
+    let snapshot: crate::StatsSnapshot = serde_json::from_slice(&responses[1].body).unwrap();
+    assert_eq!(snapshot.accepted, 1);
+    assert_eq!(snapshot.requests, 2);
+    // The /stats response itself is counted after its body is taken.
+    assert_eq!(snapshot.status.get("404"), Some(&1));
+    assert_eq!(h.stats.snapshot().status.get("200"), Some(&1));
+}
+
+#[test]
+fn pause_accept_queues_an_event() {
+    let mut h = Harness::new(limits());
+    let out = h.exchange(
+        b"POST /admin/pause-accept?ms=1500 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        h.at(0.0),
+    );
+    assert_eq!(parse_all(&out, &[])[0].status, 200);
+    assert_eq!(
+        h.conn.poll_event(),
+        Some(Event::PauseAccept(Duration::from_millis(1500)))
+    );
+    assert_eq!(h.conn.poll_event(), None);
+
+    h.exchange(
+        b"POST /admin/pause-accept?ms=90000 HTTP/1.1\r\n\r\n",
+        h.at(0.0),
+    );
+    assert_eq!(
+        h.conn.poll_event(),
+        Some(Event::PauseAccept(Duration::from_millis(60_000)))
+    );
+}
+
+#[test]
+fn head_gets_the_get_headers_without_a_body() {
+    let mut h = Harness::new(limits());
+    let get = parse_all(&h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(0.0)), &[]);
+    let head = h.exchange(
+        b"HEAD / HTTP/1.1\r\n\r\nHEAD /bytes/100000 HTTP/1.1\r\n\r\nHEAD /stats HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+        h.at(0.0),
+    );
+    let head = parse_all(&head, &[0, 1, 2]);
+    assert_eq!(head[0].headers, get[0].headers);
+    assert!(head[0].body.is_empty());
+    assert_eq!(head[1].header("content-length"), Some("100000"));
+    assert!(head[1].body.is_empty());
+    assert!(head[2].header("content-length").is_some());
+    assert!(head[2].body.is_empty());
+    // The response after them is intact, so no body bytes slipped in.
+    assert_eq!(head[3].body, b"ok\n");
+}
+
+#[test]
+fn keep_alive_and_close_by_version() {
+    let one = |input: &str| {
+        let mut h = Harness::new(limits());
+        let out = h.exchange(input.as_bytes(), h.at(0.0));
+        let r = parse_all(&out, &[]);
+        assert_eq!(r.len(), 1, "{input:?}");
+        (
+            r[0].header("connection").map(str::to_string),
+            h.conn.poll_close(),
+        )
+    };
+    let close = Some("close".to_string());
+    let keep = Some("keep-alive".to_string());
+    assert_eq!(one("GET / HTTP/1.1\r\n\r\n"), (None, None));
+    assert_eq!(
+        one("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        (close.clone(), GRACEFUL)
+    );
+    assert_eq!(one("GET / HTTP/1.0\r\n\r\n"), (close.clone(), GRACEFUL));
+    assert_eq!(
+        one("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+        (keep, None)
+    );
+    assert_eq!(
+        one("GET /stats HTTP/1.0\r\n\r\n"),
+        (close.clone(), GRACEFUL)
+    );
+    assert_eq!(
+        one("POST /echo HTTP/1.1\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx"),
+        (close.clone(), GRACEFUL)
+    );
+    assert_eq!(one("GET /bytes/5 HTTP/1.0\r\n\r\n"), (close, GRACEFUL));
+}
+
+#[test]
+fn nothing_is_answered_after_a_close() {
+    check(
+        "GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+        &[(200, ROOT_BODY)],
+        GRACEFUL,
+    );
+}
+
+#[test]
+fn smuggling_attempts_get_400_and_close() {
+    let follow = "GET /health HTTP/1.1\r\n\r\n";
+    let cases = [
+        "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        "POST /echo HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc",
+        "POST /echo HTTP/1.1\r\nContent-Length: 3a\r\n\r\nabc",
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+        "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcde\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n",
+        "GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+        "GET /\r\n\r\n",
+        "\x00GET / HTTP/1.1\r\n\r\n",
+    ];
+    for case in cases {
+        let input = format!("{case}{follow}");
+        check(&input, &[(400, "bad request\n")], GRACEFUL);
+    }
+    check(
+        "GET / HTTP/3.0\r\n\r\n",
+        &[(505, "HTTP version not supported\n")],
+        GRACEFUL,
+    );
+}
+
+#[test]
+fn protocol_errors_are_typed_and_counted() {
+    let mut h = Harness::new(limits());
+    h.exchange(
+        b"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        h.at(0.0),
+    );
+    assert_eq!(
+        h.conn.protocol_error(),
+        Some(ProtocolError::BothLengthAndChunked)
+    );
+    let snap = h.stats.snapshot();
+    assert_eq!((snap.requests, snap.protocol_errors), (1, 1));
+    assert_eq!(snap.status.get("400"), Some(&1));
+    // Nothing more is parsed or sent, whatever arrives.
+    assert!(h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(0.0)).is_empty());
+    assert!(!h.conn.wants_read());
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+}
+
+#[test]
+fn head_limits_exactly_at_and_one_past_the_bound() {
+    let limits = Limits {
+        max_head_bytes: 100,
+        max_headers: 4,
+        ..Limits::default()
+    };
+    let head = |len: usize| {
+        let mut s = "GET / HTTP/1.1\r\nX-Pad: ".to_string();
+        s.push_str(&"p".repeat(len - s.len() - 4));
+        s.push_str("\r\n\r\n");
+        assert_eq!(s.len(), len);
+        s
+    };
+    check_with(&head(100), limits, &[(200, ROOT_BODY)], None);
+    let too_large = (431, "request header fields too large\n");
+    check_with(&head(101), limits, &[too_large], GRACEFUL);
+    let headers = |n: usize| {
+        let mut s = "GET / HTTP/1.1\r\n".to_string();
+        for i in 0..n {
+            s.push_str(&format!("H{i}: v\r\n"));
+        }
+        s + "\r\n"
+    };
+    check_with(&headers(4), limits, &[(200, ROOT_BODY)], None);
+    check_with(&headers(5), limits, &[too_large], GRACEFUL);
+}
+
+#[test]
+fn body_limits_exactly_at_and_one_past_the_bound() {
+    let limits = Limits {
+        max_body_bytes: 8,
+        ..Limits::default()
+    };
+    let too_large = (413, "content too large\n");
+    check_with(
+        "POST /echo HTTP/1.1\r\nContent-Length: 8\r\n\r\n12345678",
+        limits,
+        &[(200, "12345678")],
+        None,
+    );
+    check_with(
+        "POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\n123456789",
+        limits,
+        &[too_large],
+        GRACEFUL,
+    );
+    check_with(
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n1234\r\n4\r\n5678\r\n0\r\n\r\n",
+        limits,
+        &[(200, "12345678")],
+        None,
+    );
+    check_with(
+        "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n1234\r\n5\r\n56789\r\n0\r\n\r\n",
+        limits,
+        &[too_large],
+        GRACEFUL,
+    );
+    // Discarded bodies count against the limit too.
+    check_with(
+        "POST /nope HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n",
+        limits,
+        &[too_large],
+        GRACEFUL,
+    );
+}
+
+#[test]
+fn expect_continue_comes_before_the_body() {
+    let input = "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let mut h = Harness::new(limits());
+    let out = h.exchange(input.as_bytes(), h.at(0.0));
+    assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+    let out = h.exchange(b"hi", h.at(0.0));
+    assert_eq!(parse_all(&out, &[])[0].body, b"hi");
+
+    // Split anywhere, the output is the same.
+    check(&format!("{input}hi"), &[(100, ""), (200, "hi")], None);
+    // Too large: refused at once, no 100.
+    check(
+        "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n",
+        &[(413, "content too large\n")],
+        GRACEFUL,
+    );
+    // No body, no 100.
+    check(
+        "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        &[(200, ROOT_BODY)],
+        None,
+    );
+}
+
+#[test]
+fn hundred_pipelined_requests_in_one_read_answered_in_order() {
+    let mut input = String::new();
+    let mut expected = Vec::new();
+    let bodies: Vec<String> = (0..100).map(|i| format!("body-{i}")).collect();
+    for (i, body) in bodies.iter().enumerate() {
+        match i % 4 {
+            0 => {
+                input.push_str("GET / HTTP/1.1\r\n\r\n");
+                expected.push((200, ROOT_BODY));
+            }
+            1 => {
+                input.push_str(&format!(
+                    "POST /echo HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ));
+                expected.push((200, body.as_str()));
+            }
+            2 => {
+                input.push_str(&format!(
+                    "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                    body.len()
+                ));
+                expected.push((200, body.as_str()));
+            }
+            _ => {
+                input.push_str("GET /nope HTTP/1.1\r\n\r\n");
+                expected.push((404, "not found\n"));
+            }
+        }
+    }
+    let mut h = Harness::new(limits());
+    let out = h.exchange(input.as_bytes(), h.at(0.0));
+    let got: Vec<(u16, Vec<u8>)> = parse_all(&out, &[])
+        .into_iter()
+        .map(|r| (r.status, r.body))
+        .collect();
+    let want: Vec<(u16, Vec<u8>)> = expected
+        .iter()
+        .map(|&(s, b)| (s, b.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(h.stats.snapshot().requests, 100);
+
+    // The 100 responses were offered as one buffer: one write(2).
+    let mut h = Harness::new(limits());
+    h.conn.handle_read(input.as_bytes(), h.at(0.0));
+    assert_eq!(h.conn.poll_transmit(), out.as_slice());
+
+    // Every two-piece split gives the same bytes.
+    let bytes = input.as_bytes();
+    for split in (1..bytes.len()).step_by(7) {
+        let (a, b) = bytes.split_at(split);
+        assert_eq!(output_of(&[a, b], limits()).0, out, "split at {split}");
+    }
+}
+
+#[test]
+fn head_deadline_cuts_a_one_byte_trickle() {
+    let mut h = Harness::new(limits());
+    let request = b"GET / HTTP/1.1\r\nX-Slow: ".repeat(10);
+    // First byte at 1 s: the head must be complete by 11 s.
+    let mut sent = 0;
+    for (i, b) in request.iter().enumerate() {
+        let now = h.at(1.0 + i as f64 * 0.5);
+        if now >= h.at(11.0) {
+            break;
+        }
+        assert!(h.exchange(&[*b], now).is_empty());
+        assert_eq!(
+            h.conn.poll_timeout(),
+            Some(h.at(11.0)),
+            "trickling cannot extend it"
+        );
+        sent += 1;
+    }
+    assert!(sent > 10);
+    h.conn.handle_timeout(h.at(10.9));
+    assert_eq!(h.drain(h.at(10.9)), b"");
+    h.conn.handle_timeout(h.at(11.0));
+    let out = h.drain(h.at(11.0));
+    let r = parse_all(&out, &[]);
+    assert_eq!((r.len(), r[0].status), (1, 408));
+    assert_eq!(r[0].header("connection"), Some("close"));
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+    assert_eq!(h.stats.snapshot().timeouts, 1);
+}
+
+#[test]
+fn head_deadline_starts_at_the_first_byte_of_each_request() {
+    let mut h = Harness::new(limits());
+    // Idle for 30 s, then a request: its deadline counts from its first byte.
+    h.exchange(b"GET / HTTP/1.1\r\n\r\nGE", h.at(30.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(40.0)));
+    h.exchange(b"T / HTTP/1.1\r\n\r\n", h.at(39.0));
+    // Complete: now idle, from the time the response was written.
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(99.0)));
+}
+
+#[test]
+fn idle_deadline_closes_silently() {
+    let mut h = Harness::new(limits());
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(60.0)));
+    h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(5.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(65.0)));
+    h.conn.handle_timeout(h.at(64.0));
+    assert_eq!(h.conn.poll_close(), None);
+    h.conn.handle_timeout(h.at(65.0));
+    assert_eq!(h.drain(h.at(65.0)), b"");
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+    assert!(!h.conn.wants_read());
+    assert_eq!(h.stats.snapshot().timeouts, 1);
+}
+
+#[test]
+fn idle_deadline_waits_for_output_to_drain() {
+    let mut h = Harness::new(limits());
+    h.conn.handle_read(b"GET / HTTP/1.1\r\n\r\n", h.at(1.0));
+    // Unwritten output: only the write deadline applies.
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(31.0)));
+    let n = h.conn.poll_transmit().len();
+    h.conn.handle_written(n - 1, h.at(20.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(50.0)));
+    h.conn.handle_written(1, h.at(45.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(105.0)));
+}
+
+#[test]
+fn body_deadline_counts_from_the_last_body_byte() {
+    let mut h = Harness::new(limits());
+    h.exchange(
+        b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\n12",
+        h.at(1.0),
+    );
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(11.0)));
+    h.exchange(b"34", h.at(8.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(18.0)));
+    h.conn.handle_timeout(h.at(18.0));
+    let r = parse_all(&h.drain(h.at(18.0)), &[]);
+    assert_eq!(r[0].status, 408);
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+    assert_eq!(h.stats.snapshot().timeouts, 1);
+}
+
+#[test]
+fn body_deadline_applies_to_chunked_bodies() {
+    let mut h = Harness::new(limits());
+    h.exchange(
+        b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        h.at(1.0),
+    );
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(11.0)));
+    h.conn.handle_timeout(h.at(11.0));
+    assert_eq!(parse_all(&h.drain(h.at(11.0)), &[])[0].status, 408);
+}
+
+#[test]
+fn write_deadline_aborts_a_peer_that_never_reads() {
+    let mut h = Harness::new(limits());
+    h.conn
+        .handle_read(b"GET /bytes/10000000 HTTP/1.1\r\n\r\n", h.at(1.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(31.0)));
+    // A little progress pushes it back.
+    h.conn.handle_written(100, h.at(20.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(50.0)));
+    // No progress: a zero-byte write does not.
+    h.conn.handle_written(0, h.at(40.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(50.0)));
+    h.conn.handle_timeout(h.at(50.0));
+    assert_eq!(h.conn.poll_close(), Some(Close::Abort));
+    assert!(h.conn.poll_transmit().is_empty());
+    assert!(!h.conn.wants_read());
+    assert_eq!(h.conn.poll_timeout(), None);
+    assert_eq!(h.stats.snapshot().timeouts, 1);
+}
+
+#[test]
+fn shutdown_closes_an_idle_connection_at_once() {
+    let mut h = Harness::new(limits());
+    h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(1.0));
+    h.conn.handle_shutdown(h.at(2.0));
+    assert!(h.conn.poll_transmit().is_empty());
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+    assert_eq!(h.stats.snapshot().timeouts, 0);
+}
+
+#[test]
+fn shutdown_lets_an_in_flight_delay_finish_with_close() {
+    let mut h = Harness::new(limits());
+    h.exchange(
+        b"GET /delay/500 HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+        h.at(1.0),
+    );
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(1.5)));
+    h.conn.handle_shutdown(h.at(1.2));
+    assert_eq!(h.conn.poll_close(), None);
+    h.conn.handle_timeout(h.at(1.5));
+    let r = parse_all(&h.drain(h.at(1.5)), &[]);
+    assert_eq!(r.len(), 1, "the pipelined request is not answered");
+    assert_eq!(r[0].body, b"delayed\n");
+    assert_eq!(r[0].header("connection"), Some("close"));
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+}
+
+#[test]
+fn shutdown_lets_a_partial_request_finish_with_close() {
+    let mut h = Harness::new(limits());
+    h.exchange(
+        b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\n",
+        h.at(1.0),
+    );
+    h.conn.handle_shutdown(h.at(1.1));
+    assert_eq!(h.conn.poll_close(), None);
+    let r = parse_all(&h.exchange(b"ok", h.at(1.2)), &[]);
+    assert_eq!(r[0].header("connection"), Some("close"));
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+}
+
+#[test]
+fn delay_answers_later_and_pipelined_requests_follow_in_order() {
+    let mut h = Harness::new(limits());
+    let out = h.exchange(
+        b"GET /delay/250 HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        h.at(1.0),
+    );
+    assert!(out.is_empty());
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(1.25)));
+    h.conn.handle_timeout(h.at(1.2));
+    assert!(h.drain(h.at(1.2)).is_empty());
+    h.conn.handle_timeout(h.at(1.25));
+    let bodies: Vec<Vec<u8>> = parse_all(&h.drain(h.at(1.25)), &[])
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            b"delayed\n".to_vec(),
+            b"ok\n".to_vec(),
+            ROOT_BODY.as_bytes().to_vec()
+        ]
+    );
+    assert_eq!(h.conn.poll_close(), None);
+}
+
+#[test]
+fn eof_while_idle_closes_gracefully() {
+    let mut h = Harness::new(limits());
+    h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(1.0));
+    h.conn.handle_eof(h.at(2.0));
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+    assert_eq!(h.stats.snapshot().protocol_errors, 0);
+}
+
+#[test]
+fn eof_mid_request_closes_without_a_response() {
+    for partial in [
+        &b"GET / HTTP/1.1\r\nHost"[..],
+        b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+        b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n",
+    ] {
+        let mut h = Harness::new(limits());
+        h.exchange(partial, h.at(1.0));
+        h.conn.handle_eof(h.at(2.0));
+        assert!(h.drain(h.at(2.0)).is_empty());
+        assert_eq!(h.conn.poll_close(), GRACEFUL);
+        assert_eq!(h.stats.snapshot().protocol_errors, 1);
+    }
+}
+
+#[test]
+fn eof_after_a_complete_request_still_answers_it_then_closes() {
+    let mut h = Harness::new(limits());
+    h.exchange(b"GET /delay/100 HTTP/1.1\r\n\r\n", h.at(1.0));
+    h.conn.handle_eof(h.at(1.05));
+    assert_eq!(h.conn.poll_close(), None);
+    assert!(!h.conn.wants_read());
+    h.conn.handle_timeout(h.at(1.1));
+    let r = parse_all(&h.drain(h.at(1.1)), &[]);
+    assert_eq!(r[0].body, b"delayed\n");
+    assert_eq!(r[0].header("connection"), Some("close"));
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+
+    // Pipelined requests and then EOF in the same breath: all answered,
+    // the last one with close.
+    let mut h = Harness::new(limits());
+    h.conn.handle_read(
+        b"GET / HTTP/1.1\r\n\r\nGET /delay/1 HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n",
+        h.at(1.0),
+    );
+    h.conn.handle_eof(h.at(1.0));
+    h.conn.handle_timeout(h.at(1.001));
+    let r = parse_all(&h.drain(h.at(1.001)), &[]);
+    let summary: Vec<_> = r.iter().map(|r| r.header("connection")).collect();
+    assert_eq!(summary, [None, None, Some("close")]);
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+}
+
+#[test]
+fn backpressure_stops_reading_until_output_drains() {
+    let limits = Limits {
+        max_pending_output: 200,
+        ..Limits::default()
+    };
+    let mut h = Harness::new(limits);
+    let input = b"GET / HTTP/1.1\r\n\r\n".repeat(10);
+    h.conn.handle_read(&input, h.at(1.0));
+    let one = response::ROOT.bytes(false, ConnHeader::Default).len();
+    // Responses stop as soon as pending output passes the bound.
+    let pending = h.conn.poll_transmit().len();
+    assert_eq!(pending, one * (200 / one + 1));
+    assert!(!h.conn.wants_read());
+    // Draining resumes parsing of what was held back.
+    let out = h.drain(h.at(2.0));
+    assert_eq!(parse_all(&out, &[]).len(), 10);
+    assert!(h.conn.wants_read());
+}
+
+#[test]
+fn bytes_endpoint_streams_in_bounded_pieces() {
+    let n: u64 = crate::MAX_BYTES_ENDPOINT;
+    let mut h = Harness::new(limits());
+    h.conn.handle_read(
+        format!("GET /bytes/{n} HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n").as_bytes(),
+        h.at(1.0),
+    );
+    let head_len = {
+        let pending = h.conn.poll_transmit();
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(pending) {
+            Ok(httparse::Status::Complete(len)) => len,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut received: u64 = 0;
+    let mut first = true;
+    let mut tail = Vec::new();
+    loop {
+        let now = h.at(2.0);
+        let pending = h.conn.poll_transmit();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            pending.len() <= 2 * PIECE + 200,
+            "never more than two pieces pending: {}",
+            pending.len()
+        );
+        // Write in odd-sized pieces, checking the body as it goes.
+        let take = pending.len().min(10_007);
+        let chunk = pending[..take].to_vec();
+        let body = if first {
+            &chunk[head_len..]
+        } else {
+            &chunk[..]
+        };
+        first = false;
+        for &b in body {
+            if received < n {
+                assert_eq!(b, bytes_endpoint_byte(received), "byte {received}");
+                received += 1;
+            } else {
+                tail.push(b);
+            }
+        }
+        h.conn.handle_written(take, now);
+    }
+    assert_eq!(received, n);
+    assert_eq!(parse_all(&tail, &[])[0].body, b"ok\n");
+    assert_eq!(h.conn.buffered_capacity(), 0);
+}
+
+#[test]
+fn idle_connection_holds_no_buffers() {
+    let mut h = Harness::new(limits());
+    assert_eq!(h.conn.buffered_capacity(), 0);
+    let now = h.at(1.0);
+    // A head split across reads is buffered only while unfinished.
+    h.exchange(b"GET / HT", now);
+    assert!(h.conn.buffered_capacity() > 0);
+    h.exchange(b"TP/1.1\r\n\r\n", now);
+    assert_eq!(h.conn.buffered_capacity(), 0);
+    for request in [
+        &b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"[..],
+        b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"GET /stats HTTP/1.1\r\n\r\n",
+        b"GET /bytes/100000 HTTP/1.1\r\n\r\n",
+        &b"GET / HTTP/1.1\r\n\r\n".repeat(50),
+    ] {
+        for piece in request.chunks(7) {
+            h.exchange(piece, now);
+        }
+        assert_eq!(h.conn.buffered_capacity(), 0);
+    }
+    assert_eq!(h.stats.snapshot().requests, 55);
+}
+
+#[test]
+fn keep_alive_get_root_needs_no_allocation() {
+    // The whole response is a static slice; nothing is copied into a Vec.
+    let mut h = Harness::new(limits());
+    h.conn.handle_read(b"GET / HTTP/1.1\r\n\r\n", h.at(1.0));
+    assert_eq!(h.conn.buffered_capacity(), 0);
+    assert_eq!(
+        h.conn.poll_transmit(),
+        response::ROOT.bytes(false, ConnHeader::Default)
+    );
+}
+
+#[test]
+fn connection_stays_small() {
+    // Measured 232 bytes on x86_64 (Limits alone is 96); the bound leaves a
+    // little room without letting it drift.
+    assert!(
+        size_of::<Connection>() <= 256,
+        "{}",
+        size_of::<Connection>()
+    );
+}
+
+#[test]
+fn deadlines_are_offered_until_the_connection_closes() {
+    // Whatever phase it is in, a live connection either waits for a
+    // deadline or is closing: none can hang forever.
+    let inputs: [&[u8]; 5] = [
+        b"",
+        b"GET / HT",
+        b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+        b"GET /delay/10 HTTP/1.1\r\n\r\n",
+        b"GET /bytes/1000000 HTTP/1.1\r\n\r\n",
+    ];
+    for input in inputs {
+        let mut h = Harness::new(limits());
+        h.conn.handle_read(input, h.at(1.0));
+        assert!(
+            h.conn.poll_timeout().is_some() || h.conn.poll_close().is_some(),
+            "{input:?}"
+        );
+    }
+}
+
+/// The sequence the canary build is planted to crash on: an `X-Canary:
+/// tweet` request after a request with a chunked body.
+const CANARY_TRIGGER: &[u8] = b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\nX-Canary: tweet\r\n\r\n";
+
+#[cfg(not(feature = "canary"))]
+#[test]
+fn canary_sequence_is_harmless_in_ordinary_builds() {
+    let mut h = Harness::new(limits());
+    let out = h.exchange(CANARY_TRIGGER, h.at(1.0));
+    let statuses: Vec<u16> = parse_all(&out, &[]).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200]);
+}
+
+#[cfg(feature = "canary")]
+#[test]
+fn canary_build_crashes_on_its_planted_sequence() {
+    // Either request alone is fine; only the sequence trips the canary.
+    let (chunked, canary) = CANARY_TRIGGER.split_at(CANARY_TRIGGER.len() - 35);
+    assert!(canary.starts_with(b"GET"));
+    for alone in [canary, chunked] {
+        let mut h = Harness::new(limits());
+        assert_eq!(parse_all(&h.exchange(alone, h.at(1.0)), &[])[0].status, 200);
+    }
+    let crashed = std::panic::catch_unwind(|| {
+        let mut h = Harness::new(limits());
+        h.exchange(CANARY_TRIGGER, h.at(1.0));
+    });
+    assert!(crashed.is_err());
+}

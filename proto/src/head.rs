@@ -1,0 +1,415 @@
+//! Request heads: parsing with `httparse` and validating how the body is
+//! framed. This is where request smuggling is refused: `Content-Length`
+//! together with `Transfer-Encoding`, duplicate or malformed lengths, and any
+//! transfer coding but a lone `chunked` all end the connection with 400.
+//! Routing and bodies live elsewhere.
+
+use std::mem::MaybeUninit;
+
+use crate::{Limits, ProtocolError};
+
+/// Header slots kept on the stack; a `max_headers` above this uses the heap.
+const STACK_HEADERS: usize = 100;
+
+/// How the request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// No body.
+    None,
+    /// `Content-Length`, already checked against `max_body_bytes`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A complete, validated request head, borrowing from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) target: &'a str,
+    /// HTTP/1.0 rather than HTTP/1.1.
+    pub(crate) http10: bool,
+    pub(crate) body: BodyFraming,
+    /// Whether the client wants the connection kept open afterwards.
+    pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request.
+    pub(crate) expect_continue: bool,
+    /// `X-Canary: tweet`, which only the canary build reacts to.
+    #[cfg(feature = "canary")]
+    pub(crate) canary: bool,
+}
+
+/// Parses a request head from the start of `buf`: the head and its length in
+/// bytes, `Ok(None)` if more bytes are needed, or why it is refused. The
+/// verdict does not depend on how `buf` was split across reads: only the
+/// first `max_head_bytes` are ever parsed.
+pub(crate) fn parse<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+) -> Result<Option<(Head<'a>, usize)>, ProtocolError> {
+    let mut stack = [const { MaybeUninit::<httparse::Header<'a>>::uninit() }; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let slots = match stack.get_mut(..limits.max_headers) {
+        Some(slots) => slots,
+        None => {
+            heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+            heap.as_mut_slice()
+        }
+    };
+    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(window, slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => {
+            return Err(ProtocolError::TooLargeHead);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(ProtocolError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(version_error(window)),
+        Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {
+            return Err(ProtocolError::BadHeader);
+        }
+        // A bad line ending is in the headers once the request line is done.
+        Err(httparse::Error::NewLine) if req.version.is_some() => {
+            return Err(ProtocolError::BadHeader);
+        }
+        Err(_) => return Err(ProtocolError::BadRequestLine),
+    };
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(ProtocolError::BadRequestLine);
+    };
+    let http10 = version == 0;
+
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_codings = 0usize;
+    let mut other_codings = false;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect_continue = false;
+    #[cfg(feature = "canary")]
+    let mut canary = false;
+    for header in req.headers.iter() {
+        let name = header.name;
+        let value = header.value.trim_ascii();
+        if name.eq_ignore_ascii_case("content-length") {
+            if content_length.is_some() || value.contains(&b',') {
+                return Err(ProtocolError::DuplicateContentLength);
+            }
+            content_length = Some(parse_decimal(value).ok_or(ProtocolError::BadContentLength)?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+            for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if coding.eq_ignore_ascii_case(b"chunked") {
+                    chunked_codings += 1;
+                } else {
+                    other_codings = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        }
+        #[cfg(feature = "canary")]
+        if name.eq_ignore_ascii_case("x-canary") && value == b"tweet" {
+            canary = true;
+        }
+    }
+
+    let body = match (content_length, transfer_encoding) {
+        (Some(_), true) => return Err(ProtocolError::BothLengthAndChunked),
+        // HTTP/1.0 has no transfer codings, so a 1.0 peer and this server
+        // could disagree on where the body ends: refused.
+        (None, true) if http10 || other_codings || chunked_codings != 1 => {
+            return Err(ProtocolError::UnknownTransferCoding);
+        }
+        (None, true) => BodyFraming::Chunked,
+        (Some(n), false) if n > limits.max_body_bytes as u64 => {
+            return Err(ProtocolError::BodyTooLarge);
+        }
+        (Some(0) | None, false) => BodyFraming::None,
+        (Some(n), false) => BodyFraming::Length(n),
+    };
+    let head = Head {
+        method,
+        target,
+        http10,
+        body,
+        keep_alive: !close && (!http10 || keep_alive),
+        expect_continue: expect_continue && !http10,
+        #[cfg(feature = "canary")]
+        canary,
+    };
+    Ok(Some((head, len)))
+}
+
+/// A non-empty run of ASCII digits that fits in a `u64`.
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = char::from(b).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+/// `httparse` reports any bad version the same way; one that starts like
+/// `HTTP/<digit>` is a version this server does not speak (505), anything
+/// else a malformed request line (400). `httparse` fails at the first wrong
+/// byte, so only the prefix up to it may decide, or the verdict would depend
+/// on how the bytes were split.
+fn version_error(window: &[u8]) -> ProtocolError {
+    let line = window
+        .split(|&b| b == b'\n')
+        .find(|line| !line.trim_ascii().is_empty())
+        .unwrap_or_default();
+    // The target cannot contain a space, so the version follows the second.
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', digit, ..] if digit.is_ascii_digit() => {
+            ProtocolError::BadVersion
+        }
+        _ => ProtocolError::BadRequestLine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `input` with default limits and compares the outcome; a
+    /// complete head is summarised as (framing, keep-alive, expect, length).
+    fn check(
+        input: &str,
+        expected: Result<Option<(BodyFraming, bool, bool, usize)>, ProtocolError>,
+    ) {
+        let got = parse(input.as_bytes(), &Limits::default()).map(|parsed| {
+            parsed.map(|(head, len)| (head.body, head.keep_alive, head.expect_continue, len))
+        });
+        assert_eq!(got, expected, "{input:?}");
+    }
+
+    fn complete(input: &str, body: BodyFraming, keep_alive: bool) {
+        check(input, Ok(Some((body, keep_alive, false, input.len()))));
+    }
+
+    #[test]
+    fn framing_and_keep_alive() {
+        use BodyFraming::*;
+        complete("GET / HTTP/1.1\r\n\r\n", None, true);
+        complete("GET / HTTP/1.1\n\n", None, true);
+        complete("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", None, false);
+        complete(
+            "GET / HTTP/1.1\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
+            None,
+            false,
+        );
+        complete("GET / HTTP/1.0\r\n\r\n", None, false);
+        complete(
+            "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            None,
+            true,
+        );
+        complete(
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            Length(5),
+            true,
+        );
+        complete("POST / HTTP/1.1\r\nContent-Length:  0 \r\n\r\n", None, true);
+        complete(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n",
+            Chunked,
+            true,
+        );
+        check(
+            "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            Ok(Some((Length(1), true, true, 60))),
+        );
+        // HTTP/1.0 has no 100 Continue.
+        check(
+            "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            Ok(Some((Length(1), false, false, 60))),
+        );
+        check("GET / HTTP/1.1\r\n", Ok(Option::None));
+        check("GET / HTTP/1.1\r\nHost: x\r", Ok(Option::None));
+    }
+
+    #[test]
+    fn smuggling_defences() {
+        use ProtocolError::*;
+        let cases: &[(&str, ProtocolError)] = &[
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                BothLengthAndChunked,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                BothLengthAndChunked,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                DuplicateContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+                DuplicateContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+                BadContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                BadContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+                BadContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",
+                BadContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+                BadContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                BadContentLength,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                UnknownTransferCoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                UnknownTransferCoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                UnknownTransferCoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+                UnknownTransferCoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+                UnknownTransferCoding,
+            ),
+            (
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                UnknownTransferCoding,
+            ),
+            // Whitespace before the colon and obsolete line folding are
+            // classic smuggling vectors.
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+                BadHeader,
+            ),
+            ("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", BadHeader),
+            ("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", BadHeader),
+            ("GET / HTTP/1.1\r\nbad header\r\n\r\n", BadHeader),
+            ("GET  / HTTP/1.1\r\n\r\n", BadRequestLine),
+            ("GET /\r\n\r\n", BadRequestLine),
+            ("GET / FOO\r\n\r\n", BadRequestLine),
+            ("G(T / HTTP/1.1\r\n\r\n", BadRequestLine),
+            ("GET / HTTP/2.0\r\n\r\n", BadVersion),
+            ("GET / HTTP/1.2\r\n\r\n", BadVersion),
+            ("GET / HTTP/3.0 x\r\n\r\n", BadVersion),
+            ("GET / HTTP/3", BadVersion),
+            ("GET / HTTPS/1.1\r\n\r\n", BadRequestLine),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n",
+                BodyTooLarge,
+            ),
+        ];
+        for &(input, error) in cases {
+            check(input, Err(error));
+        }
+        complete(
+            "POST / HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n",
+            BodyFraming::Length(1 << 20),
+            true,
+        );
+    }
+
+    #[test]
+    fn head_and_header_limits_exactly_at_and_past_the_bound() {
+        let limits = Limits {
+            max_head_bytes: 64,
+            max_headers: 3,
+            ..Limits::default()
+        };
+        let head_of = |len: usize| {
+            let mut head = "GET / HTTP/1.1\r\nX: ".to_string();
+            head.push_str(&"a".repeat(len - head.len() - 4));
+            head.push_str("\r\n\r\n");
+            head
+        };
+        let at = head_of(64);
+        assert_eq!(
+            parse(at.as_bytes(), &limits).map(|p| p.map(|(_, n)| n)),
+            Ok(Some(64))
+        );
+        let past = head_of(65);
+        assert_eq!(
+            parse(past.as_bytes(), &limits),
+            Err(ProtocolError::TooLargeHead)
+        );
+        // Still incomplete at the bound: wait; one byte past: refuse.
+        assert_eq!(parse(&past.as_bytes()[..64], &limits), Ok(None));
+        assert_eq!(
+            parse(&past.as_bytes()[..65], &limits),
+            Err(ProtocolError::TooLargeHead)
+        );
+
+        let three = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert!(matches!(parse(three.as_bytes(), &limits), Ok(Some(_))));
+        let four = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        assert_eq!(
+            parse(four.as_bytes(), &limits),
+            Err(ProtocolError::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn many_header_slots_use_the_heap() {
+        let limits = Limits {
+            max_headers: STACK_HEADERS + 1,
+            ..Limits::default()
+        };
+        let mut head = "GET / HTTP/1.1\r\n".to_string();
+        for i in 0..=STACK_HEADERS {
+            head.push_str(&format!("X-{i}: v\r\n"));
+        }
+        head.push_str("\r\n");
+        assert_eq!(
+            parse(head.as_bytes(), &limits).map(|p| p.map(|(_, n)| n)),
+            Ok(Some(head.len()))
+        );
+        let fewer = Limits {
+            max_headers: STACK_HEADERS,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse(head.as_bytes(), &fewer),
+            Err(ProtocolError::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn decimal_parsing_is_bounded() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"1a"), None);
+    }
+}
