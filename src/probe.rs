@@ -214,7 +214,7 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
     };
     print_report(&report);
     if let Some(path) = &args.out {
-        write_json(path, &report)?;
+        write_json(path, &report, args.inside_netns.as_deref())?;
     }
     if report.timed_out == 0 || report.unserved > 0 || report.capacity == 0 {
         return Ok(ExitCode::FAILURE);
@@ -253,8 +253,13 @@ fn print_report(r: &ProbeReport) {
     }
 }
 
-fn write_json(path: &Path, report: &ProbeReport) -> anyhow::Result<()> {
-    let json = serde_json::to_vec_pretty(report).context("serialising the probe report")?;
+/// Writes the report, plus `netns` (the lab namespace's name, or null).
+fn write_json(path: &Path, report: &ProbeReport, netns: Option<&str>) -> anyhow::Result<()> {
+    let mut value = serde_json::to_value(report).context("serialising the probe report")?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("netns".into(), netns.into());
+    }
+    let json = serde_json::to_vec_pretty(&value).context("serialising the probe report")?;
     std::fs::write(path, json).with_context(|| format!("writing --out {}", path.display()))
 }
 

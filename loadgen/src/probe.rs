@@ -686,10 +686,7 @@ fn http_exchange(addr: SocketAddr, request: &str, timeout: Duration) -> io::Resu
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
-        };
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         match stream.read(&mut buf) {
             Ok(0) => break,

@@ -1,1 +1,249 @@
-//! End-to-end tests of `floodgate probe`.
+//! End-to-end tests of `floodgate probe backlog`. The capacity tests run in
+//! a network namespace the probe creates itself (`--netns`, root), so the
+//! kernel counters they compare against belong to that probe alone; the
+//! `--pid` tests run against a `floodgate serve` child on 127.0.0.1:0.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{ServeProcess, floodgate};
+
+/// A JSON report path unique to this test process and test.
+fn out_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "floodgate-probe-{}-{name}.json",
+        std::process::id()
+    ))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run floodgate probe backlog");
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Runs `probe backlog --netns ARGS --out FILE` and returns the report.
+fn probe_in_netns(name: &str, args: &[&str]) -> (Output, Value) {
+    let path = out_path(name);
+    let out = run(floodgate()
+        .args(["probe", "backlog", "--netns"])
+        .args(args)
+        .arg("--out")
+        .arg(&path));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    let _ = std::fs::remove_file(&path);
+    (out, serde_json::from_str(&text).expect("report is JSON"))
+}
+
+/// The probe's lab namespace is gone once the probe has exited.
+fn namespace_removed(report: &Value) {
+    let name = report["netns"]
+        .as_str()
+        .expect("the report names its namespace");
+    assert!(name.starts_with("floodgate-"), "{name}");
+    let left = netns_list();
+    assert!(
+        !left
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(name)),
+        "namespace {name} left behind: {left}"
+    );
+}
+
+fn netns_list() -> String {
+    let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("iproute2's ip is installed");
+    let out = Command::new(ip).args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn capacity_is_backlog_plus_one_in_a_fresh_namespace() {
+    for backlog in [1u64, 8, 128] {
+        let (out, r) = probe_in_netns(
+            &format!("backlog-{backlog}"),
+            &["--backlog", &backlog.to_string()],
+        );
+        assert!(out.status.success(), "backlog {backlog}: {:?}", out.status);
+        assert_eq!(r["capacity"], backlog + 1, "backlog {backlog}");
+        assert_eq!(r["implied_backlog"], backlog);
+        // sock_diag corroborates from the server's side.
+        assert_eq!(r["queue_depth"], backlog + 1);
+        assert_eq!(r["kernel_backlog"], backlog);
+        assert_eq!(r["served"], backlog + 1);
+        assert_eq!(r["unserved"], 0);
+        // The namespace is the probe's alone, so the kernel's arithmetic is
+        // exact: every connect that did not fit dropped exactly one SYN
+        // (the window closes before the first retransmit at 1 s).
+        let timed_out = r["timed_out"].as_u64().unwrap();
+        assert!(timed_out > 0, "the queue must have filled");
+        assert_eq!(r["counters"]["listen_overflows"], timed_out);
+        assert_eq!(r["counters"]["tcp_syn_retrans"], 0);
+        assert_eq!(r["verdict"]["diagnosis"], "accept_queue_overflow");
+        namespace_removed(&r);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("capacity: {}", backlog + 1)),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn somaxconn_clamps_the_backlog_and_the_probe_says_so() {
+    let (out, r) = probe_in_netns(
+        "clamp",
+        &["--sysctl", "net.core.somaxconn=64", "--backlog", "1024"],
+    );
+    assert!(out.status.success());
+    assert_eq!(r["capacity"], 65);
+    assert_eq!(r["implied_backlog"], 64);
+    assert_eq!(r["configured_backlog"], 1024);
+    assert_eq!(r["somaxconn"], 64);
+    assert_eq!(r["clamped_backlog"], 64);
+    let explained = r["explanation"].as_array().unwrap().iter().any(|l| {
+        l.as_str().unwrap().contains("net.core.somaxconn is 64")
+            && l.as_str().unwrap().contains("clamped it to 64")
+    });
+    assert!(explained, "{:#}", r["explanation"]);
+}
+
+#[test]
+fn abort_on_overflow_does_not_reset_syn_time_overflows() {
+    // SYNs arriving at a full accept queue are dropped silently even with
+    // tcp_abort_on_overflow=1; only ACK-time overflows are reset.
+    let (out, r) = probe_in_netns(
+        "abort",
+        &[
+            "--sysctl",
+            "net.ipv4.tcp_abort_on_overflow=1",
+            "--backlog",
+            "4",
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(r["capacity"], 5);
+    assert_eq!(r["reset"], 0);
+    assert_eq!(r["counters"]["embryonic_rsts"], 0);
+}
+
+#[test]
+fn sysctl_outside_net_is_refused() {
+    let out = run(floodgate().args(["probe", "backlog", "--netns", "--sysctl", "vm.swappiness=1"]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'vm.swappiness' is not allowed: only net.* sysctls"),
+        "{stderr}"
+    );
+}
+
+/// The state letter of `/proc/PID/stat` (`T` when stopped).
+fn state(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    rest.split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn pid_mode_measures_and_resumes_the_process() {
+    let server = ServeProcess::start(&["--backlog", "16"]);
+    let path = out_path("pid");
+    let out = run(floodgate()
+        .args(["probe", "backlog", "--target"])
+        .arg(server.addr().to_string())
+        .args([
+            "--pid",
+            &server.pid().to_string(),
+            "--backlog",
+            "16",
+            "--out",
+        ])
+        .arg(&path));
+    assert_ne!(state(server.pid()), "T");
+    assert!(out.status.success());
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(r["capacity"], 17);
+    assert_eq!(r["implied_backlog"], 16);
+    assert_eq!(r["unserved"], 0);
+}
+
+#[test]
+fn pid_mode_resumes_the_process_when_the_probe_fails() {
+    let server = ServeProcess::start(&[]);
+    // A port where nothing listens: every connect is refused, the probe fails
+    // after it has stopped the process.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let out = run(floodgate()
+        .args(["probe", "backlog", "--target"])
+        .arg(closed_addr.to_string())
+        .args(["--pid", &server.pid().to_string(), "--connects", "10"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no connect completed"));
+    assert_ne!(state(server.pid()), "T");
+}
+
+#[test]
+fn pid_mode_resumes_the_process_on_ctrl_c() {
+    let server = ServeProcess::start(&[]);
+    let mut probe = floodgate()
+        .args(["probe", "backlog", "--target"])
+        .arg(server.addr().to_string())
+        .args(["--pid", &server.pid().to_string(), "--window", "950ms"])
+        .spawn()
+        .unwrap();
+    // Interrupt while the server is stopped (a bounded wait for that state).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(server.pid()) != "T" {
+        assert!(
+            Instant::now() < deadline,
+            "the probe never stopped the server"
+        );
+        assert!(probe.try_wait().unwrap().is_none(), "the probe ended early");
+        std::thread::yield_now();
+    }
+    // SAFETY: kill(2) on the PID of the probe this test started.
+    assert_eq!(unsafe { libc::kill(probe.id() as i32, libc::SIGINT) }, 0);
+    let status = probe.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_ne!(state(server.pid()), "T");
+}
+
+#[test]
+fn netns_is_removed_on_ctrl_c() {
+    let mut probe = floodgate()
+        .args(["probe", "backlog", "--netns", "--window", "950ms"])
+        .spawn()
+        .unwrap();
+    let name = format!("floodgate-{}-0", probe.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !netns_list()
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(&name))
+    {
+        assert!(Instant::now() < deadline, "namespace {name} never appeared");
+        assert!(probe.try_wait().unwrap().is_none(), "the probe ended early");
+        std::thread::yield_now();
+    }
+    // SAFETY: kill(2) on the PID of the probe this test started.
+    assert_eq!(unsafe { libc::kill(probe.id() as i32, libc::SIGINT) }, 0);
+    let status = probe.wait().unwrap();
+    assert!(!status.success(), "{status:?}");
+    let left = netns_list();
+    assert!(
+        !left
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&name)),
+        "namespace {name} left behind: {left}"
+    );
+}
