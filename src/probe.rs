@@ -174,10 +174,7 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
         };
     // The kernel's own backlog for the listener, when it is local, sizes the
     // burst better than any flag.
-    let kernel_backlog = kernel::port_state(target.port())
-        .ok()
-        .filter(|s| !s.listeners.is_empty())
-        .map(|s| s.backlog());
+    let kernel_backlog = kernel::local_listener(target).map(|s| s.backlog());
     let expected = kernel_backlog.or(match (configured, somaxconn) {
         (Some(c), Some(s)) => Some(c.min(s)),
         (c, _) => c,

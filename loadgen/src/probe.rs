@@ -17,7 +17,7 @@
 //! when it is resumed.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -432,12 +432,7 @@ pub fn run(
     raise_fd_limit(config.connects as u64 + 64)?;
 
     let port = config.target.port();
-    let before = kernel::port_state(port).ok();
-    let local = before.as_ref().is_some_and(|s| {
-        s.listeners
-            .iter()
-            .any(|l| listener_matches(l.addr, config.target))
-    });
+    let local = kernel::local_listener(config.target).is_some();
     let counters_before = if local { Counters::read().ok() } else { None };
     let recorder = if local {
         Evidence::start(Some(port), Duration::from_millis(20)).ok()
@@ -465,13 +460,6 @@ pub fn run(
         counters,
         evidence,
     ))
-}
-
-fn listener_matches(listener: SocketAddr, target: SocketAddr) -> bool {
-    listener.ip() == target.ip()
-        || listener.ip().is_unspecified()
-        || (target.ip().is_loopback() && listener.ip().is_loopback())
-        || matches!((listener.ip(), target.ip()), (IpAddr::V6(v6), IpAddr::V4(v4)) if v6.to_ipv4_mapped() == Some(v4))
 }
 
 /// What the burst found, before the serve check.

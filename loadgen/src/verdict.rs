@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::Outcome;
 use crate::kernel::{CounterDelta, EvidenceReport};
 
 /// What the client saw, counted by outcome.
@@ -37,6 +38,27 @@ pub struct ClientSignals {
     pub local_fd_exhausted: u64,
     /// Requests the generator could not send on time.
     pub generator_lagged: u64,
+}
+
+impl ClientSignals {
+    /// The client side from a load run's outcome counts (`count(outcome)`
+    /// gives how many requests ended that way) and its connect count. The
+    /// per-second SYN-retransmit buckets are left empty: outcome counts do
+    /// not carry connect times.
+    pub fn from_outcomes(connects: u64, count: impl Fn(Outcome) -> u64) -> ClientSignals {
+        ClientSignals {
+            connects,
+            connect_timeouts: count(Outcome::ConnectTimeout),
+            syn_retransmitted: count(Outcome::SynRetransmitted),
+            syn_retransmit_buckets: Vec::new(),
+            request_unacked: count(Outcome::RequestUnacked),
+            resets: count(Outcome::ConnectReset) + count(Outcome::Reset),
+            refused: count(Outcome::ConnectRefused),
+            local_port_exhausted: count(Outcome::LocalPortExhausted),
+            local_fd_exhausted: count(Outcome::LocalFdExhausted),
+            generator_lagged: count(Outcome::GeneratorLagged),
+        }
+    }
 }
 
 /// The listener as sock_diag saw it over the run.
@@ -69,6 +91,19 @@ pub struct Inputs {
     /// The target listener's queue; `None` when it could not be sampled.
     pub queue: Option<QueueSummary>,
     pub client: ClientSignals,
+}
+
+impl Inputs {
+    /// The inputs for a run recorded by [`crate::kernel::Evidence`]: pass the
+    /// recorder's report when the target was local (its counters and queue
+    /// samples describe the target), `None` when it was not.
+    pub fn from_evidence(evidence: Option<&EvidenceReport>, client: ClientSignals) -> Inputs {
+        Inputs {
+            counters: evidence.map(|e| e.counters),
+            queue: evidence.and_then(QueueSummary::from_evidence),
+            client,
+        }
+    }
 }
 
 /// The cause named by a verdict.
@@ -452,6 +487,21 @@ mod tests {
             "no overflow: ListenOverflows +0, TCPReqQFullDrop +0, TCPReqQFullDoCookies +0 over \
              500 connects, 0 timed out; deepest accept queue 3 of 1025.",
         );
+    }
+
+    #[test]
+    fn client_signals_from_outcome_counts() {
+        let c = ClientSignals::from_outcomes(10, |o| match o {
+            Outcome::ConnectTimeout => 2,
+            Outcome::SynRetransmitted => 3,
+            Outcome::ConnectReset => 1,
+            Outcome::Reset => 4,
+            _ => 0,
+        });
+        assert_eq!(c.connect_timeouts, 2);
+        assert_eq!(c.syn_retransmitted, 3);
+        assert_eq!(c.resets, 5);
+        assert_eq!(c.connects, 10);
     }
 
     #[test]

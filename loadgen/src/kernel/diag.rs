@@ -108,6 +108,26 @@ pub fn port_state(port: u16) -> Result<PortState, DiagError> {
     Ok(state)
 }
 
+/// The listeners that would take a connect to `target`, if that listener is
+/// in the calling process's network namespace: same port, and the same
+/// address, a wildcard address, or loopback for loopback. `None` means the
+/// target is not local, so kernel counters here say nothing about it.
+pub fn local_listener(target: SocketAddr) -> Option<PortState> {
+    let state = port_state(target.port()).ok()?;
+    state
+        .listeners
+        .iter()
+        .any(|l| takes_connects_to(l.addr.ip(), target.ip()))
+        .then_some(state)
+}
+
+fn takes_connects_to(listener: IpAddr, target: IpAddr) -> bool {
+    listener == target
+        || listener.is_unspecified()
+        || (listener.is_loopback() && target.is_loopback())
+        || matches!((listener, target), (IpAddr::V6(v6), IpAddr::V4(v4)) if v6.to_ipv4_mapped() == Some(v4))
+}
+
 fn open() -> Result<OwnedFd, DiagError> {
     // SAFETY: socket(2) with constant arguments; the result is checked.
     let fd = unsafe {
@@ -266,6 +286,14 @@ mod tests {
         assert_eq!(state.listeners.len(), 1);
         assert!(state.listeners[0].addr.is_ipv6());
         assert_eq!(state.backlog(), 5);
+    }
+
+    #[test]
+    fn local_listener_matches_by_address() {
+        let (_sock, addr) = listener("127.0.0.1:0", 3);
+        assert_eq!(local_listener(addr).map(|s| s.backlog()), Some(3));
+        let other: SocketAddr = SocketAddr::new("192.0.2.1".parse().unwrap(), addr.port());
+        assert!(local_listener(other).is_none());
     }
 
     #[test]

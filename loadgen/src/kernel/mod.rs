@@ -17,7 +17,7 @@ mod counters;
 mod diag;
 
 pub use counters::{CounterDelta, Counters, CountersError, Table};
-pub use diag::{DiagError, Listener, PortState, port_state};
+pub use diag::{DiagError, Listener, PortState, local_listener, port_state};
 mod evidence;
 
 pub use evidence::{
