@@ -5,12 +5,15 @@
 //! Classifying failures is `outcome`'s job and parsing replies is `http`'s;
 //! threads, stopping and merging live in `run`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -48,6 +51,66 @@ pub(crate) struct Shared {
     pub stop: Arc<AtomicBool>,
     pub rec: RefCell<Recorder>,
     pub live: Arc<LiveSlot>,
+    /// Every slot's read deadline, checked by the thread's sweeper.
+    pub deadlines: RefCell<Vec<Rc<Deadline>>>,
+}
+
+/// A slot's read deadline. Per-request reactor timers cost system calls
+/// (an eventfd notify, a timerfd update and a re-arm, a few per request);
+/// one sweeper per thread checking these cells every `SWEEP_TICK` costs
+/// none, at the price of timeouts firing up to one tick late.
+#[derive(Default)]
+pub(crate) struct Deadline {
+    at: Cell<Option<Instant>>,
+    fired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// How often the sweeper checks read deadlines: the slack of `--read-timeout`.
+pub(crate) const SWEEP_TICK: Duration = Duration::from_millis(20);
+
+impl Deadline {
+    fn arm(&self, at: Instant) {
+        self.fired.set(false);
+        self.at.set(Some(at));
+    }
+
+    fn disarm(&self) {
+        self.at.set(None);
+    }
+
+    /// Fires the deadline if it has passed; called by the sweeper.
+    pub(crate) fn sweep(&self, now: Instant) {
+        if self.at.get().is_some_and(|at| now >= at) {
+            self.at.set(None);
+            self.fired.set(true);
+            if let Some(w) = self.waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Completes once the armed deadline has fired.
+    fn expired(&self) -> Expired<'_> {
+        Expired(self)
+    }
+}
+
+struct Expired<'a>(&'a Deadline);
+
+impl Future for Expired<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.fired.get() {
+            return Poll::Ready(());
+        }
+        let mut w = self.0.waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
 }
 
 /// A slot's accounting; its `Drop` makes the books balance even when the
@@ -377,7 +440,8 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
     let mut fresh_syn_retransmitted = false;
     let mut buf = Buffer::new();
     let mut parser = ResponseParser::default();
-    let mut timer = Timer::never();
+    let deadline = Rc::new(Deadline::default());
+    sh.deadlines.borrow_mut().push(deadline.clone());
     while let Some((intended, kind)) = g.next().await {
         g.begin();
         let req = &plan.kinds[kind].prepared;
@@ -397,15 +461,16 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
             },
         };
         let sent = Instant::now();
-        timer.set_at(sent + plan.read_timeout);
+        deadline.arm(sent + plan.read_timeout);
         let result = future::or(
             exchange(stream, &mut buf, &mut parser, req, plan.verify),
             async {
-                (&mut timer).await;
+                deadline.expired().await;
                 Err(Outcome::ReadTimeout)
             },
         )
         .await;
+        deadline.disarm();
         let done = Instant::now();
         let outcome = match result {
             Ok(c) => {

@@ -14,12 +14,9 @@ use async_executor::LocalExecutor;
 use async_io::Timer;
 use futures_lite::future;
 
-use crate::conn::{LiveSlot, Shared, slot_task};
+use crate::conn::{LiveSlot, SWEEP_TICK, Shared, slot_task};
 use crate::measure::Recorder;
 use crate::plan::Plan;
-
-/// How often each thread looks at the stop flag and the hard end.
-const STOP_TICK: Duration = Duration::from_millis(50);
 
 /// A finished (or stopped) run.
 #[derive(Debug)]
@@ -117,6 +114,7 @@ fn thread_main(
         stop: stop.clone(),
         rec: Default::default(),
         live,
+        deadlines: Default::default(),
     });
     let ex = LocalExecutor::new();
     let tasks: Vec<_> = (t..plan.connections)
@@ -131,15 +129,30 @@ fn thread_main(
     // Past the end of the schedule, in-flight requests get the grace; then
     // the remaining tasks are dropped and count as cancelled.
     let hard_end = end.map(|e| e + grace);
+    // The sweeper: fires read deadlines, and watches the stop flag and the
+    // hard end, every SWEEP_TICK.
     let stopper = async {
+        let mut tick = Timer::interval(SWEEP_TICK);
         loop {
-            Timer::after(STOP_TICK).await;
+            (&mut tick).await;
+            let now = Instant::now();
+            for d in sh.deadlines.borrow().iter() {
+                d.sweep(now);
+            }
             if stop.load(Ordering::Relaxed) {
-                Timer::after(grace).await;
+                break;
+            }
+            if hard_end.is_some_and(|e| now >= e) {
                 return;
             }
-            if hard_end.is_some_and(|e| Instant::now() >= e) {
-                return;
+        }
+        // Ctrl-C: in-flight requests get the grace, deadlines still sweep.
+        let grace_end = Instant::now() + grace;
+        while Instant::now() < grace_end {
+            (&mut tick).await;
+            let now = Instant::now();
+            for d in sh.deadlines.borrow().iter() {
+                d.sweep(now);
             }
         }
     };

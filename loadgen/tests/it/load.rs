@@ -253,3 +253,20 @@ fn ctrl_c_stops_with_a_partial_balanced_result() {
     assert_eq!(r.outcomes_total(), r.scheduled);
     assert!(count(&r, Outcome::Ok) > 100);
 }
+
+#[test]
+fn a_silent_server_is_read_timeout_on_time() {
+    let server = TestServer::start(|_, _| {
+        std::thread::sleep(Duration::from_secs(2));
+        ok(b"late")
+    });
+    let t0 = Instant::now();
+    let r = run_plan(&plan(PlanInput {
+        requests: Some(2),
+        connections: 2,
+        read_timeout: Duration::from_millis(200),
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(count(&r, Outcome::ReadTimeout), 2, "{:?}", r.outcomes);
+    assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+}
