@@ -72,10 +72,18 @@ pub struct Counters {
 pub type CounterDelta = Counters;
 
 impl Counters {
-    /// Reads the counters of the calling process's network namespace.
+    /// Reads the counters of the calling thread's network namespace.
     pub fn read() -> Result<Counters, CountersError> {
-        let netstat = read_table(Path::new("/proc/net/netstat"))?;
-        let snmp = read_table(Path::new("/proc/net/snmp"))?;
+        // `/proc/net` follows the process's main thread; `thread-self`
+        // follows the caller, which matters when a thread has entered
+        // another namespace (setns or unshare).
+        let dir = if Path::new("/proc/thread-self/net/netstat").exists() {
+            "/proc/thread-self/net"
+        } else {
+            "/proc/net"
+        };
+        let netstat = read_table(&Path::new(dir).join("netstat"))?;
+        let snmp = read_table(&Path::new(dir).join("snmp"))?;
         Ok(Counters::from_tables(&netstat, &snmp))
     }
 

@@ -23,3 +23,6 @@ mod evidence;
 pub use evidence::{
     Evidence, EvidenceError, EvidenceReport, MAX_INTERVAL, MAX_SAMPLES, Phase, Recorder, Sample,
 };
+
+#[cfg(test)]
+mod lab_tests;

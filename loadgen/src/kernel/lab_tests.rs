@@ -1,0 +1,164 @@
+//! Tests that need exact kernel counters: each runs on a thread that has
+//! moved into a fresh network namespace of its own (unshare(CLONE_NEWNET),
+//! root only), so no other traffic on the machine moves the counters. Only
+//! that thread, and threads it starts, live in the namespace; it is freed
+//! when they exit.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use super::{Counters, Evidence, tcp_info};
+use crate::verdict::{self, ClientSignals, Diagnosis, Inputs};
+
+/// Runs `f` on a new thread inside a fresh network namespace with `lo` up.
+fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: unshare(2) with a constant flag; it affects only this thread.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET) needs root: {}",
+            io::Error::last_os_error()
+        );
+        loopback_up().expect("bring lo up in the new namespace");
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// `ip link set lo up`, by SIOCSIFFLAGS on a `struct ifreq` (16-byte name,
+/// then the flags as a short).
+fn loopback_up() -> io::Result<()> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    let mut ifreq = [0u8; 40];
+    ifreq[..2].copy_from_slice(b"lo");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: `ifreq` is a 40-byte buffer, the size of `struct ifreq`.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, ifreq.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = i16::from_ne_bytes([ifreq[16], ifreq[17]]) | libc::IFF_UP as i16;
+    ifreq[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, ifreq.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn never_accepting_listener(backlog: i32) -> (Socket, SocketAddr) {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    sock.bind(&any.into()).unwrap();
+    sock.listen(backlog).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    (sock, addr)
+}
+
+fn connect_nonblocking(addr: SocketAddr) -> Socket {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => panic!("connect {addr}: {e}"),
+    }
+    sock
+}
+
+#[test]
+fn listen_overflows_equal_failed_connects_times_one_plus_syn_retransmits() {
+    in_fresh_netns(|| {
+        let (_listener, addr) = never_accepting_listener(2);
+        let recorder = Evidence::start(Some(addr.port()), Duration::from_millis(20)).unwrap();
+        let before = Counters::read().unwrap();
+        let clients: Vec<Socket> = (0..10).map(|_| connect_nonblocking(addr)).collect();
+
+        // 3 fit the queue (backlog 2 + 1); the other 7 stay in SYN_SENT. Wait
+        // (bounded, past the first retransmit at 1 s and before the second
+        // at 3 s) until each has retransmitted its SYN once.
+        let deadline = Instant::now() + Duration::from_millis(2500);
+        let failed = loop {
+            let infos: Vec<_> = clients.iter().map(|c| tcp_info(c).unwrap()).collect();
+            let stuck: Vec<_> = infos
+                .iter()
+                .filter(|i| i.state != super::STATE_ESTABLISHED)
+                .collect();
+            let overflows = Counters::read().unwrap().since(&before).listen_overflows;
+            let expected: u64 = stuck.iter().map(|i| 1 + u64::from(i.total_retrans)).sum();
+            if stuck.len() == 7
+                && stuck.iter().all(|i| i.total_retrans == 1)
+                && overflows == expected
+            {
+                break stuck.len() as u64;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} stuck, retransmits {:?}, ListenOverflows +{overflows}, expected +{expected}",
+                stuck.len(),
+                stuck.iter().map(|i| i.total_retrans).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let report = recorder.finish();
+        let delta = report.counters;
+        assert_eq!(delta.listen_overflows, failed * 2);
+        assert_eq!(delta.listen_drops, failed * 2);
+        assert_eq!(delta.tcp_syn_retrans, failed);
+        assert_eq!(report.max_queue_depth, 3);
+        assert_eq!(report.backlog, Some(2));
+        assert!(report.full_ms > 0);
+
+        let verdict = verdict::diagnose(&Inputs::from_evidence(
+            Some(&report),
+            ClientSignals {
+                connects: 10,
+                connect_timeouts: failed,
+                ..ClientSignals::default()
+            },
+        ));
+        assert_eq!(verdict.diagnosis, Diagnosis::AcceptQueueOverflow);
+        assert!(
+            verdict
+                .summary
+                .starts_with("accept queue overflowed: 14 SYNs dropped (ListenOverflows +14), 7 connects timed out; queue pinned at 3 of 3 for "),
+            "{}",
+            verdict.summary
+        );
+    });
+}
+
+#[test]
+fn an_idle_namespace_gets_a_no_overflow_verdict() {
+    in_fresh_netns(|| {
+        let (listener, addr) = never_accepting_listener(8);
+        let recorder = Evidence::start(Some(addr.port()), Duration::from_millis(20)).unwrap();
+        let clients: Vec<_> = (0..4)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        let accepted: Vec<_> = (0..4).map(|_| listener.accept().unwrap()).collect();
+        let report = recorder.finish();
+        drop((clients, accepted));
+        let verdict = verdict::diagnose(&Inputs::from_evidence(
+            Some(&report),
+            ClientSignals {
+                connects: 4,
+                ..ClientSignals::default()
+            },
+        ));
+        assert_eq!(
+            verdict.diagnosis,
+            Diagnosis::NoOverflow,
+            "{}",
+            verdict.summary
+        );
+        assert_eq!(report.counters.listen_overflows, 0);
+        assert_eq!(report.counters.active_opens, 4);
+        assert_eq!(report.counters.passive_opens, 4);
+    });
+}
