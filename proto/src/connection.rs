@@ -44,6 +44,9 @@ pub enum Close {
 /// which the next piece is produced.
 const PIECE: usize = 16 * 1024;
 
+/// The first allocation for output that is more than one static response.
+const OUTPUT_START_CAPACITY: usize = 2048;
+
 /// `bytes_endpoint_byte(i)` for `i` in `0..PIECE + 26`: any piece of a
 /// `/bytes` body is one slice of it, starting at `offset % 26`.
 static PATTERN: [u8; PIECE + 26] = pattern();
@@ -182,8 +185,11 @@ impl Output {
                 buf.drain(..written.min(buf.len()));
             }
             Cow::Borrowed(bytes) => {
-                let whole: &'static [u8] = bytes;
-                self.data = Cow::Owned(whole.get(written..).unwrap_or_default().to_vec());
+                let rest: &'static [u8] = bytes.get(written..).unwrap_or_default();
+                // Room for a burst of pipelined responses without regrowing.
+                let mut buf = Vec::with_capacity(rest.len().max(OUTPUT_START_CAPACITY));
+                buf.extend_from_slice(rest);
+                self.data = Cow::Owned(buf);
             }
         }
         self.data.to_mut()
@@ -464,7 +470,13 @@ impl Connection {
                         }
                         Ok(None) => {
                             if self.read_closed {
-                                self.truncated();
+                                // Stray line endings between requests are
+                                // not the start of one.
+                                if rest.iter().all(|&b| b == b'\r' || b == b'\n') {
+                                    self.enter_closing();
+                                } else {
+                                    self.truncated();
+                                }
                             } else if self.waiting != Waiting::Head {
                                 let until = now.checked_add(self.limits.header_timeout);
                                 self.set_waiting(Waiting::Head, until);

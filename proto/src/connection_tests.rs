@@ -715,6 +715,15 @@ fn eof_while_idle_closes_gracefully() {
 }
 
 #[test]
+fn eof_after_stray_line_endings_is_not_an_error() {
+    let mut h = Harness::new(limits());
+    h.exchange(b"GET / HTTP/1.1\r\n\r\n\r\n", h.at(1.0));
+    h.conn.handle_eof(h.at(2.0));
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+    assert_eq!(h.stats.snapshot().protocol_errors, 0);
+}
+
+#[test]
 fn eof_mid_request_closes_without_a_response() {
     for partial in [
         &b"GET / HTTP/1.1\r\nHost"[..],
@@ -872,7 +881,8 @@ fn keep_alive_get_root_needs_no_allocation() {
 
 #[test]
 fn connection_stays_small() {
-    // Measured 232 bytes on x86_64 (Limits alone is 96); the bound leaves a
+    println!("size_of::<Connection>() = {}", size_of::<Connection>());
+    // Measured 240 bytes on x86_64 (Limits alone is 96); the bound leaves a
     // little room without letting it drift.
     assert!(
         size_of::<Connection>() <= 256,

@@ -91,15 +91,16 @@ pub(crate) fn parse<'a>(
     let mut canary = false;
     for header in req.headers.iter() {
         let name = header.name;
-        let value = header.value.trim_ascii();
+        // Trimmed only for the few fields looked at: most are skipped.
+        let value = || header.value.trim_ascii();
         if name.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() || value.contains(&b',') {
+            if content_length.is_some() || value().contains(&b',') {
                 return Err(ProtocolError::DuplicateContentLength);
             }
-            content_length = Some(parse_decimal(value).ok_or(ProtocolError::BadContentLength)?);
+            content_length = Some(parse_decimal(value()).ok_or(ProtocolError::BadContentLength)?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
-            for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for coding in value().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if coding.eq_ignore_ascii_case(b"chunked") {
                     chunked_codings += 1;
                 } else {
@@ -107,15 +108,15 @@ pub(crate) fn parse<'a>(
                 }
             }
         } else if name.eq_ignore_ascii_case("connection") {
-            for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for option in value().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 close |= option.eq_ignore_ascii_case(b"close");
                 keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name.eq_ignore_ascii_case("expect") {
-            expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+            expect_continue |= value().eq_ignore_ascii_case(b"100-continue");
         }
         #[cfg(feature = "canary")]
-        if name.eq_ignore_ascii_case("x-canary") && value == b"tweet" {
+        if name.eq_ignore_ascii_case("x-canary") && value() == b"tweet" {
             canary = true;
         }
     }
