@@ -21,6 +21,31 @@
 //!     feed what happened: handle_read / handle_eof / handle_timeout / handle_shutdown
 //! }
 //! ```
+//!
+//! # Decisions the connection makes
+//!
+//! - Framing errors and limits ([`ProtocolError`]: 400, 413, 431, 505) and
+//!   the head and body deadlines (408) get one response with
+//!   `Connection: close`; nothing after it is parsed or sent. A wrong method
+//!   (405, with `Allow`), an unknown path (404) or a bad `/bytes`, `/delay`
+//!   or `ms` parameter (400) leave the message framing intact, so the
+//!   connection stays open.
+//! - HTTP/1.1 keeps the connection unless `Connection: close`; HTTP/1.0
+//!   closes unless `Connection: keep-alive`, echoed back. After the peer's EOF,
+//!   complete requests already received are answered and the last response
+//!   carries `Connection: close`; a request cut short gets no response.
+//! - Counting: `requests` per complete head; one `record_status` per final
+//!   response (not for `100 Continue`); `protocol_errors` for every
+//!   [`ProtocolError`], every 405, and a request cut short by the peer's EOF;
+//!   `timeouts` for a head, body, idle or write deadline.
+//! - Deadlines: the head deadline runs from a request's first byte, the body
+//!   deadline from the last body byte, the idle deadline from when the last
+//!   response was written; a write deadline (no write progress while output
+//!   is pending) aborts. [`Connection::poll_timeout`] gives the earliest.
+//! - Memory: an idle connection holds no heap buffer
+//!   ([`Connection::buffered_capacity`] is 0); a keep-alive `GET /` answered
+//!   from one read allocates nothing (its response is a static slice); input
+//!   held while an answer is produced is capped at one head's worth.
 
 mod chunked;
 mod connection;

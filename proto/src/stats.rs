@@ -23,7 +23,8 @@ pub struct Stats {
     pub active: AtomicU64,
     /// Requests whose head was parsed completely.
     pub requests: AtomicU64,
-    /// Requests answered 400, 413, 431 or 405 for a malformed message.
+    /// Requests refused as malformed or over a limit (400, 413, 431, 505),
+    /// answered 405, or cut short by the peer's EOF.
     pub protocol_errors: AtomicU64,
     /// Connections cut by a header, body, idle or write deadline.
     pub timeouts: AtomicU64,
