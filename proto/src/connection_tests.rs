@@ -941,3 +941,60 @@ fn canary_build_crashes_on_its_planted_sequence() {
     });
     assert!(crashed.is_err());
 }
+
+#[test]
+fn only_an_unfinished_remainder_is_copied() {
+    let mut h = Harness::new(limits());
+    h.conn.handle_read(
+        b"GET / HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\nGET / HT",
+        h.at(1.0),
+    );
+    // The two complete requests were parsed in place; only "GET / HT" is
+    // held (output is still two static responses, one small Vec).
+    assert_eq!(
+        h.conn.buffered_capacity() - h.conn.output.heap_capacity(),
+        8
+    );
+    let out = h.exchange(b"TP/1.1\r\n\r\n", h.at(1.0));
+    assert_eq!(parse_all(&out, &[]).len(), 3);
+    assert_eq!(h.conn.buffered_capacity(), 0);
+}
+
+#[test]
+fn absolute_form_targets_are_routed_by_path() {
+    check(
+        "GET http://example.test/health?x HTTP/1.1\r\nHost: example.test\r\n\r\n",
+        &[(200, "ok\n")],
+        None,
+    );
+}
+
+#[test]
+fn http10_keep_alive_pipelining_answers_each_with_keep_alive() {
+    let mut h = Harness::new(limits());
+    let out = h.exchange(
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        h.at(1.0),
+    );
+    let conn: Vec<_> = parse_all(&out, &[])
+        .iter()
+        .map(|r| r.header("connection").map(str::to_string))
+        .collect();
+    assert_eq!(
+        conn,
+        [
+            Some("keep-alive".to_string()),
+            Some("keep-alive".to_string()),
+            Some("close".to_string())
+        ]
+    );
+    assert_eq!(h.conn.poll_close(), GRACEFUL);
+}
+
+#[test]
+fn overloaded_response_is_well_formed() {
+    let r = parse_response(crate::OVERLOADED_RESPONSE, false).expect("parses");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.len, crate::OVERLOADED_RESPONSE.len());
+    assert_eq!(r.header("connection"), Some("close"));
+}
