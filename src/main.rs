@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod flags;
 mod load;
 mod probe;
 mod serve;

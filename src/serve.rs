@@ -1,13 +1,135 @@
-//! `floodgate serve`: flags for the reference server.
-//!
-//! SKELETON: being written.
+//! `floodgate serve`: the reference server's flags, the `listening on ADDR`
+//! lines on stdout, SIGINT/SIGTERM handling and the exit code. The server
+//! itself is `floodgate_server`.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use floodgate_proto::Limits;
+use floodgate_server::{Config, Outcome, Server};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::flags;
+
+/// The exit code when the shutdown grace ran out and connections were reset.
+pub const EXIT_FORCED: u8 = 3;
+
+const EXIT_CODES: &str = "\
+When --max-connections are open, a new connection is accepted, answered \
+503 Service Unavailable with Connection: close, closed, and counted as \
+rejected_by_limit in GET /stats.
+
+On SIGINT or SIGTERM the server stops listening at once (new connects are \
+refused), closes idle connections, and lets in-flight requests finish with \
+Connection: close. A second signal exits at once.
+
+Exit codes:
+  0  stopped, every connection finished within --shutdown-grace
+  1  could not start (for example, an address already in use)
+  2  invalid arguments
+  3  the shutdown grace ran out; the remaining connections were reset";
 
 /// Flags of `floodgate serve`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_long_help = EXIT_CODES)]
+pub struct Args {
+    /// Address to listen on; repeat for several. Port 0 picks a free port.
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: Vec<SocketAddr>,
+    /// The listen(2) backlog; the kernel clamps it at net.core.somaxconn, and
+    /// the log states the effective value.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    backlog: u32,
+    /// Turn SO_REUSEADDR off (it is on by default).
+    #[arg(long)]
+    no_reuse_address: bool,
+    /// Set SO_REUSEPORT, so several servers can share a port.
+    #[arg(long)]
+    reuse_port: bool,
+    /// Wait this long before each accept(2), to make accept-queue overflow
+    /// reproducible: 5 (milliseconds), 500us, 1s.
+    #[arg(long, value_name = "MS", value_parser = flags::duration_or_millis)]
+    accept_delay: Option<Duration>,
+    /// Serve at most N connections at once; more are answered 503 and closed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Time from a request's first byte to the end of its head (then 408).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = flags::duration)]
+    header_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = flags::duration)]
+    idle_timeout: Duration,
+    /// Time without write progress before a connection is reset, so a client
+    /// that never reads cannot pin memory.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flags::duration)]
+    write_timeout: Duration,
+    /// Time in-flight requests get to finish after SIGINT/SIGTERM (then exit 3).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = flags::duration)]
+    shutdown_grace: Duration,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Ok(ExitCode::SUCCESS)
+impl Args {
+    fn config(&self) -> Config {
+        Config {
+            listen: self.listen.clone(),
+            backlog: self.backlog,
+            reuse_address: !self.no_reuse_address,
+            reuse_port: self.reuse_port,
+            accept_delay: self.accept_delay,
+            max_connections: self
+                .max_connections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            limits: Limits {
+                header_timeout: self.header_timeout,
+                idle_timeout: self.idle_timeout,
+                write_timeout: self.write_timeout,
+                ..Limits::default()
+            },
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let server = Server::bind(args.config())?;
+    // Installed before the `listening on` lines, so a signal sent as soon as
+    // a caller sees them is handled as a shutdown, not by the default action.
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).context("cannot install SIGINT/SIGTERM handlers")?;
+    {
+        let mut out = std::io::stdout().lock();
+        for addr in server.local_addrs() {
+            writeln!(out, "listening on {addr}").context("cannot write to stdout")?;
+        }
+        out.flush().context("cannot write to stdout")?;
+    }
+    let running = server.start();
+
+    let signal = signals.forever().next();
+    tracing::info!(signal, "shutting down");
+    std::thread::Builder::new()
+        .name("second-signal".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tracing::warn!(signal, "second signal: exiting without draining");
+                std::process::exit(i32::from(EXIT_FORCED));
+            }
+        })
+        .context("cannot start the signal thread")?;
+
+    match running.shutdown() {
+        Outcome::Drained => Ok(ExitCode::SUCCESS),
+        Outcome::Forced { open_connections } => {
+            tracing::warn!(
+                open_connections,
+                exit_code = EXIT_FORCED,
+                "connections reset after the shutdown grace"
+            );
+            Ok(ExitCode::from(EXIT_FORCED))
+        }
+    }
 }

@@ -1,12 +1,64 @@
 //! The async-std reference server: listening sockets, the accept loop and
 //! per-connection tasks that move bytes and deadlines between sockets and
-//! `floodgate-proto`.
+//! `floodgate-proto`. Every protocol decision (framing, limits, statuses,
+//! keep-alive, deadlines) is made by [`floodgate_proto::Connection`]; this
+//! crate only does IO, and async-std stays confined to it.
 //!
-//! SKELETON: the public API below is fixed; the bodies are being written.
+//! # Modules
+//!
+//! - `listener`: sockets built with `socket2` (SO_REUSEADDR, SO_REUSEPORT,
+//!   the listen(2) backlog) and the kernel's effective backlog read back.
+//! - `accept`: the accept loop, its back-off and pauses.
+//! - `conn`: the per-connection task and the refusal of connections over the
+//!   limit.
+//! - `shared`: the shutdown phase, the open-connection count and its permit,
+//!   the accept pause.
+//!
+//! # Tasks and threads at run time
+//!
+//! - The thread that calls [`Server::run`] (for [`Server::start`], a thread
+//!   named `floodgate-server`) runs the supervisor: it spawns the accept
+//!   tasks, waits for the shutdown future, then runs the drain.
+//! - One accept task per listening socket, on async-std's executor.
+//! - One task per open connection, on async-std's executor. It owns the
+//!   socket, the `Connection` state and a permit; it borrows a thread-local
+//!   64 KiB read buffer only between a read and `handle_read`, so an idle
+//!   connection holds no buffer.
+//! - async-std's executor threads (one per CPU; `ASYNC_STD_THREAD_COUNT`
+//!   overrides) and async-io's reactor thread (`async-io`), which waits in
+//!   epoll and fires timers. These are process-wide and shared by every
+//!   server in the process.
+//!
+//! # When `max_connections` are open
+//!
+//! A new connection is still accepted (so it does not sit in the kernel's
+//! queue until the client times out), answered
+//! [`floodgate_proto::OVERLOADED_RESPONSE`] (`503 Service Unavailable`,
+//! `Connection: close`, `Retry-After: 1`) with a single non-blocking write,
+//! and closed. It is counted in `Stats::accepted` and
+//! `Stats::rejected_by_limit`, never in `Stats::active`. The slot of a served
+//! connection is a permit owned by its task and released when the task ends
+//! in any way: clean close, reset, protocol error, timeout, forced shutdown,
+//! or a panic, which is caught and logged.
+//!
+//! # Shutdown
+//!
+//! When the shutdown future completes: the accept tasks return and their
+//! listeners close at once, so new connects are refused; every connection is
+//! told (`Connection::handle_shutdown`): idle ones close at once, in-flight
+//! requests finish with `Connection: close`. If all are done within
+//! [`Config::shutdown_grace`], the outcome is [`Outcome::Drained`];
+//! otherwise the rest are reset and the outcome is [`Outcome::Forced`].
+
+mod accept;
+mod conn;
+mod listener;
+mod shared;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use floodgate_proto::{Limits, Stats};
@@ -72,13 +124,20 @@ pub struct Server {
     config: Config,
     addrs: Vec<SocketAddr>,
     stats: Arc<Stats>,
+    listeners: Vec<listener::Listener>,
 }
 
 impl Server {
     /// Binds and listens on every configured address.
     pub fn bind(config: Config) -> Result<Server, BindError> {
+        let listeners = config
+            .listen
+            .iter()
+            .map(|addr| listener::bind(*addr, &config))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Server {
-            addrs: config.listen.clone(),
+            addrs: listeners.iter().map(|l| l.addr).collect(),
+            listeners,
             config,
             stats: Arc::default(),
         })
@@ -94,26 +153,138 @@ impl Server {
         self.stats.clone()
     }
 
+    /// The accept-queue capacity the kernel applied to each listener, in the
+    /// order of [`Server::local_addrs`]: `--backlog` clamped at
+    /// `net.core.somaxconn`. `None` where the platform does not say.
+    pub fn effective_backlogs(&self) -> Vec<Option<u64>> {
+        self.listeners
+            .iter()
+            .map(|l| listener::effective_backlog(l.socket.get_ref()))
+            .collect()
+    }
+
     /// Serves on this thread until `shutdown` completes, then drains.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> Outcome {
-        let _ = (shutdown, &self.config);
-        Outcome::Drained
+        async_std::task::block_on(self.serve(shutdown))
+    }
+
+    async fn serve(self, shutdown: impl Future<Output = ()>) -> Outcome {
+        let Server {
+            config,
+            stats,
+            listeners,
+            ..
+        } = self;
+        let shared = Arc::new(shared::Shared::new(
+            config.limits,
+            stats,
+            config.accept_delay,
+            config.max_connections,
+        ));
+        let accepting: Vec<_> = listeners
+            .into_iter()
+            .map(|l| async_std::task::spawn(accept::accept_loop(l, shared.clone())))
+            .collect();
+
+        shutdown.await;
+        shared.advance(shared::Phase::Draining);
+        // Each accept task drops its listener as it returns: once they are
+        // all joined, new connects are refused.
+        for task in accepting {
+            task.await;
+        }
+        let open = shared.open_connections();
+        tracing::info!(
+            open,
+            grace_ms = config.shutdown_grace.as_millis() as u64,
+            "stopped listening; draining connections"
+        );
+        let drained = futures_lite::future::or(
+            async {
+                shared.all_closed().await;
+                true
+            },
+            async {
+                async_io::Timer::after(config.shutdown_grace).await;
+                false
+            },
+        )
+        .await;
+        if drained {
+            tracing::info!("all connections closed");
+            return Outcome::Drained;
+        }
+        let open_connections = shared.open_connections();
+        tracing::warn!(
+            open_connections,
+            "shutdown grace ran out; resetting the remaining connections"
+        );
+        shared.advance(shared::Phase::Forced);
+        // Aborting is immediate; the bound only guards against a task stuck
+        // outside its loop, which must not keep the process alive.
+        futures_lite::future::or(shared.all_closed(), async {
+            async_io::Timer::after(FORCE_WAIT).await;
+        })
+        .await;
+        Outcome::Forced { open_connections }
     }
 
     /// Serves on a background thread until [`RunningServer::shutdown`].
     pub fn start(self) -> RunningServer {
+        let trigger = Arc::new(Trigger::default());
+        let addrs = self.addrs.clone();
+        let stats = self.stats.clone();
+        let waiter = trigger.clone();
+        let thread = std::thread::Builder::new()
+            .name("floodgate-server".into())
+            .spawn(move || self.run(async move { waiter.wait().await }))
+            .expect("spawn the floodgate-server thread");
         RunningServer {
-            addrs: self.addrs.clone(),
-            stats: self.stats.clone(),
+            addrs,
+            stats,
+            trigger,
+            thread: Some(thread),
         }
     }
 }
 
-/// A server running on a background thread.
+/// How long a forced shutdown waits for connection tasks to reset their
+/// sockets before giving up on them.
+const FORCE_WAIT: Duration = Duration::from_secs(1);
+
+/// A one-shot shutdown signal that can be fired from any thread.
+#[derive(Debug, Default)]
+struct Trigger {
+    fired: AtomicBool,
+    event: event_listener::Event,
+}
+
+impl Trigger {
+    fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.event.notify(usize::MAX);
+    }
+
+    async fn wait(&self) {
+        loop {
+            let listener = self.event.listen();
+            if self.fired.load(Ordering::Acquire) {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// A server running on a background thread. Dropping it starts a shutdown
+/// without waiting for it.
 #[derive(Debug)]
 pub struct RunningServer {
     addrs: Vec<SocketAddr>,
     stats: Arc<Stats>,
+    /// Completes the shutdown future the server thread's `run` waits on.
+    trigger: Arc<Trigger>,
+    thread: Option<std::thread::JoinHandle<Outcome>>,
 }
 
 impl RunningServer {
@@ -128,7 +299,21 @@ impl RunningServer {
     }
 
     /// Stops accepting, drains within the grace, and waits for the thread.
-    pub fn shutdown(self) -> Outcome {
-        Outcome::Drained
+    pub fn shutdown(mut self) -> Outcome {
+        self.trigger.fire();
+        let thread = self
+            .thread
+            .take()
+            .expect("the server thread is joined once");
+        match thread.join() {
+            Ok(outcome) => outcome,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.trigger.fire();
     }
 }

@@ -1,0 +1,357 @@
+//! The per-connection task: moves bytes, deadlines and the shutdown signal
+//! between one socket and one `floodgate_proto::Connection`, and ends the
+//! socket the way the connection asks. It makes no protocol decisions; the
+//! only things decided here are IO matters (a reset peer ends the task, a
+//! panicking task is caught and logged). Also the refusal of a connection
+//! over `--max-connections`.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use event_listener::EventListener;
+use floodgate_proto::{Close, Connection, Event, OVERLOADED_RESPONSE};
+use futures_lite::FutureExt;
+use futures_lite::future::{self, or};
+
+use crate::shared::{Permit, Phase, Shared};
+
+/// The most bytes taken from the socket in one read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long a graceful close waits for the peer's EOF after our FIN, so
+/// that the peer reads our last response instead of a reset caused by
+/// request bytes still arriving.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Writes done before the task yields to others, so one fast reader of a
+/// 16 MiB body cannot hold an executor thread.
+const WRITES_PER_TURN: usize = 32;
+
+thread_local! {
+    /// Read buffer shared by every connection on this executor thread. A read
+    /// fills it and hands it to `Connection::handle_read` without an await in
+    /// between, so a connection holds no read buffer while it waits; an idle
+    /// keep-alive connection costs its state, not 64 KiB.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// Serves `stream` on the executor. The task owns `permit` and drops it when
+/// it ends in any way, including a panic, which is caught here so one bad
+/// connection cannot take the server down.
+pub(crate) fn spawn(stream: TcpStream, peer: SocketAddr, permit: Permit, shared: Arc<Shared>) {
+    spawn_guarded(permit, peer, async move { serve(stream, &shared).await });
+}
+
+/// Runs `task` on the executor, holding `permit` until it ends, and logs a
+/// panic instead of propagating it.
+pub(crate) fn spawn_guarded(
+    permit: Permit,
+    peer: SocketAddr,
+    task: impl Future<Output = ()> + Send + 'static,
+) -> async_std::task::JoinHandle<()> {
+    async_std::task::spawn(async move {
+        let _permit = permit;
+        if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(non-string panic payload)");
+            tracing::error!(%peer, message, "connection task panicked; connection dropped");
+        }
+    })
+}
+
+/// Refuses a connection because `--max-connections` are open: one
+/// non-blocking write of the 503, then close. A refused connection costs no
+/// task and never waits on the client.
+pub(crate) fn reject(stream: TcpStream) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = (&stream).write(OVERLOADED_RESPONSE);
+    let _ = stream.shutdown(Shutdown::Write);
+    // Discard what the client already sent: closing with unread bytes makes
+    // the kernel send a reset instead of the FIN.
+    SCRATCH.with_borrow_mut(|buf| {
+        let _ = (&stream).read(buf);
+    });
+}
+
+/// What ended a wait.
+enum Wake {
+    Readable,
+    Writable,
+    Timer,
+    Phase,
+}
+
+/// What writing everything `poll_transmit` had came to.
+enum Flush {
+    /// Nothing is left to write.
+    Done,
+    /// The socket buffer is full: wait until writable.
+    Blocked,
+    /// Output is left, but this task has written enough for one turn.
+    Yield,
+}
+
+async fn serve(stream: TcpStream, shared: &Shared) {
+    // Responses are written whole; Nagle would only delay the last segment.
+    let _ = stream.set_nodelay(true);
+    let stream = match Async::new(stream) {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::warn!(%err, "cannot register an accepted connection with the reactor");
+            return;
+        }
+    };
+    let mut conn = Connection::new(shared.limits, shared.stats.clone(), Instant::now());
+    // Created before the first phase check, so a shutdown that starts in
+    // between still wakes this task.
+    let mut phase_listener = shared.listen_phase();
+    let mut seen = Phase::Running;
+    // One timer for the connection's life, armed lazily: it is moved earlier
+    // when the connection's deadline moves earlier, but left alone when the
+    // deadline moves later (the usual case: each request pushes the idle
+    // deadline out). Firing early is harmless, since the deadline is checked
+    // against the clock; this keeps the reactor's timer queue out of the
+    // per-request path.
+    let mut timer = Timer::never();
+    let mut armed: Option<Instant> = None;
+    let mut peer_closed = false;
+
+    loop {
+        let phase = shared.phase();
+        if phase != seen {
+            if seen == Phase::Running {
+                conn.handle_shutdown(Instant::now());
+            }
+            if phase == Phase::Forced {
+                abort(stream);
+                return;
+            }
+            seen = phase;
+        }
+
+        let flushed = match flush(&stream, &mut conn) {
+            Ok(flushed) => flushed,
+            // The peer is gone (reset, broken pipe): nothing more can be sent.
+            Err(_) => return,
+        };
+        match conn.poll_close() {
+            Some(Close::Abort) => {
+                abort(stream);
+                return;
+            }
+            Some(Close::Graceful) => {
+                linger(stream, shared, phase_listener, peer_closed).await;
+                return;
+            }
+            None => {}
+        }
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::PauseAccept(d) => shared.pause_accept(d),
+            }
+        }
+        if let Flush::Yield = flushed {
+            future::yield_now().await;
+            continue;
+        }
+
+        let deadline = conn.poll_timeout();
+        if let Some(d) = deadline {
+            if armed.is_none_or(|a| d < a) {
+                timer.set_at(d);
+                armed = Some(d);
+            }
+        }
+        let want_read = conn.wants_read() && !peer_closed;
+        let want_write = matches!(flushed, Flush::Blocked);
+        let wake = if deadline.is_some_and(|d| d <= Instant::now()) {
+            Wake::Timer
+        } else {
+            let read = async {
+                if !want_read {
+                    future::pending::<()>().await;
+                }
+                let _ = stream.readable().await;
+                Wake::Readable
+            };
+            let write = async {
+                if !want_write {
+                    future::pending::<()>().await;
+                }
+                let _ = stream.writable().await;
+                Wake::Writable
+            };
+            let time = async {
+                (&mut timer).await;
+                Wake::Timer
+            };
+            let phase = async {
+                (&mut phase_listener).await;
+                Wake::Phase
+            };
+            or(or(read, write), or(time, phase)).await
+        };
+
+        let now = Instant::now();
+        match wake {
+            Wake::Readable => match read_once(&stream, &mut conn, now) {
+                Ok(Some(0)) => {
+                    peer_closed = true;
+                    conn.handle_eof(now);
+                }
+                Ok(_) => {}
+                // A reset: the peer will read nothing more from us.
+                Err(_) => return,
+            },
+            // The next turn of the loop writes.
+            Wake::Writable => {}
+            Wake::Timer => armed = None,
+            Wake::Phase => phase_listener = shared.listen_phase(),
+        }
+        if conn.poll_timeout().is_some_and(|d| d <= now) {
+            conn.handle_timeout(now);
+        }
+    }
+}
+
+/// One non-blocking read into the thread's scratch buffer, handed to the
+/// connection at once. `Ok(None)`: the readiness was spurious.
+fn read_once(
+    stream: &Async<TcpStream>,
+    conn: &mut Connection,
+    now: Instant,
+) -> io::Result<Option<usize>> {
+    SCRATCH.with_borrow_mut(|buf| match stream.get_ref().read(buf) {
+        Ok(n) => {
+            if n > 0 {
+                conn.handle_read(&buf[..n], now);
+            }
+            Ok(Some(n))
+        }
+        Err(err) if is_transient(&err) => Ok(None),
+        Err(err) => Err(err),
+    })
+}
+
+/// Writes what the connection has pending until it is all written, the
+/// socket is full, or this turn's budget is spent.
+fn flush(stream: &Async<TcpStream>, conn: &mut Connection) -> io::Result<Flush> {
+    for _ in 0..WRITES_PER_TURN {
+        let out = conn.poll_transmit();
+        if out.is_empty() {
+            return Ok(Flush::Done);
+        }
+        match stream.get_ref().write(out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => conn.handle_written(n, Instant::now()),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Blocked),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    if conn.poll_transmit().is_empty() {
+        Ok(Flush::Done)
+    } else {
+        Ok(Flush::Yield)
+    }
+}
+
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// Ends the connection with a reset, discarding unsent output: SO_LINGER 0
+/// makes close(2) send RST at once instead of a FIN after the queued bytes.
+fn abort(stream: Async<TcpStream>) {
+    let _ = socket2::SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// Ends the connection gracefully: FIN after the last response, then read
+/// and discard until the peer's EOF, [`LINGER`], or a forced shutdown.
+async fn linger(
+    stream: Async<TcpStream>,
+    shared: &Shared,
+    mut phase_listener: EventListener,
+    peer_closed: bool,
+) {
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
+    if peer_closed {
+        return;
+    }
+    let mut timer = Timer::after(LINGER);
+    loop {
+        if shared.phase() == Phase::Forced {
+            abort(stream);
+            return;
+        }
+        let read = async {
+            let _ = stream.readable().await;
+            Wake::Readable
+        };
+        let time = async {
+            (&mut timer).await;
+            Wake::Timer
+        };
+        let phase = async {
+            (&mut phase_listener).await;
+            Wake::Phase
+        };
+        match or(read, or(time, phase)).await {
+            Wake::Readable => {
+                let read = SCRATCH.with_borrow_mut(|buf| stream.get_ref().read(buf));
+                match read {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(err) if is_transient(&err) => {}
+                    Err(_) => return,
+                }
+            }
+            Wake::Phase => phase_listener = shared.listen_phase(),
+            Wake::Timer | Wake::Writable => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floodgate_proto::Limits;
+
+    #[test]
+    fn a_panicking_connection_task_releases_its_permit() {
+        let shared = Arc::new(Shared::new(
+            Limits::default(),
+            Arc::default(),
+            None,
+            Some(1),
+        ));
+        let permit = shared.try_acquire().unwrap();
+        assert!(shared.try_acquire().is_none());
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let handle = spawn_guarded(permit, peer, async { panic!("handler bug") });
+        async_std::task::block_on(handle);
+        assert_eq!(shared.open_connections(), 0);
+        assert_eq!(
+            shared
+                .stats
+                .active
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        assert!(shared.try_acquire().is_some());
+    }
+}

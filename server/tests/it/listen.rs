@@ -1,0 +1,112 @@
+//! Listening sockets and the accept loop: address reuse, port sharing, the
+//! backlog the kernel applied, `accept_delay` and `Event::PauseAccept`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use floodgate_server::{BindError, Config, Server};
+
+use crate::http::{Client, get};
+use crate::{addr, config, start};
+
+#[test]
+fn binding_a_taken_port_names_the_address() {
+    let first = Server::bind(config()).unwrap();
+    let taken = first.local_addrs()[0];
+    let err = Server::bind(Config {
+        listen: vec![taken],
+        ..config()
+    })
+    .unwrap_err();
+    let BindError::Listen { addr, .. } = &err;
+    assert_eq!(*addr, taken);
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot listen on {taken}: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn reuse_port_lets_two_servers_share_a_port() {
+    let shared = Config {
+        reuse_port: true,
+        ..config()
+    };
+    let first = Server::bind(shared.clone()).unwrap();
+    let port = first.local_addrs()[0];
+    let second = Server::bind(Config {
+        listen: vec![port],
+        ..shared
+    })
+    .unwrap();
+    assert_eq!(second.local_addrs(), &[port]);
+}
+
+#[test]
+fn every_listen_address_is_served() {
+    let server = start(Config {
+        listen: vec![SocketAddr::from(([127, 0, 0, 1], 0)); 2],
+        ..config()
+    });
+    let addrs = server.local_addrs().to_vec();
+    assert_eq!(addrs.len(), 2);
+    assert_ne!(addrs[0], addrs[1]);
+    for a in addrs {
+        assert_eq!(get(a, "/health").status, 200);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_kernel_backlog_is_reported() {
+    let server = Server::bind(Config {
+        backlog: 77,
+        ..config()
+    })
+    .unwrap();
+    assert_eq!(server.effective_backlogs(), vec![Some(77)]);
+}
+
+#[test]
+fn accept_delay_holds_each_accept() {
+    let delay = Duration::from_millis(300);
+    let server = start(Config {
+        accept_delay: Some(delay),
+        ..config()
+    });
+    let started = Instant::now();
+    assert_eq!(get(addr(&server), "/").status, 200);
+    assert!(
+        started.elapsed() >= delay,
+        "served after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn pause_accept_stops_accepting_for_the_requested_time() {
+    let server = start(config());
+    let pause = Duration::from_millis(600);
+    let mut admin = Client::connect(addr(&server));
+    admin.send(
+        format!(
+            "POST /admin/pause-accept?ms={} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+            pause.as_millis()
+        )
+        .as_bytes(),
+    );
+    let asked = Instant::now();
+    assert_eq!(admin.response().status, 200);
+    // The kernel completes the handshake; the request waits in the accept
+    // queue until the pause ends.
+    assert_eq!(get(addr(&server), "/").status, 200);
+    let waited = asked.elapsed();
+    assert!(
+        waited >= pause - Duration::from_millis(50),
+        "served after {waited:?}"
+    );
+    assert!(waited < pause * 4, "served after {waited:?}");
+    // Connections already open are served during a pause.
+    assert_eq!(admin.get("/").status, 200);
+}
