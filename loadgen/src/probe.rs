@@ -117,19 +117,37 @@ impl Pause for PauseEndpoint {
             endpoint: self.endpoint(),
             reason,
         };
-        let request = format!(
+        let pause = format!(
             "POST /admin/pause-accept?ms={} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
             self.pause.as_millis(),
             self.addr
         );
+        // A second request on the same connection, sent only after the first
+        // response: the reference server applies a pause after flushing its
+        // response, so the burst could otherwise start before the pause does.
+        // It reads the next request only once the pause is applied, so the
+        // second response proves the pause is in force.
+        let fence = format!(
+            "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
         let asked = Instant::now();
-        let response = http_exchange(self.addr, &request, Duration::from_secs(5))
-            .map_err(|e| fail(e.to_string()))?;
+        let timeout = Duration::from_secs(5);
+        let mut stream =
+            TcpStream::connect_timeout(&self.addr, timeout).map_err(|e| fail(e.to_string()))?;
+        let response =
+            exchange_on(&mut stream, &pause, timeout).map_err(|e| fail(e.to_string()))?;
         let status = status_code(&response).ok_or_else(|| fail("no HTTP response".into()))?;
         if !(200..300).contains(&status) {
             return Err(fail(format!(
                 "answered {status}; is the target floodgate's reference server?"
             )));
+        }
+        let fenced = exchange_on(&mut stream, &fence, timeout).map_err(|e| fail(e.to_string()))?;
+        if status_code(&fenced).is_none() {
+            return Err(fail(
+                "no response to GET /health after the pause; keep-alive is needed".into(),
+            ));
         }
         // The server counts the pause from when it handled the request,
         // which is after `asked`: measuring from `asked` is conservative.
@@ -667,8 +685,9 @@ fn read_response(stream: &mut TcpStream, deadline: Instant) -> Option<u16> {
     status_code(&seen)
 }
 
-fn http_exchange(addr: SocketAddr, request: &str, timeout: Duration) -> io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+/// Writes `request` on `stream` and reads one response (complete by
+/// Content-Length, or by the peer closing), within `timeout`.
+fn exchange_on(stream: &mut TcpStream, request: &str, timeout: Duration) -> io::Result<Vec<u8>> {
     stream.set_write_timeout(Some(timeout))?;
     stream.write_all(request.as_bytes())?;
     let deadline = Instant::now() + timeout;

@@ -116,6 +116,16 @@ fn somaxconn_clamps_the_backlog_and_the_probe_says_so() {
 }
 
 #[test]
+fn pause_endpoint_measures_the_same_capacity_as_sigstop() {
+    let (out, r) = probe_in_netns("endpoint", &["--pause-endpoint", "--backlog", "8"]);
+    assert!(out.status.success());
+    assert!(r["pause"].as_str().unwrap().contains("/admin/pause-accept"));
+    assert_eq!(r["capacity"], 9);
+    assert_eq!(r["queue_depth"], 9);
+    assert_eq!(r["unserved"], 0);
+}
+
+#[test]
 fn abort_on_overflow_does_not_reset_syn_time_overflows() {
     // SYNs arriving at a full accept queue are dropped silently even with
     // tcp_abort_on_overflow=1; only ACK-time overflows are reset.
