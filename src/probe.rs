@@ -131,6 +131,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
     let somaxconn = read_somaxconn();
+    // Raise the descriptor limit before any child starts, so a reference
+    // server started here inherits room for the whole held queue.
+    if let Err(e) = probe::raise_fd_limit(MAX_CONNECTS as u64 + 64) {
+        tracing::warn!("{e}; a large burst may run out of descriptors");
+    }
     let mut server = None;
     let (target, mut pause, configured): (SocketAddr, Box<dyn Pause>, Option<u32>) =
         match &args.target {

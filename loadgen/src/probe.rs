@@ -45,8 +45,8 @@ pub enum ProbeError {
     Window(Duration),
     #[error("cannot pause the target through {endpoint}: {reason}")]
     PauseEndpoint { endpoint: String, reason: String },
-    #[error("cannot signal process {pid}: {source}")]
-    Signal { pid: i32, source: io::Error },
+    #[error("cannot signal process {pid}: {error}")]
+    Signal { pid: i32, error: io::Error },
     #[error("process {pid} did not stop within {waited:?} after SIGSTOP")]
     NotStopped { pid: i32, waited: Duration },
     #[error(
@@ -59,8 +59,8 @@ pub enum ProbeError {
     PauseExpired(Duration),
     #[error("cannot open a client socket: {0}")]
     Socket(io::Error),
-    #[error("cannot raise the descriptor limit to {wanted}: {source}")]
-    FdLimit { wanted: u64, source: io::Error },
+    #[error("cannot raise the descriptor limit to {wanted}: {error}")]
+    FdLimit { wanted: u64, error: io::Error },
     #[error("interrupted")]
     Interrupted,
 }
@@ -188,7 +188,7 @@ impl StopSignal {
         if unsafe { libc::kill(self.pid, sig) } != 0 {
             return Err(ProbeError::Signal {
                 pid: self.pid,
-                source: io::Error::last_os_error(),
+                error: io::Error::last_os_error(),
             });
         }
         Ok(())
@@ -734,12 +734,15 @@ fn status_code(response: &[u8]) -> Option<u16> {
     std::str::from_utf8(code).ok()?.parse().ok()
 }
 
-fn raise_fd_limit(wanted: u64) -> Result<(), ProbeError> {
+/// Raises the soft RLIMIT_NOFILE to at least `wanted` (up to the hard
+/// limit). Children started afterwards inherit it, which matters for a
+/// reference server that must accept the whole held queue.
+pub fn raise_fd_limit(wanted: u64) -> Result<(), ProbeError> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    let fail = |source| ProbeError::FdLimit { wanted, source };
+    let fail = |error| ProbeError::FdLimit { wanted, error };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(fail(io::Error::last_os_error()));

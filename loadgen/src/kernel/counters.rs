@@ -15,10 +15,10 @@ use serde::Serialize;
 /// Why the counters could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CountersError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: line {line}: {what}")]
     Malformed {
@@ -211,9 +211,9 @@ impl Table {
 }
 
 fn read_table(path: &Path) -> Result<Table, CountersError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CountersError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| CountersError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     Table::parse(&text, path)
 }
