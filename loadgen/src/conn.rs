@@ -7,7 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
 use futures_lite::future;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -24,6 +23,7 @@ use crate::http::{Complete, Prepared, Progress, ResponseParser};
 use crate::measure::{Recorder, record};
 use crate::outcome::Outcome;
 use crate::plan::{CloseWith, Mode, Plan};
+use crate::reactor::{Reactor, Stream};
 use crate::schedule::{Schedule, Slot};
 
 /// How often an idle wait looks at the stop flag: Ctrl-C is noticed within
@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub stop: Arc<AtomicBool>,
     pub rec: RefCell<Recorder>,
     pub live: Arc<LiveSlot>,
+    /// This thread's event loop.
+    pub reactor: Rc<Reactor>,
     /// Every slot's read deadline, checked by the thread's sweeper.
     pub deadlines: RefCell<Vec<Rc<Deadline>>>,
 }
@@ -125,7 +127,6 @@ struct Guard {
     /// Whether due-but-unsent requests count as cancelled on drop (not in
     /// hold mode, whose schedule is one connect per slot).
     drain: bool,
-    timer: Timer,
 }
 
 impl Guard {
@@ -151,8 +152,7 @@ impl Guard {
             if now >= t || self.sh.stop.load(Ordering::Relaxed) {
                 return;
             }
-            self.timer.set_at(t.min(now + STOP_POLL));
-            (&mut self.timer).await;
+            self.sh.reactor.sleep_until(t.min(now + STOP_POLL)).await;
         }
     }
 
@@ -235,7 +235,6 @@ pub(crate) async fn slot_task(sh: Rc<Shared>, index: usize) {
         pending: None,
         in_flight: false,
         drain: sh.plan.mode != Mode::Hold,
-        timer: Timer::never(),
     };
     let source =
         (!sh.plan.sources.is_empty()).then(|| sh.plan.sources[index % sh.plan.sources.len()]);
@@ -248,7 +247,7 @@ pub(crate) async fn slot_task(sh: Rc<Shared>, index: usize) {
 
 /// An established connection and what its connect showed.
 struct Connected {
-    stream: Async<TcpStream>,
+    stream: Stream,
     took: Duration,
     /// `TCP_INFO` counted retransmissions during the handshake: SYNs dropped.
     syn_retransmitted: bool,
@@ -276,14 +275,19 @@ async fn connect(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outco
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(classify(e)),
     }
-    let stream = Async::new_nonblocking(TcpStream::from(sock)).map_err(classify)?;
+    let stream = Stream::new(&sh.reactor, TcpStream::from(sock)).map_err(classify)?;
     let deadline = t0 + sh.plan.connect_timeout;
-    let ready = future::or(async { stream.writable().await.map(|()| true) }, async {
-        Timer::at(deadline).await;
-        Ok(false)
-    })
-    .await
-    .map_err(classify)?;
+    let ready = future::or(
+        async {
+            stream.writable().await;
+            true
+        },
+        async {
+            sh.reactor.sleep_until(deadline).await;
+            false
+        },
+    )
+    .await;
     if !ready {
         return Err(Outcome::ConnectTimeout);
     }
@@ -376,12 +380,12 @@ impl Buffer {
     }
 }
 
-async fn write_all(stream: &Async<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
+async fn write_all(stream: &Stream, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        match stream.get_ref().write(buf) {
+        match stream.write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -391,7 +395,7 @@ async fn write_all(stream: &Async<TcpStream>, mut buf: &[u8]) -> io::Result<()> 
 
 /// Writes `req` and reads its reply.
 async fn exchange(
-    stream: &Async<TcpStream>,
+    stream: &Stream,
     buf: &mut Buffer,
     parser: &mut ResponseParser,
     req: &Prepared,
@@ -414,12 +418,9 @@ async fn exchange(
         }
         // Readiness first, then one read: a read that would block costs a
         // system call for nothing.
-        stream
-            .readable()
-            .await
-            .map_err(|e| Outcome::from_io_error(&e))?;
+        stream.readable().await;
         let spare = buf.spare();
-        match stream.get_ref().read(spare) {
+        match stream.read(spare) {
             Ok(0) => {
                 return parser.eof(req, verify).ok_or(Outcome::EofBeforeResponse);
             }
@@ -436,7 +437,7 @@ async fn exchange(
 async fn requests(g: &mut Guard, source: Option<IpAddr>) {
     let sh = g.sh.clone();
     let plan = sh.plan.clone();
-    let mut conn: Option<Async<TcpStream>> = None;
+    let mut conn: Option<Stream> = None;
     let mut fresh_syn_retransmitted = false;
     let mut buf = Buffer::new();
     let mut parser = ResponseParser::default();
@@ -570,21 +571,25 @@ async fn hold(g: &mut Guard, source: Option<IpAddr>) {
                 Outcome::Ok
             };
         }
-        let woke = future::or(async { c.stream.readable().await.map(|()| true) }, async {
-            Timer::after(STOP_POLL).await;
-            Ok(false)
-        })
+        let woke = future::or(
+            async {
+                c.stream.readable().await;
+                true
+            },
+            async {
+                sh.reactor.sleep_until(Instant::now() + STOP_POLL).await;
+                false
+            },
+        )
         .await;
-        match woke {
-            Ok(false) => {}
-            Ok(true) => match c.stream.get_ref().read(&mut byte) {
+        if woke {
+            match c.stream.read(&mut byte) {
                 Ok(0) => break Outcome::EofBeforeResponse,
                 // A server that talks first is still holding the connection.
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => break Outcome::from_io_error(&e),
-            },
-            Err(e) => break Outcome::from_io_error(&e),
+            }
         }
     };
     sh.rec.borrow_mut().closed();

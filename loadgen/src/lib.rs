@@ -6,13 +6,14 @@
 //! # Implementation
 //!
 //! [`run::run`] starts `plan.threads` OS threads named `floodgate-load-N`.
-//! Each runs `async_io::block_on` over its own `async_executor::LocalExecutor`
-//! holding one task per connection slot it owns (slot `i` lives on thread
-//! `i % threads`); nothing is shared between threads on the hot path except
-//! one padded cache line of live counters per thread. async-io's reactor
-//! thread ("async-io") wakes a thread's tasks when its sockets or timers are
-//! ready. The calling thread only waits, reports progress once a second and
-//! merges the per-thread recorders at the end.
+//! Each owns one epoll instance (`reactor`, edge-triggered, one
+//! `epoll_pwait2` per wait) and an `async_executor::LocalExecutor` holding
+//! one task per connection slot it owns (slot `i` lives on thread
+//! `i % threads`); its loop runs ready tasks, sweeps read deadlines every
+//! 20 ms, and waits on epoll until the next timer. Nothing is shared between
+//! threads on the hot path except one padded cache line of live counters per
+//! thread. The calling thread only waits, reports progress once a second and
+//! merges the per-thread recorders at the end. There is no other thread.
 
 pub mod conn;
 pub mod http;
@@ -21,6 +22,7 @@ pub mod measure;
 pub mod outcome;
 pub mod plan;
 pub mod probe;
+mod reactor;
 pub mod result;
 pub mod run;
 pub mod schedule;

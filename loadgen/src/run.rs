@@ -4,6 +4,7 @@
 //! and reporting progress. Stopping (the end of `--duration`, Ctrl-C and the
 //! grace after it) is decided here; what one slot does is `conn`'s.
 
+use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -11,12 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_executor::LocalExecutor;
-use async_io::Timer;
-use futures_lite::future;
 
 use crate::conn::{LiveSlot, SWEEP_TICK, Shared, slot_task};
 use crate::measure::Recorder;
 use crate::plan::Plan;
+use crate::reactor::Reactor;
 
 /// A finished (or stopped) run.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ fn thread_main(
     stop: Arc<AtomicBool>,
     live: Arc<LiveSlot>,
 ) -> Recorder {
-    let grace = plan.grace;
+    let reactor = Reactor::new().expect("create an epoll instance for a load thread");
     let sh = Rc::new(Shared {
         plan: plan.clone(),
         start,
@@ -114,6 +114,7 @@ fn thread_main(
         stop: stop.clone(),
         rec: Default::default(),
         live,
+        reactor: reactor.clone(),
         deadlines: Default::default(),
     });
     let ex = LocalExecutor::new();
@@ -121,46 +122,83 @@ fn thread_main(
         .step_by(threads)
         .map(|i| ex.spawn(slot_task(sh.clone(), i)))
         .collect();
-    let all = async {
-        for task in tasks {
-            task.await;
+    let done = Rc::new(Cell::new(false));
+    let all = ex.spawn({
+        let done = done.clone();
+        async move {
+            for task in tasks {
+                task.await;
+            }
+            done.set(true);
         }
-    };
-    // Past the end of the schedule, in-flight requests get the grace; then
-    // the remaining tasks are dropped and count as cancelled.
-    let hard_end = end.map(|e| e + grace);
-    // The sweeper: fires read deadlines, and watches the stop flag and the
-    // hard end, every SWEEP_TICK.
-    let stopper = async {
-        let mut tick = Timer::interval(SWEEP_TICK);
-        loop {
-            (&mut tick).await;
-            let now = Instant::now();
-            for d in sh.deadlines.borrow().iter() {
-                d.sweep(now);
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if hard_end.is_some_and(|e| now >= e) {
-                return;
-            }
-        }
-        // Ctrl-C: in-flight requests get the grace, deadlines still sweep.
-        let grace_end = Instant::now() + grace;
-        while Instant::now() < grace_end {
-            (&mut tick).await;
-            let now = Instant::now();
-            for d in sh.deadlines.borrow().iter() {
-                d.sweep(now);
-            }
-        }
-    };
-    async_io::block_on(ex.run(future::or(all, stopper)));
+    });
+    drive(
+        &ex,
+        &reactor,
+        &done,
+        &sh,
+        stop.as_ref(),
+        end.map(|e| e + plan.grace),
+    );
     // Dropping the executor drops unfinished tasks, whose guards record
     // their requests as cancelled.
+    drop(all);
     drop(ex);
     sh.rec.take()
+}
+
+/// The thread's event loop: runs ready tasks, sweeps read deadlines and
+/// watches for the stop flag every `SWEEP_TICK`, and waits on epoll until
+/// the next timer. Returns when every slot is done, at `hard_end` (the end
+/// of the schedule plus the grace), or at the end of the grace after Ctrl-C.
+fn drive(
+    ex: &LocalExecutor<'_>,
+    reactor: &Reactor,
+    done: &Cell<bool>,
+    sh: &Shared,
+    stop: &AtomicBool,
+    hard_end: Option<Instant>,
+) {
+    /// Tasks run between two looks at epoll, so a busy thread still reads
+    /// new readiness and timers.
+    const BATCH: usize = 256;
+    let mut next_sweep = Instant::now() + SWEEP_TICK;
+    let mut grace_end: Option<Instant> = None;
+    loop {
+        let mut ran = 0;
+        while ran < BATCH && ex.try_tick() {
+            ran += 1;
+        }
+        if done.get() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= next_sweep {
+            next_sweep = now + SWEEP_TICK;
+            for d in sh.deadlines.borrow().iter() {
+                d.sweep(now);
+            }
+            if hard_end.is_some_and(|e| now >= e) || grace_end.is_some_and(|e| now >= e) {
+                return;
+            }
+            if grace_end.is_none() && stop.load(Ordering::Relaxed) {
+                // Ctrl-C: in-flight requests get the grace.
+                grace_end = Some(now + sh.plan.grace);
+            }
+        }
+        let timeout = if ran == BATCH {
+            Duration::ZERO
+        } else {
+            let until = reactor
+                .next_timer()
+                .map_or(next_sweep, |t| t.min(next_sweep));
+            until.saturating_duration_since(now)
+        };
+        if let Err(e) = reactor.wait(timeout) {
+            tracing::error!("epoll wait failed on a load thread: {e}");
+            return;
+        }
+    }
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit, so thousands of

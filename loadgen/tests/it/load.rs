@@ -268,5 +268,9 @@ fn a_silent_server_is_read_timeout_on_time() {
         ..input(&server.url("/"))
     }));
     assert_eq!(count(&r, Outcome::ReadTimeout), 2, "{:?}", r.outcomes);
-    assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
 }
