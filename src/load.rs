@@ -1,13 +1,360 @@
-//! `floodgate load`: flags and orchestration.
-//!
-//! SKELETON: being written.
+//! `floodgate load`: the flags (parsed input), turning them into a
+//! `floodgate_loadgen::Plan` (validated input), starting the in-process
+//! reference server when no `--target` is given, Ctrl-C handling, progress
+//! display, and writing the summary and `--out` JSON. Scheduling, sockets
+//! and measurement live in `floodgate-loadgen`.
 
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use floodgate_loadgen::plan::{Arrival, CloseWith, Mode};
+use floodgate_loadgen::{LoadResult, Plan, PlanInput};
+
+use crate::flags::duration;
+
+/// The exit code after Ctrl-C, as shells report a SIGINT death.
+const EXIT_INTERRUPTED: u8 = 130;
+/// The exit code for flags that cannot run, as clap uses for usage errors.
+const EXIT_USAGE: u8 = 2;
 
 /// Flags of `floodgate load`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// `http://HOST:PORT/PATH` or `tcp://HOST:PORT`. Without it, a reference
+    /// server is started on 127.0.0.1 (port 0) for the run.
+    #[arg(long)]
+    target: Option<String>,
+    /// Open loop: this many requests per second in total, at intended times.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    /// Closed loop (the default): each connection sends its next request
+    /// when the last one is answered.
+    #[arg(long)]
+    closed: bool,
+    /// Open-loop arrivals: evenly spaced or a Poisson process.
+    #[arg(long, value_enum, default_value = "uniform")]
+    arrival: ArrivalArg,
+    /// Connection slots (in hold mode: connections to hold).
+    #[arg(long, short = 'c', default_value_t = 50)]
+    connections: usize,
+    /// How long to schedule requests (e.g. 10s, 500ms, 2m); 10s if neither
+    /// this nor --requests is given.
+    #[arg(long, short = 'd', value_parser = duration)]
+    duration: Option<Duration>,
+    /// Stop after this many requests in total.
+    #[arg(long, short = 'n')]
+    requests: Option<u64>,
+    /// Load threads (default: the number of cores).
+    #[arg(long, short = 't')]
+    threads: Option<usize>,
+    /// Seed of the schedule and request mix (default: random, and printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// requests (keep-alive), churn (a connection per request), connect
+    /// (connect then close), hold (open and keep idle).
+    #[arg(long, value_enum, default_value = "requests")]
+    mode: ModeArg,
+    /// How --mode connect closes: fin, or rst (SO_LINGER 0).
+    #[arg(long, value_enum, default_value = "fin")]
+    close_with: CloseArg,
+    /// Request method (default GET, or POST with --body-bytes).
+    #[arg(long)]
+    method: Option<String>,
+    /// An extra request header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// Request body size in bytes.
+    #[arg(long, default_value_t = 0)]
+    body_bytes: usize,
+    /// Weighted request mix: `WEIGHT METHOD PATH [BODY_BYTES]`, comma-separated,
+    /// e.g. '8 GET /, 1 POST /echo 1024, 1 GET /bytes/4096'.
+    #[arg(long, conflicts_with = "mix_file")]
+    mix: Option<String>,
+    /// A file with one mix entry per line.
+    #[arg(long, value_name = "FILE")]
+    mix_file: Option<PathBuf>,
+    /// Check every /echo and /bytes/N body byte for byte.
+    #[arg(long)]
+    verify: bool,
+    /// tcp://: the bytes to send per request (`\r`, `\n`, `\t`, `\\`, `\xNN` escapes).
+    #[arg(long, conflicts_with = "payload_file")]
+    payload: Option<String>,
+    /// tcp://: a file whose bytes are sent per request.
+    #[arg(long, value_name = "FILE")]
+    payload_file: Option<PathBuf>,
+    /// tcp://: the reply is complete after this many bytes.
+    #[arg(long, value_name = "N")]
+    expect_bytes: Option<u64>,
+    /// tcp://: the reply is complete after this delimiter (escapes as --payload).
+    #[arg(long, value_name = "STR")]
+    expect_delimiter: Option<String>,
+    #[arg(long, value_parser = duration, default_value = "3s")]
+    connect_timeout: Duration,
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    read_timeout: Duration,
+    /// An idle connection starting a send later than this past its intended
+    /// time counts the request as generator_lagged.
+    #[arg(long, value_parser = duration, default_value = "10ms")]
+    lag_threshold: Duration,
+    /// After Ctrl-C or the end of --duration, how long in-flight requests may finish.
+    #[arg(long, value_parser = duration, default_value = "2s")]
+    grace: Duration,
+    /// Source addresses to spread connects over, comma-separated
+    /// (e.g. 127.0.0.2,127.0.0.3), to extend the ephemeral ports.
+    #[arg(long, value_delimiter = ',')]
+    source: Vec<IpAddr>,
+    /// Write the result as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    out: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ArrivalArg {
+    Uniform,
+    Poisson,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Requests,
+    Churn,
+    Connect,
+    Hold,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CloseArg {
+    Fin,
+    Rst,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match floodgate_loadgen::raise_fd_limit() {
+        Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE"),
+        Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
+    }
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let input = plan_input(&args, seed)?;
+    // Validate the flags before starting anything, with a placeholder
+    // target when the reference server is to be started.
+    let probe_target = args
+        .target
+        .clone()
+        .unwrap_or("http://127.0.0.1:1/".to_string());
+    if let Err(e) = Plan::new(PlanInput {
+        target: probe_target,
+        ..input.clone()
+    }) {
+        eprintln!("floodgate load: error: {e}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let server = match &args.target {
+        Some(_) => None,
+        None => {
+            let config = floodgate_server::Config {
+                listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+                ..floodgate_server::Config::default()
+            };
+            let server = floodgate_server::Server::bind(config)
+                .context("starting the reference server on 127.0.0.1:0")?
+                .start();
+            tracing::info!(addr = %server.local_addrs()[0], "started the reference server for this run");
+            Some(server)
+        }
+    };
+    let target = match (&args.target, &server) {
+        (Some(t), _) => t.clone(),
+        (None, Some(s)) => format!("http://{}/", s.local_addrs()[0]),
+        (None, None) => unreachable!("a server is started when there is no target"),
+    };
+    let plan = match Plan::new(PlanInput { target, ..input }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("floodgate load: error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if matches!(plan.mode, Mode::Requests | Mode::Churn) {
+        // One connect first, so an unreachable target is one clear error
+        // rather than a run full of connect_refused.
+        TcpStream::connect_timeout(&plan.target.addr, plan.connect_timeout).with_context(|| {
+            format!(
+                "cannot connect to --target {} ({}); is a server listening there?",
+                plan.target.url, plan.target.addr
+            )
+        })?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the Ctrl-C handler")?;
+    }
+    tracing::info!(
+        seed = plan.seed,
+        target = %plan.target.url,
+        connections = plan.connections,
+        threads = plan.threads,
+        "load starting"
+    );
+    let tty = std::io::stderr().is_terminal();
+    let ran = floodgate_loadgen::run(&plan, &stop, |s| {
+        let secs = s.elapsed.as_secs_f64();
+        let rate = s.done as f64 / secs.max(1e-9);
+        if tty {
+            eprint!(
+                "\r{secs:6.1}s  {:>10} done  {rate:>10.0}/s  {:>6} in flight  {:>8} errors ",
+                s.done, s.in_flight, s.errors
+            );
+        } else {
+            tracing::info!(
+                elapsed_s = format!("{secs:.1}"),
+                done = s.done,
+                rate_per_s = format!("{rate:.0}"),
+                in_flight = s.in_flight,
+                errors = s.errors,
+                "progress"
+            );
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    let result = LoadResult::new(&plan, &ran);
+    if let Some(server) = server {
+        let outcome = server.shutdown();
+        tracing::info!(?outcome, "stopped the reference server");
+    }
+    floodgate_loadgen::summary::write(&result, std::io::stdout().lock())
+        .context("writing the summary to stdout")?;
+    if let Some(path) = &args.out {
+        let file =
+            File::create(path).with_context(|| format!("creating --out {}", path.display()))?;
+        let mut w = BufWriter::new(file);
+        result
+            .write_json(&mut w)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(w.flush()?))
+            .with_context(|| format!("writing --out {}", path.display()))?;
+    }
+    if result.partial {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn plan_input(args: &Args, seed: u64) -> anyhow::Result<PlanInput> {
+    let mix = match &args.mix_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --mix-file {}", path.display()))?,
+        ),
+        None => args.mix.clone(),
+    };
+    let payload = match (&args.payload, &args.payload_file) {
+        (Some(p), _) => Some(unescape(p)),
+        (None, Some(path)) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading --payload-file {}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(PlanInput {
+        target: String::new(),
+        rate_per_s: args.rate,
+        closed: args.closed,
+        arrival: match args.arrival {
+            ArrivalArg::Uniform => Arrival::Uniform,
+            ArrivalArg::Poisson => Arrival::Poisson,
+        },
+        connections: args.connections,
+        duration: args.duration,
+        requests: args.requests,
+        threads: args.threads.unwrap_or(cores),
+        seed,
+        mode: match args.mode {
+            ModeArg::Requests => Mode::Requests,
+            ModeArg::Churn => Mode::Churn,
+            ModeArg::Connect => Mode::Connect,
+            ModeArg::Hold => Mode::Hold,
+        },
+        close_with: match args.close_with {
+            CloseArg::Fin => CloseWith::Fin,
+            CloseArg::Rst => CloseWith::Rst,
+        },
+        method: args.method.clone(),
+        headers: args.headers.clone(),
+        body_bytes: args.body_bytes,
+        mix,
+        verify: args.verify,
+        payload,
+        expect_bytes: args.expect_bytes,
+        expect_delimiter: args.expect_delimiter.as_deref().map(unescape),
+        connect_timeout: args.connect_timeout,
+        read_timeout: args.read_timeout,
+        lag_threshold: args.lag_threshold,
+        grace: args.grace,
+        sources: args.source.clone(),
+    })
+}
+
+/// A seed from the clock and the PID; it is printed, so any run can be repeated.
+fn random_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    nanos ^ (u64::from(std::process::id()) << 40)
+}
+
+/// Turns `\r`, `\n`, `\t`, `\\` and `\xNN` into bytes; anything else is literal.
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let hex = b
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b[i + 1], hex) {
+                (b'r', _) => out.push(b'\r'),
+                (b'n', _) => out.push(b'\n'),
+                (b't', _) => out.push(b'\t'),
+                (b'\\', _) => out.push(b'\\'),
+                (b'x', Some(v)) => {
+                    out.push(v);
+                    i += 2;
+                }
+                _ => {
+                    out.push(b'\\');
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape(r"PING\r\n"), b"PING\r\n");
+        assert_eq!(unescape(r"\x00\x7f\\q\z"), b"\x00\x7f\\q\\z");
+    }
 }

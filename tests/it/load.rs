@@ -1,1 +1,329 @@
-//! End-to-end tests of `floodgate load`.
+//! End-to-end tests of `floodgate load`: the no-target main path with its
+//! JSON result checked against the committed schema, a `floodgate serve`
+//! child as target (`/delay/20`, `--verify`), bad flags, an unreachable
+//! target, and Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{ServeProcess, floodgate};
+
+/// A fresh path for an `--out` file in the test's temp directory.
+fn out_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("floodgate-load-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir.join(name)
+}
+
+fn load(args: &[&str]) -> Output {
+    let mut cmd: Command = floodgate();
+    cmd.arg("load").args(args).env("RUST_LOG", "warn");
+    cmd.output().expect("run floodgate load")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("read --out file");
+    serde_json::from_str(&text).expect("--out is JSON")
+}
+
+/// Checks the books balance and returns the outcomes object.
+fn balanced(result: &Value) -> &serde_json::Map<String, Value> {
+    let outcomes = result["outcomes"].as_object().expect("outcomes object");
+    let sum: u64 = outcomes.values().map(|v| v.as_u64().expect("count")).sum();
+    assert_eq!(
+        Some(sum),
+        result["scheduled"].as_u64(),
+        "scheduled == sum of outcomes: {outcomes:?}"
+    );
+    outcomes
+}
+
+fn schema() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/loadgen/schema/result.schema.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read schema"))
+        .expect("schema is JSON")
+}
+
+#[test]
+fn load_without_target_writes_a_balanced_result_that_matches_the_schema() {
+    let out = out_path("no-target.json");
+    let o = load(&[
+        "--requests",
+        "200",
+        "--connections",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("seed"),
+        "the summary prints the seed: {stdout}"
+    );
+    let r = read_json(&out);
+    if let Err(e) = schema::validate(&schema(), &r) {
+        panic!("result does not match loadgen/schema/result.schema.json: {e}");
+    }
+    let outcomes = balanced(&r);
+    assert_eq!(r["scheduled"], 200);
+    assert_eq!(outcomes["ok"], 200, "{outcomes:?}");
+    assert_eq!(r["partial"], false);
+    for field in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            r["latency_us"][field].as_u64().is_some_and(|v| v > 0),
+            "latency_us.{field}"
+        );
+    }
+    assert!(r["achieved_rate_per_s"].as_f64().is_some_and(|v| v > 0.0));
+    assert!(r["seed"].is_u64());
+}
+
+#[test]
+fn delay_20ms_measures_p50_within_1ms_of_20ms() {
+    let server = ServeProcess::start(&[]);
+    let out = out_path("delay.json");
+    let target = format!("http://{}/delay/20", server.addr());
+    let o = load(&[
+        "--target",
+        &target,
+        "--rate",
+        "40",
+        "--connections",
+        "4",
+        "--requests",
+        "60",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_json(&out);
+    assert_eq!(balanced(&r)["ok"], 60);
+    let p50 = r["latency_us"]["p50"].as_i64().unwrap();
+    assert!((p50 - 20_000).abs() <= 1_000, "p50 {p50} µs");
+}
+
+#[test]
+fn verify_passes_against_the_reference_server() {
+    let server = ServeProcess::start(&[]);
+    let out = out_path("verify.json");
+    let target = format!("http://{}/", server.addr());
+    let o = load(&[
+        "--target",
+        &target,
+        "--mix",
+        "1 POST /echo 3000, 1 GET /bytes/70000, 1 GET /",
+        "--verify",
+        "--requests",
+        "90",
+        "--connections",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_json(&out);
+    let outcomes = balanced(&r);
+    assert_eq!(outcomes["ok"], 90, "{outcomes:?}");
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_exit_2() {
+    for (args, needle) in [
+        (&["--rate", "0"][..], "--rate 0"),
+        (&["--target", "ftp://x"][..], "--target \"ftp://x\""),
+        (&["--connections", "0"][..], "--connections 0"),
+        (&["--rate", "5", "--closed"][..], "--rate and --closed"),
+        (&["--duration", "ten"][..], "--duration"),
+    ] {
+        let o = load(args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn unreachable_target_is_a_clear_error() {
+    // A port that was free a moment ago: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let target = format!("http://{addr}/");
+    let o = load(&["--target", &target, "--requests", "10"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("cannot connect to --target") && stderr.contains(&addr.to_string()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ctrl_c_writes_a_partial_result_and_exits_130() {
+    let server = ServeProcess::start(&[]);
+    let out = out_path("ctrl-c.json");
+    let target = format!("http://{}/", server.addr());
+    let mut child = floodgate()
+        .args([
+            "load",
+            "--target",
+            &target,
+            "--rate",
+            "200",
+            "--duration",
+            "60s",
+            "--out",
+        ])
+        .arg(&out)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start floodgate load");
+    // Waits for the first progress line: requests are flowing.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = lines
+            .next()
+            .expect("load exited early")
+            .expect("read stderr");
+        if line.contains("progress") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress line");
+    }
+    // Keeps draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    // SAFETY: kill(2) on the PID of the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "load did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let r = read_json(&out);
+    assert_eq!(r["partial"], true);
+    let outcomes = balanced(&r);
+    assert!(outcomes["ok"].as_u64().unwrap() > 0);
+    assert!(r["elapsed_s"].as_f64().unwrap() < 30.0);
+}
+
+/// A small JSON Schema checker for the keywords the committed schema uses
+/// (type, enum, required, properties, additionalProperties: false, items,
+/// minItems, minimum, exclusiveMinimum). The jsonschema crate would add a
+/// long dependency tree to every build for one test.
+mod schema {
+    use serde_json::Value;
+
+    pub fn validate(schema: &Value, doc: &Value) -> Result<(), String> {
+        check(schema, doc, "$")
+    }
+
+    fn type_ok(t: &str, v: &Value) -> bool {
+        match t {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "boolean" => v.is_boolean(),
+            "null" => v.is_null(),
+            "integer" => v.is_u64() || v.is_i64(),
+            "number" => v.is_number(),
+            _ => false,
+        }
+    }
+
+    fn check(s: &Value, v: &Value, at: &str) -> Result<(), String> {
+        if let Some(t) = s.get("type") {
+            let ok = match t {
+                Value::String(t) => type_ok(t, v),
+                Value::Array(ts) => ts.iter().any(|t| t.as_str().is_some_and(|t| type_ok(t, v))),
+                _ => return Err(format!("{at}: bad type keyword")),
+            };
+            if !ok {
+                return Err(format!("{at}: {v} is not of type {t}"));
+            }
+        }
+        if let Some(Value::Array(allowed)) = s.get("enum") {
+            if !allowed.contains(v) {
+                return Err(format!("{at}: {v} not in {allowed:?}"));
+            }
+        }
+        if let Some(n) = v.as_f64() {
+            if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
+                if n < min {
+                    return Err(format!("{at}: {n} < minimum {min}"));
+                }
+            }
+            if let Some(min) = s.get("exclusiveMinimum").and_then(Value::as_f64) {
+                if n <= min {
+                    return Err(format!("{at}: {n} <= exclusiveMinimum {min}"));
+                }
+            }
+        }
+        if let Some(obj) = v.as_object() {
+            let props = s.get("properties").and_then(Value::as_object);
+            if let Some(Value::Array(req)) = s.get("required") {
+                for r in req.iter().filter_map(Value::as_str) {
+                    if !obj.contains_key(r) {
+                        return Err(format!("{at}: missing required {r:?}"));
+                    }
+                }
+            }
+            for (k, child) in obj {
+                match props.and_then(|p| p.get(k)) {
+                    Some(ps) => check(ps, child, &format!("{at}.{k}"))?,
+                    None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        return Err(format!("{at}: unexpected property {k:?}"));
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let Some(arr) = v.as_array() {
+            if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
+                if (arr.len() as u64) < min {
+                    return Err(format!("{at}: fewer than {min} items"));
+                }
+            }
+            if let Some(items) = s.get("items") {
+                for (i, item) in arr.iter().enumerate() {
+                    check(items, item, &format!("{at}[{i}]"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_checker_rejects_what_it_should() {
+        let s: Value = serde_json::from_str(
+            r#"{"type":"object","additionalProperties":false,"required":["a"],
+                "properties":{"a":{"type":"integer","minimum":1},"b":{"type":["string","null"],"enum":["x",null]}}}"#,
+        )
+        .unwrap();
+        let doc = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+        assert!(validate(&s, &doc(r#"{"a":1,"b":"x"}"#)).is_ok());
+        assert!(validate(&s, &doc(r#"{"a":1,"b":null}"#)).is_ok());
+        assert!(validate(&s, &doc(r#"{"b":"x"}"#)).is_err());
+        assert!(validate(&s, &doc(r#"{"a":0}"#)).is_err());
+        assert!(validate(&s, &doc(r#"{"a":1.5}"#)).is_err());
+        assert!(validate(&s, &doc(r#"{"a":1,"c":2}"#)).is_err());
+        assert!(validate(&s, &doc(r#"{"a":1,"b":"y"}"#)).is_err());
+    }
+}
