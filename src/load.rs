@@ -24,9 +24,16 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// The exit code for flags that cannot run, as clap uses for usage errors.
 const EXIT_USAGE: u8 = 2;
 
-/// Flags of `floodgate load`.
+/// Flags of `floodgate load`; boxed so the subcommand enum stays small.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    flags: Box<Flags>,
+}
+
+/// The flags themselves.
+#[derive(Debug, clap::Args)]
+struct Flags {
     /// `http://HOST:PORT/PATH` or `tcp://HOST:PORT`. Without it, a reference
     /// server is started on 127.0.0.1 (port 0) for the run.
     #[arg(long)]
@@ -136,6 +143,7 @@ enum CloseArg {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let args = *args.flags;
     match floodgate_loadgen::raise_fd_limit() {
         Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE"),
         Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
@@ -248,7 +256,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plan_input(args: &Args, seed: u64) -> anyhow::Result<PlanInput> {
+fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
     let mix = match &args.mix_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
