@@ -162,3 +162,150 @@ fn an_idle_namespace_gets_a_no_overflow_verdict() {
         assert_eq!(report.counters.passive_opens, 4);
     });
 }
+
+/// Writes a `net.*` sysctl of the calling thread's namespace.
+fn sysctl(key: &str, value: &str) {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::write(&path, value).unwrap_or_else(|e| panic!("write {path}: {e}"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), value);
+}
+
+/// A listener with TCP_DEFER_ACCEPT: a handshake's bare final ACK is
+/// ignored, so each connection stays a SYN-RECV request socket until its
+/// client sends data. That lets a test choose the moment each handshake
+/// completes into the accept queue, and so overflow the queue at ACK time
+/// deterministically.
+fn deferring_listener(backlog: i32) -> (Socket, SocketAddr) {
+    let (sock, addr) = never_accepting_listener(backlog);
+    let secs: libc::c_int = 30;
+    // SAFETY: setsockopt with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const secs).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_DEFER_ACCEPT: {}", io::Error::last_os_error());
+    (sock, addr)
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Backlog 8 (room for 9). 6 handshakes are completed into the queue, then
+/// 6 more are left as SYN-RECV and completed one by one: 3 fit, and the last
+/// 3 overflow the queue at ACK time.
+fn overflow_at_ack_time(
+    port_addr: SocketAddr,
+) -> (Vec<std::net::TcpStream>, Vec<std::net::TcpStream>) {
+    use std::io::Write;
+    let port = port_addr.port();
+    let state = || super::port_state(port).unwrap();
+    let first: Vec<_> = (0..6)
+        .map(|_| std::net::TcpStream::connect(port_addr).unwrap())
+        .collect();
+    wait_for("6 SYN-RECV", || state().syn_recv == 6);
+    assert_eq!(state().queue_depth(), 0);
+    for mut c in &first {
+        c.write_all(b"x").unwrap();
+    }
+    wait_for("6 queued", || {
+        state().queue_depth() == 6 && state().syn_recv == 0
+    });
+    let second: Vec<_> = (0..6)
+        .map(|_| std::net::TcpStream::connect(port_addr).unwrap())
+        .collect();
+    wait_for("6 more SYN-RECV", || state().syn_recv == 6);
+    for (i, mut c) in second.iter().enumerate() {
+        c.write_all(b"x").unwrap();
+        let want = (7 + i as u32).min(9);
+        wait_for("the queue to take the handshake", || {
+            state().queue_depth() == want
+        });
+    }
+    (first, second)
+}
+
+#[test]
+fn abort_on_overflow_resets_handshakes_completing_into_a_full_queue() {
+    in_fresh_netns(|| {
+        sysctl("net.ipv4.tcp_abort_on_overflow", "1");
+        let (_listener, addr) = deferring_listener(8);
+        let recorder = Evidence::start(Some(addr.port()), Duration::from_millis(10)).unwrap();
+        let (_first, second) = overflow_at_ack_time(addr);
+        // The three that overflowed were reset; the six before them were not.
+        let mut resets = 0u64;
+        wait_for("3 resets", || {
+            resets = second[3..]
+                .iter()
+                .filter(|c| tcp_info(*c).unwrap().state != super::STATE_ESTABLISHED)
+                .count() as u64;
+            resets == 3
+        });
+        assert!(
+            second[..3]
+                .iter()
+                .all(|c| tcp_info(c).unwrap().state == super::STATE_ESTABLISHED)
+        );
+        let report = recorder.finish();
+        assert_eq!(report.counters.embryonic_rsts, 3);
+        assert_eq!(report.counters.listen_overflows, 3);
+        // The queue stays full to the end, and `finish` takes a last sample.
+        // (The SYN-RECV peak is checked directly in `overflow_at_ack_time`;
+        // a 10 ms sampler may fall between its moments.)
+        assert_eq!(report.max_queue_depth, 9);
+
+        let verdict = verdict::diagnose(&Inputs::from_evidence(
+            Some(&report),
+            ClientSignals {
+                connects: 12,
+                resets,
+                ..ClientSignals::default()
+            },
+        ));
+        assert_eq!(verdict.diagnosis, Diagnosis::AbortOnOverflowResets);
+        assert!(
+            verdict.summary.starts_with(
+                "accept queue overflowed and handshakes were reset (tcp_abort_on_overflow): \
+                 EmbryonicRsts +3, ListenOverflows +3, 3 connections reset; queue pinned at 9 of 9"
+            ),
+            "{}",
+            verdict.summary
+        );
+    });
+}
+
+#[test]
+fn without_abort_on_overflow_the_request_stays_unacknowledged() {
+    in_fresh_netns(|| {
+        sysctl("net.ipv4.tcp_abort_on_overflow", "0");
+        let (_listener, addr) = deferring_listener(8);
+        let (_first, second) = overflow_at_ack_time(addr);
+        // The client believes all 12 are connected; the last 3 have their
+        // byte unacknowledged, and the server still holds them as SYN-RECV.
+        for c in &second {
+            assert_eq!(tcp_info(c).unwrap().state, super::STATE_ESTABLISHED);
+        }
+        assert!(
+            second[..3]
+                .iter()
+                .all(|c| tcp_info(c).unwrap().unacked == 0)
+        );
+        assert!(
+            second[3..]
+                .iter()
+                .all(|c| tcp_info(c).unwrap().unacked == 1)
+        );
+        let state = super::port_state(addr.port()).unwrap();
+        assert_eq!(state.syn_recv, 3);
+        assert_eq!(state.queue_depth(), 9);
+    });
+}
