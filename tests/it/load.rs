@@ -92,6 +92,10 @@ fn delay_20ms_measures_p50_within_1ms_of_20ms() {
     let out = out_path("delay.json");
     let target = format!("http://{}/delay/20", server.addr());
     let o = load(&[
+        // The check is the server's measured delay, not the generator's
+        // punctuality on a shared 2-core machine, so late sends are kept.
+        "--lag-threshold",
+        "1s",
         "--target",
         &target,
         "--rate",
@@ -105,7 +109,8 @@ fn delay_20ms_measures_p50_within_1ms_of_20ms() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = read_json(&out);
-    assert_eq!(balanced(&r)["ok"], 60);
+    let outcomes = balanced(&r);
+    assert_eq!(outcomes["ok"], 60, "{outcomes:?}");
     let p50 = r["latency_us"]["p50"].as_i64().unwrap();
     assert!((p50 - 20_000).abs() <= 1_000, "p50 {p50} µs");
 }

@@ -130,7 +130,9 @@ pub fn input(target: &str) -> PlanInput {
         seed: 1,
         connect_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(5),
-        lag_threshold: Duration::from_millis(50),
+        // Generous: these tests check the server-side story, not the
+        // generator's punctuality on a shared, busy machine.
+        lag_threshold: Duration::from_secs(1),
         grace: Duration::from_secs(1),
         ..PlanInput::default()
     }
