@@ -274,3 +274,23 @@ fn a_silent_server_is_read_timeout_on_time() {
         t0.elapsed()
     );
 }
+
+/// --source spreads connects over several loopback source addresses.
+#[test]
+fn sources_spread_connects_over_source_addresses() {
+    let server = TestServer::start(|_, _| ok(b"x"));
+    let sources: Vec<std::net::IpAddr> = vec![[127, 0, 0, 2].into(), [127, 0, 0, 3].into()];
+    let r = run_plan(&plan(PlanInput {
+        mode: Mode::Churn,
+        requests: Some(10),
+        connections: 2,
+        sources: sources.clone(),
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(count(&r, Outcome::Ok), 10, "{:?}", r.outcomes);
+    let peers = server.peers.lock().unwrap().clone();
+    for ip in &sources {
+        let n = peers.iter().filter(|p| p.ip() == *ip).count();
+        assert_eq!(n, 5, "connections from {ip}: {peers:?}");
+    }
+}

@@ -5,8 +5,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ pub type Handler = dyn Fn(u64, &[u8]) -> Vec<u8> + Send + Sync;
 /// A keep-alive HTTP/1.1 server that answers with `handler`.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The source address of every accepted connection.
+    pub peers: Arc<Mutex<Vec<SocketAddr>>>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
@@ -45,12 +47,17 @@ impl TestServer {
         let handler: Arc<Handler> = Arc::new(handler);
         let count = Arc::new(AtomicU64::new(0));
         let stop2 = stop.clone();
+        let peers: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+        let peers2 = peers.clone();
         let accept = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
+                if let Ok(peer) = conn.peer_addr() {
+                    peers2.lock().unwrap().push(peer);
+                }
                 let handler = handler.clone();
                 let count = count.clone();
                 std::thread::spawn(move || serve(conn, &*handler, &count, close_after_reply));
@@ -58,6 +65,7 @@ impl TestServer {
         });
         TestServer {
             addr,
+            peers,
             stop,
             accept: Some(accept),
         }
