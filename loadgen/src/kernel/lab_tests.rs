@@ -309,3 +309,87 @@ fn without_abort_on_overflow_the_request_stays_unacknowledged() {
         assert_eq!(state.queue_depth(), 9);
     });
 }
+
+/// Fills the SYN queue of a backlog-4 deferring listener, which like the
+/// accept queue holds backlog + 1 (the kernel calls it full only when the
+/// count exceeds the backlog), with 5 request sockets, then fires 2 more
+/// connects, whose SYNs meet a full SYN queue.
+fn fill_syn_queue(addr: SocketAddr) -> (Vec<std::net::TcpStream>, Vec<Socket>) {
+    let port = addr.port();
+    let held: Vec<_> = (0..5)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    wait_for("5 SYN-RECV", || {
+        super::port_state(port).unwrap().syn_recv == 5
+    });
+    let extra: Vec<_> = (0..2).map(|_| connect_nonblocking(addr)).collect();
+    (held, extra)
+}
+
+#[test]
+fn a_full_syn_queue_is_answered_with_cookies() {
+    in_fresh_netns(|| {
+        sysctl("net.ipv4.tcp_syncookies", "1");
+        let (_listener, addr) = deferring_listener(4);
+        let recorder = Evidence::start(Some(addr.port()), Duration::from_millis(10)).unwrap();
+        let (_held, extra) = fill_syn_queue(addr);
+        wait_for("the cookie connects to complete", || {
+            extra
+                .iter()
+                .all(|c| tcp_info(c).unwrap().state == super::STATE_ESTABLISHED)
+        });
+        let report = recorder.finish();
+        let c = report.counters;
+        assert_eq!(c.tcp_req_q_full_do_cookies, 2);
+        assert_eq!(c.syncookies_sent, 2);
+        assert_eq!(c.listen_overflows, 0);
+        let verdict = verdict::diagnose(&Inputs::from_evidence(
+            Some(&report),
+            ClientSignals {
+                connects: 7,
+                ..ClientSignals::default()
+            },
+        ));
+        assert_eq!(
+            verdict.diagnosis,
+            Diagnosis::SynQueueCookies,
+            "{}",
+            verdict.summary
+        );
+    });
+}
+
+#[test]
+fn a_full_syn_queue_without_cookies_drops_syns() {
+    in_fresh_netns(|| {
+        sysctl("net.ipv4.tcp_syncookies", "0");
+        let (_listener, addr) = deferring_listener(4);
+        let before = Counters::read().unwrap();
+        let (_held, extra) = fill_syn_queue(addr);
+        wait_for("2 SYN drops", || {
+            Counters::read().unwrap().since(&before).tcp_req_q_full_drop == 2
+        });
+        assert!(
+            extra
+                .iter()
+                .all(|c| tcp_info(c).unwrap().state == super::STATE_SYN_SENT)
+        );
+        let delta = Counters::read().unwrap().since(&before);
+        assert_eq!(delta.syncookies_sent, 0);
+        let verdict = verdict::diagnose(&Inputs {
+            counters: Some(delta),
+            queue: None,
+            client: ClientSignals {
+                connects: 7,
+                connect_timeouts: 2,
+                ..ClientSignals::default()
+            },
+        });
+        assert_eq!(verdict.diagnosis, Diagnosis::SynQueueDrops);
+        assert_eq!(
+            verdict.summary,
+            "SYN queue overflowed without SYN cookies: 2 SYNs dropped (TCPReqQFullDrop +2), 2 \
+             connects timed out."
+        );
+    });
+}
