@@ -216,8 +216,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let rate = s.done as f64 / secs.max(1e-9);
         if tty {
             eprint!(
-                "\r{secs:6.1}s  {:>10} done  {rate:>10.0}/s  {:>6} in flight  {:>8} errors ",
-                s.done, s.in_flight, s.errors
+                "\r{secs:6.1}s  {:>10} done  {rate:>10.0}/s  {:>6} in flight  p99 {:>9.3} ms  {:>8} errors ",
+                s.done,
+                s.in_flight,
+                s.p99_us as f64 / 1000.0,
+                s.errors
             );
         } else {
             tracing::info!(
@@ -225,6 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 done = s.done,
                 rate_per_s = format!("{rate:.0}"),
                 in_flight = s.in_flight,
+                p99_ms = format!("{:.3}", s.p99_us as f64 / 1000.0),
                 errors = s.errors,
                 "progress"
             );

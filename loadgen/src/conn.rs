@@ -26,10 +26,6 @@ use crate::plan::{CloseWith, Mode, Plan};
 use crate::reactor::{Reactor, Stream};
 use crate::schedule::{Schedule, Slot};
 
-/// How often an idle wait looks at the stop flag: Ctrl-C is noticed within
-/// this long even by a slot whose next request is far away.
-const STOP_POLL: Duration = Duration::from_millis(100);
-
 /// Live counters of one thread, read by the progress reporter on another.
 /// Aligned so that threads never share a cache line.
 #[derive(Debug, Default)]
@@ -38,6 +34,8 @@ pub struct LiveSlot {
     pub done: AtomicU64,
     pub errors: AtomicU64,
     pub in_flight: AtomicU64,
+    /// This thread's response-time p99 so far, refreshed once a second.
+    pub p99_us: AtomicU64,
 }
 
 /// What the slots of one thread share.
@@ -145,14 +143,11 @@ impl Guard {
         self.sh.live.in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Waits until `t`, or until the stop flag is set.
+    /// Waits until `t`, or until the stop flag is set (the thread's loop
+    /// then fires every timer, see `Reactor::fire_all_timers`).
     async fn wait_until(&mut self, t: Instant) {
-        loop {
-            let now = Instant::now();
-            if now >= t || self.sh.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            self.sh.reactor.sleep_until(t.min(now + STOP_POLL)).await;
+        if !self.sh.stop.load(Ordering::Relaxed) {
+            self.sh.reactor.sleep_until(t).await;
         }
     }
 
@@ -563,8 +558,12 @@ async fn hold(g: &mut Guard, source: Option<IpAddr>) {
         rec.opened();
     }
     let mut byte = [0u8; 1];
+    // Without an end (not possible for a valid hold plan), an hour stands in.
+    let end = sh
+        .end
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
     let outcome = loop {
-        if sh.stop.load(Ordering::Relaxed) || sh.end.is_none_or(|e| Instant::now() >= e) {
+        if sh.stop.load(Ordering::Relaxed) || Instant::now() >= end {
             break if c.syn_retransmitted {
                 Outcome::SynRetransmitted
             } else {
@@ -577,7 +576,8 @@ async fn hold(g: &mut Guard, source: Option<IpAddr>) {
                 true
             },
             async {
-                sh.reactor.sleep_until(Instant::now() + STOP_POLL).await;
+                // Ctrl-C fires this timer early.
+                sh.reactor.sleep_until(end).await;
                 false
             },
         )

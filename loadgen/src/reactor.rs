@@ -161,6 +161,15 @@ impl Reactor {
         }
     }
 
+    /// Wakes every pending timer now, so sleeping tasks look at the stop
+    /// flag at once instead of polling it.
+    pub(crate) fn fire_all_timers(&self) {
+        let timers = std::mem::take(&mut *self.timers.borrow_mut());
+        for (_, w) in timers {
+            w.wake();
+        }
+    }
+
     /// The earliest timer deadline.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         self.timers.borrow().first_key_value().map(|(k, _)| k.0)

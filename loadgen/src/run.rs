@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub done: u64,
     pub errors: u64,
     pub in_flight: u64,
+    /// The highest per-thread response-time p99 so far, in µs.
+    pub p99_us: u64,
 }
 
 /// Runs `plan` to the end, or until `stop` is set (then in-flight requests
@@ -94,6 +96,11 @@ fn snapshot(lives: &[Arc<LiveSlot>], start: Instant) -> Snapshot {
         done: sum(|l| l.done.load(Ordering::Relaxed)),
         errors: sum(|l| l.errors.load(Ordering::Relaxed)),
         in_flight: sum(|l| l.in_flight.load(Ordering::Relaxed)),
+        p99_us: lives
+            .iter()
+            .map(|l| l.p99_us.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0),
     }
 }
 
@@ -164,6 +171,7 @@ fn drive(
     const BATCH: usize = 256;
     let mut next_sweep = Instant::now() + SWEEP_TICK;
     let mut grace_end: Option<Instant> = None;
+    let mut next_p99 = Instant::now() + Duration::from_secs(1);
     loop {
         let mut ran = 0;
         while ran < BATCH && ex.try_tick() {
@@ -182,8 +190,17 @@ fn drive(
                 return;
             }
             if grace_end.is_none() && stop.load(Ordering::Relaxed) {
-                // Ctrl-C: in-flight requests get the grace.
+                // Ctrl-C: in-flight requests get the grace; sleeping slots
+                // wake now and see the flag.
                 grace_end = Some(now + sh.plan.grace);
+                reactor.fire_all_timers();
+            }
+            if now >= next_p99 {
+                // Progress shows the p99 so far; computing it walks the
+                // histogram, so once a second is enough.
+                next_p99 = now + Duration::from_secs(1);
+                let p99 = sh.rec.borrow().response.value_at_quantile(0.99);
+                sh.live.p99_us.store(p99, Ordering::Relaxed);
             }
         }
         let timeout = if ran == BATCH {
