@@ -6,7 +6,11 @@
 # per request (user+sys of the client process / requests), their medians and
 # the ratios floodgate/wrk and floodgate/oha. Not a timed test.
 #
-# Usage: bench/load.sh            (RUNS=5 CONNS=50 DURATION=5 by default)
+# Then connect mode: `floodgate load --mode connect --closed` against a
+# minimal blocking connect+close loop in Rust (bench/connect_loop.rs), both
+# on core 1, connections/s, medians and the ratio.
+#
+# Usage: bench/load.sh            (RUNS=5 CONNS=50 DURATION=5 CONNECT_CONNS=8 by default)
 #        RUNS=7 CONNS=100 DURATION=10 bench/load.sh
 # Needs: wrk, nginx (apt-get install -y wrk nginx), oha (cargo install --locked oha),
 #        python3, taskset; a release build of floodgate (built if missing).
@@ -15,6 +19,7 @@ set -euo pipefail
 RUNS=${RUNS:-5}
 CONNS=${CONNS:-50}
 DURATION=${DURATION:-5}
+CONNECT_CONNS=${CONNECT_CONNS:-8}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FLOODGATE=${FLOODGATE:-$ROOT/target/release/floodgate}
 
@@ -148,4 +153,27 @@ for tool in ("wrk", "oha", "floodgate"):
 for peer in ("wrk", "oha"):
     print(f"floodgate/{peer}: req/s {med['floodgate'][0] / med[peer][0]:.2f}x, "
           f"CPU per request {med['floodgate'][1] / med[peer][1]:.2f}x")
+PY
+
+# Connect mode against a minimal blocking connect+close loop.
+rustc -O -o "$WORK/connect_loop" "$ROOT/bench/connect_loop.rs"
+: >"$WORK/connects"
+for run in $(seq "$RUNS"); do
+    read -r n secs < <(taskset -c 1 "$WORK/connect_loop" "127.0.0.1:$PORT" "$DURATION")
+    echo "connect run $run loop $n $secs" | tee -a "$WORK/connects"
+    RUST_LOG=warn taskset -c 1 "$FLOODGATE" load --target "$URL" --mode connect --closed \
+        --connections "$CONNECT_CONNS" --duration "${DURATION}s" --threads 1 \
+        --out "$WORK/connect.json" >/dev/null
+    n=$(python3 -c "import json; d=json.load(open('$WORK/connect.json')); print(d['outcomes']['ok'], d['window_s'])")
+    echo "connect run $run floodgate $n" | tee -a "$WORK/connects"
+done
+python3 - "$WORK/connects" <<'PY'
+import statistics, sys
+by = {}
+for l in open(sys.argv[1]):
+    _, _, _, tool, n, secs = l.split()
+    by.setdefault(tool, []).append(int(n) / float(secs))
+loop, fg = statistics.median(by["loop"]), statistics.median(by["floodgate"])
+print()
+print(f"connect+close per second (median): blocking loop {loop:.0f}, floodgate --mode connect {fg:.0f}; floodgate/loop {fg / loop:.2f}x")
 PY

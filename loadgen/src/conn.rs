@@ -26,6 +26,10 @@ use crate::plan::{CloseWith, Mode, Plan};
 use crate::reactor::{Reactor, Stream};
 use crate::schedule::{Schedule, Slot};
 
+/// Connects faster than this cannot have retransmitted their SYN: Linux's
+/// initial SYN timeout is 1 s; a margin covers lowered route RTOs.
+const MIN_SYN_RETRANSMIT: Duration = Duration::from_millis(150);
+
 /// Live counters of one thread, read by the progress reporter on another.
 /// Aligned so that threads never share a cache line.
 #[derive(Debug, Default)]
@@ -261,7 +265,9 @@ async fn connect(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outco
     .map_err(classify)?;
     // Nagle would hold a request written in two parts; ours are one write,
     // but a tcp:// payload may be long.
-    sock.set_tcp_nodelay(true).map_err(classify)?;
+    if matches!(sh.plan.mode, Mode::Requests | Mode::Churn) {
+        sock.set_tcp_nodelay(true).map_err(classify)?;
+    }
     if let Some(ip) = source {
         bind_source(&sock, ip).map_err(classify)?;
     }
@@ -286,13 +292,20 @@ async fn connect(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outco
     if !ready {
         return Err(Outcome::ConnectTimeout);
     }
-    if let Some(e) = stream.get_ref().take_error().map_err(classify)? {
-        return Err(classify(e));
+    // Writable without an error or hang-up event means connected; only then
+    // is SO_ERROR's system call skipped.
+    if stream.failed() {
+        if let Some(e) = stream.get_ref().take_error().map_err(classify)? {
+            return Err(classify(e));
+        }
     }
     let took = t0.elapsed();
-    let syn_retransmitted = crate::kernel::tcp_info(stream.get_ref())
-        .map(|i| i.total_retrans > 0)
-        .unwrap_or(false);
+    // A retransmitted SYN waits at least the initial RTO (1 s on Linux), so
+    // a faster connect cannot have had one and skips the TCP_INFO call.
+    let syn_retransmitted = took >= MIN_SYN_RETRANSMIT
+        && crate::kernel::tcp_info(stream.get_ref())
+            .map(|i| i.total_retrans > 0)
+            .unwrap_or(false);
     Ok(Connected {
         stream,
         took,

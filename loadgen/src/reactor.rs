@@ -276,6 +276,11 @@ impl Stream {
         })
     }
 
+    /// An error, hang-up or peer close was reported for this socket.
+    pub(crate) fn failed(&self) -> bool {
+        self.source.hup.get()
+    }
+
     pub(crate) fn get_ref(&self) -> &TcpStream {
         &self.stream
     }
