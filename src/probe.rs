@@ -119,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("installing the SIGINT/SIGTERM handler")?;
     }
     if args.netns {
-        return run_in_new_netns(&interrupted);
+        return rerun_in_new_netns(&interrupted);
     }
     if args.inside_netns.is_some() {
         for (key, value) in &args.sysctls {
@@ -165,6 +165,10 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
                         server = Some(child);
                         (addr, pause, Some(backlog))
                     }
+                    Subject::Socket if args.pause_endpoint => bail!(
+                        "--subject socket has no /admin/pause-accept endpoint; drop \
+                         --pause-endpoint (the socket simply does not accept while probed)"
+                    ),
                     Subject::Socket => {
                         let backlog_arg = i32::try_from(backlog)
                             .with_context(|| format!("--backlog {backlog} is above i32::MAX"))?;
@@ -348,7 +352,9 @@ impl Drop for ServerChild {
     }
 }
 
-fn parse_sysctl(text: &str) -> Result<(String, String), String> {
+/// Parses `--sysctl KEY=VALUE`, allowing only `net.*` keys: those belong to
+/// the network namespace, so setting them cannot change the host.
+pub(crate) fn parse_sysctl(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("expected KEY=VALUE like net.core.somaxconn=64, got '{text}'"))?;
@@ -366,7 +372,8 @@ fn parse_sysctl(text: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.trim().to_owned()))
 }
 
-fn write_sysctl(key: &str, value: &str) -> anyhow::Result<()> {
+/// Writes one sysctl of the current network namespace and reads it back.
+pub(crate) fn write_sysctl(key: &str, value: &str) -> anyhow::Result<()> {
     let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
     std::fs::write(&path, format!("{value}\n"))
         .with_context(|| format!("--sysctl {key}={value}: writing {}", path.display()))?;
@@ -439,7 +446,14 @@ fn run_ip(ip: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_in_new_netns(interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
+/// Lab mode for any subcommand: creates a fresh network namespace with `lo`
+/// up, re-runs this process's own command line inside it (minus `--netns`,
+/// plus `--inside-netns NAME`, which the subcommand must accept as a hidden
+/// flag and answer by applying its `--sysctl`s with [`write_sysctl`]), waits
+/// for it while forwarding SIGINT/SIGTERM, deletes the namespace on every
+/// path, and returns the inner exit code. `floodgate load --netns` can use
+/// it as it is.
+pub(crate) fn rerun_in_new_netns(interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
     let ip = find_ip()?;
     let ns = Netns::create(ip.clone())?;
     let exe = std::env::current_exe().context("finding the floodgate executable")?;
