@@ -42,6 +42,16 @@ pub struct LiveSlot {
     pub p99_us: AtomicU64,
 }
 
+/// Adds `n` (wrapping: `u64::MAX` subtracts one) to a live counter. Only
+/// the owning thread writes its counters, so a plain load and store is
+/// enough and avoids a locked instruction per request.
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 /// What the slots of one thread share.
 pub(crate) struct Shared {
     pub plan: Arc<Plan>,
@@ -135,16 +145,16 @@ impl Guard {
     fn finish(&mut self, o: Outcome) {
         self.sh.rec.borrow_mut().outcome(o);
         self.in_flight = false;
-        self.sh.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.sh.live.done.fetch_add(1, Ordering::Relaxed);
+        add(&self.sh.live.in_flight, u64::MAX);
+        add(&self.sh.live.done, 1);
         if o != Outcome::Ok {
-            self.sh.live.errors.fetch_add(1, Ordering::Relaxed);
+            add(&self.sh.live.errors, 1);
         }
     }
 
     fn begin(&mut self) {
         self.in_flight = true;
-        self.sh.live.in_flight.fetch_add(1, Ordering::Relaxed);
+        add(&self.sh.live.in_flight, 1);
     }
 
     /// Waits until `t`, or until the stop flag is set (the thread's loop
@@ -167,11 +177,12 @@ impl Guard {
                 None => self.schedule.next_slot()?,
             };
             if !sh.plan.is_open() {
-                if sh.end.is_some_and(|e| Instant::now() >= e) {
+                let now = Instant::now();
+                if sh.end.is_some_and(|e| now >= e) {
                     return None;
                 }
                 sh.rec.borrow_mut().scheduled += 1;
-                return Some((Instant::now(), slot.kind));
+                return Some((now, slot.kind));
             }
             let intended = sh.start + slot.offset;
             if Instant::now() < intended {
@@ -189,8 +200,8 @@ impl Guard {
                 record(&mut rec.lag, late);
                 if late > sh.plan.lag_threshold {
                     rec.outcome(Outcome::GeneratorLagged);
-                    sh.live.done.fetch_add(1, Ordering::Relaxed);
-                    sh.live.errors.fetch_add(1, Ordering::Relaxed);
+                    add(&sh.live.done, 1);
+                    add(&sh.live.errors, 1);
                     continue;
                 }
                 return Some((intended, slot.kind));
@@ -208,7 +219,7 @@ impl Drop for Guard {
         let mut rec = self.sh.rec.borrow_mut();
         if self.in_flight {
             rec.outcome(Outcome::Cancelled);
-            self.sh.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+            add(&self.sh.live.in_flight, u64::MAX);
         }
         if self.drain && self.sh.plan.is_open() {
             let now = Instant::now();
