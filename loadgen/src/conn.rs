@@ -289,19 +289,26 @@ async fn connect(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outco
     }
     let stream = Stream::new(&sh.reactor, TcpStream::from(sock)).map_err(classify)?;
     let deadline = t0 + sh.plan.connect_timeout;
-    let ready = future::or(
-        async {
-            stream.writable().await;
-            true
-        },
-        async {
-            sh.reactor.sleep_until(deadline).await;
-            false
-        },
-    )
-    .await;
-    if !ready {
-        return Err(Outcome::ConnectTimeout);
+    loop {
+        let ready = future::or(
+            async {
+                stream.writable().await;
+                true
+            },
+            async {
+                sh.reactor.sleep_until(deadline).await;
+                false
+            },
+        )
+        .await;
+        if ready {
+            break;
+        }
+        // Ctrl-C fires every timer early; a connect in flight still gets
+        // its time, within the grace.
+        if Instant::now() >= deadline {
+            return Err(Outcome::ConnectTimeout);
+        }
     }
     // Writable without an error or hang-up event means connected; only then
     // is SO_ERROR's system call skipped.
