@@ -181,7 +181,7 @@ impl Guard {
                 if sh.end.is_some_and(|e| now >= e) {
                     return None;
                 }
-                sh.rec.borrow_mut().scheduled += 1;
+                sh.rec.borrow_mut().schedule(slot.kind);
                 return Some((now, slot.kind));
             }
             let intended = sh.start + slot.offset;
@@ -196,7 +196,7 @@ impl Guard {
                 self.pending = None;
                 let late = Instant::now().saturating_duration_since(intended);
                 let mut rec = sh.rec.borrow_mut();
-                rec.scheduled += 1;
+                rec.schedule(slot.kind);
                 record(&mut rec.lag, late);
                 if late > sh.plan.lag_threshold {
                     rec.outcome(Outcome::GeneratorLagged);
@@ -208,7 +208,7 @@ impl Guard {
             }
             // Due already: the connection was busy, and the wait counts in
             // this request's response time (no coordinated omission).
-            sh.rec.borrow_mut().scheduled += 1;
+            sh.rec.borrow_mut().schedule(slot.kind);
             return Some((intended, slot.kind));
         }
     }
@@ -229,7 +229,7 @@ impl Drop for Guard {
                 if self.sh.start + s.offset > cutoff {
                     break;
                 }
-                rec.scheduled += 1;
+                rec.schedule(s.kind);
                 rec.outcome(Outcome::Cancelled);
                 slot = self.schedule.next_slot();
             }

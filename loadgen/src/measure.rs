@@ -33,6 +33,8 @@ pub struct Recorder {
     pub outcomes: OutcomeCounts,
     /// Requests that became due (open loop) or were started (closed loop).
     pub scheduled: u64,
+    /// `scheduled` by request kind (index into `Plan::kinds`).
+    pub scheduled_by_kind: Vec<u64>,
     /// Connects attempted.
     pub connects: u64,
     /// Most connections open at once (hold mode's "held").
@@ -49,6 +51,7 @@ impl Default for Recorder {
             lag: histogram(),
             outcomes: OutcomeCounts::default(),
             scheduled: 0,
+            scheduled_by_kind: Vec::new(),
             connects: 0,
             open_max: 0,
             open_now: 0,
@@ -65,6 +68,15 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 impl Recorder {
     pub fn outcome(&mut self, o: Outcome) {
         self.outcomes.add(o, 1);
+    }
+
+    /// Counts one scheduled request of kind `kind`.
+    pub fn schedule(&mut self, kind: usize) {
+        self.scheduled += 1;
+        if self.scheduled_by_kind.len() <= kind {
+            self.scheduled_by_kind.resize(kind + 1, 0);
+        }
+        self.scheduled_by_kind[kind] += 1;
     }
 
     pub fn opened(&mut self) {
@@ -86,6 +98,17 @@ impl Recorder {
         let _ = self.lag.add(&other.lag);
         self.outcomes.merge(&other.outcomes);
         self.scheduled += other.scheduled;
+        if self.scheduled_by_kind.len() < other.scheduled_by_kind.len() {
+            self.scheduled_by_kind
+                .resize(other.scheduled_by_kind.len(), 0);
+        }
+        for (a, b) in self
+            .scheduled_by_kind
+            .iter_mut()
+            .zip(&other.scheduled_by_kind)
+        {
+            *a += b;
+        }
         self.connects += other.connects;
         self.open_max += other.open_max;
     }

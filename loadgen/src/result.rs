@@ -81,6 +81,8 @@ pub struct PlanEcho {
 pub struct MixEcho {
     pub weight: u32,
     pub request: String,
+    /// How many scheduled requests were of this kind.
+    pub scheduled: u64,
 }
 
 /// Percentiles of one histogram, in µs.
@@ -196,9 +198,11 @@ impl LoadResult {
                 requests_mix: plan
                     .kinds
                     .iter()
-                    .map(|k| MixEcho {
+                    .enumerate()
+                    .map(|(i, k)| MixEcho {
                         weight: k.weight,
                         request: k.label.clone(),
+                        scheduled: rec.scheduled_by_kind.get(i).copied().unwrap_or(0),
                     })
                     .collect(),
                 verify: plan.verify,

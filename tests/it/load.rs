@@ -139,6 +139,49 @@ fn verify_passes_against_the_reference_server() {
     assert_eq!(outcomes["ok"], 90, "{outcomes:?}");
 }
 
+/// The same --seed gives the same request mix (and, in open loop, the same
+/// intended times; the library's schedule tests compare those directly).
+#[test]
+fn same_seed_same_request_mix() {
+    let server = ServeProcess::start(&[]);
+    let target = format!("http://{}/", server.addr());
+    let mix = |seed: &str, name: &str| {
+        let out = out_path(name);
+        let o = load(&[
+            "--target",
+            &target,
+            "--seed",
+            seed,
+            "--mix",
+            "1 GET /, 1 GET /health, 2 GET /bytes/10",
+            "--requests",
+            "300",
+            "--connections",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r = read_json(&out);
+        assert_eq!(
+            r["seed"],
+            seed.parse::<u64>().unwrap(),
+            "the seed is in the result"
+        );
+        let counts: Vec<u64> = r["plan"]["requests_mix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["scheduled"].as_u64().unwrap())
+            .collect();
+        assert_eq!(counts.iter().sum::<u64>(), 300);
+        counts
+    };
+    let first = mix("7", "seed-a.json");
+    assert!(first.iter().all(|n| *n > 0), "every kind drawn: {first:?}");
+    assert_eq!(first, mix("7", "seed-b.json"));
+}
+
 #[test]
 fn bad_flags_name_the_flag_and_exit_2() {
     for (args, needle) in [
