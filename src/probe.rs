@@ -229,9 +229,12 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
 }
 
 /// The accept pause asked of `/admin/pause-accept`: the burst's window plus
-/// room to fire the connects and read the queue.
+/// room to fire the connects and read the queue on a busy machine. The
+/// server cannot end a pause early, so the serve check waits this out; a
+/// pause that runs out mid-burst fails the probe (`PauseExpired`) rather
+/// than miscounting.
 fn pause_length(args: &Args) -> Duration {
-    args.window + Duration::from_millis(1500)
+    args.window + Duration::from_secs(3)
 }
 
 fn resolve(target: &str) -> anyhow::Result<SocketAddr> {

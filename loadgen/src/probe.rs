@@ -54,9 +54,11 @@ pub enum ProbeError {
     )]
     QueueNotEmpty(u32, SocketAddr),
     #[error(
-        "the accept pause ran out before the burst was counted; ask for a longer pause (it lasted {0:?})"
+        "the accept pause ran out before the burst was counted, so the count would include \
+         accepted connections; the machine may be too busy, or the burst too large (try fewer \
+         connects)"
     )]
-    PauseExpired(Duration),
+    PauseExpired,
     #[error("cannot open a client socket: {0}")]
     Socket(io::Error),
     #[error("cannot raise the descriptor limit to {wanted}: {error}")]
@@ -417,6 +419,11 @@ pub struct ProbeReport {
     /// Connected connects whose TCP_INFO showed SYN retransmits (expected 0:
     /// the window is shorter than the first retransmit).
     pub syn_retransmitted: u64,
+    /// SYNs the client saw dropped, from TCP_INFO: each timed-out connect's
+    /// first SYN and its retransmits, plus the retransmits of connects that
+    /// completed late. In a namespace of its own this equals the
+    /// ListenOverflows delta.
+    pub dropped_syns: u64,
     pub window_ms: u64,
     /// Held connections answered with an HTTP response after the resume.
     pub served: u64,
@@ -489,6 +496,7 @@ struct Burst {
     reset: u64,
     other_errors: u64,
     syn_retransmitted: u64,
+    dropped_syns: u64,
     queue_depth: Option<u32>,
     kernel_backlog: Option<u32>,
     syn_recv: Option<u32>,
@@ -523,6 +531,7 @@ fn burst_and_check(
         reset: 0,
         other_errors: 0,
         syn_retransmitted: 0,
+        dropped_syns: 0,
         queue_depth: None,
         kernel_backlog: None,
         syn_recv: None,
@@ -595,10 +604,18 @@ fn burst_and_check(
     }
     if let Some(until) = pause.deadline() {
         if Instant::now() >= until {
-            return Err(ProbeError::PauseExpired(config.window));
+            return Err(ProbeError::PauseExpired);
         }
     }
     burst.timed_out = pending.len() as u64;
+    // Every SYN a connect sent and the listener dropped: the first one and
+    // each retransmit of a connect that never completed, and the
+    // retransmits of one that completed late.
+    burst.dropped_syns = pending
+        .iter()
+        .filter_map(|s| kernel::tcp_info(s).ok())
+        .map(|i| 1 + u64::from(i.total_retrans))
+        .sum();
     // Close the connects still in SYN_SENT before resuming: otherwise their
     // retransmitted SYNs would join the queue after the resume and blur the
     // count. Closing a SYN_SENT socket sends nothing.
@@ -607,6 +624,7 @@ fn burst_and_check(
         if let Ok(info) = kernel::tcp_info(sock) {
             if info.total_retrans > 0 {
                 burst.syn_retransmitted += 1;
+                burst.dropped_syns += u64::from(info.total_retrans);
             }
         }
     }
@@ -805,6 +823,7 @@ fn build_report(
         reset: burst.reset,
         other_errors: burst.other_errors,
         syn_retransmitted: burst.syn_retransmitted,
+        dropped_syns: burst.dropped_syns,
         window_ms: config.window.as_millis() as u64,
         served: burst.served,
         unserved: burst.unserved,
@@ -903,13 +922,14 @@ pub fn explain(r: &ProbeReport) -> Vec<String> {
     if let Some(c) = &r.counters {
         out.push(format!(
             "kernel counters: ListenOverflows +{}, ListenDrops +{}, TCPReqQFullDoCookies +{}, \
-             TCPReqQFullDrop +{}, TCPSynRetrans +{} ({} dropped SYNs expected, one per timed-out \
-             connect)",
+             TCPReqQFullDrop +{}, TCPSynRetrans +{}; the client saw {} SYNs dropped ({} timed-out \
+             connects x (1 + their SYN retransmits), plus retransmits of late connects)",
             c.listen_overflows,
             c.listen_drops,
             c.tcp_req_q_full_do_cookies,
             c.tcp_req_q_full_drop,
             c.tcp_syn_retrans,
+            r.dropped_syns,
             r.timed_out
         ));
     }
