@@ -1016,6 +1016,60 @@ mod tests {
         assert!(!response_complete(b"HTTP/1.1 200 OK\r\n\r\nok"));
     }
 
+    fn remote_report() -> ProbeReport {
+        let config = Config {
+            target: "192.0.2.7:80".parse().unwrap(),
+            connects: 200,
+            window: Duration::from_millis(900),
+            serve_timeout: Duration::from_secs(5),
+            check_path: "/health".into(),
+            configured_backlog: Some(1024),
+            somaxconn: Some(128),
+        };
+        let burst = Burst {
+            held: Vec::new(),
+            connects: 200,
+            timed_out: 71,
+            refused: 0,
+            reset: 0,
+            other_errors: 0,
+            syn_retransmitted: 0,
+            dropped_syns: 71,
+            queue_depth: None,
+            kernel_backlog: None,
+            syn_recv: None,
+            served: 129,
+            unserved: 0,
+        };
+        build_report(&config, "SIGSTOP".into(), burst, false, None, None)
+    }
+
+    #[test]
+    fn remote_report_explains_the_clamp_and_its_missing_evidence() {
+        let r = remote_report();
+        assert_eq!(r.capacity, 129);
+        assert_eq!(r.implied_backlog, 128);
+        assert_eq!(r.clamped_backlog, Some(128));
+        assert_eq!(
+            r.explanation,
+            [
+                "the accept queue held 129 connections while the target was paused: backlog 128 + 1",
+                "71 of 200 connects did not complete within 900 ms: their SYNs were dropped because \
+                 the queue was full",
+                "backlog 1024 was asked for, but net.core.somaxconn is 128 in the target's network \
+                 namespace, so listen(2) clamped it to 128; the queue holds 128 + 1 = 129",
+                "the target is not in this network namespace: no sock_diag or counter evidence, \
+                 the count rests on the client side",
+                "all 129 held connections were served after the target resumed",
+            ]
+        );
+        assert_eq!(
+            r.verdict.diagnosis,
+            verdict::Diagnosis::DroppedSynsSuspected
+        );
+        assert!(r.verdict.notes[0].contains("rests on client-side signatures"));
+    }
+
     #[test]
     fn status_codes() {
         assert_eq!(status_code(b"HTTP/1.1 200 OK\r\n"), Some(200));
