@@ -1,1 +1,301 @@
-//! End-to-end tests of `floodgate serve`.
+//! End-to-end tests of `floodgate serve`: its output, flags, signals and exit
+//! codes, and the behaviours that need a separate process to observe (RSS,
+//! CPU time, descriptor limits, the kernel's view of the listener).
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::ServeProcess;
+use crate::util::http::{Client, get, stats, wait_until};
+
+/// Sends `request` on a new connection and waits until the server has parsed
+/// its head, using `/stats` from other connections: each poll adds one
+/// request of its own, so the in-flight one shows as one more than the polls
+/// explain, whether or not a snapshot counts the request asking for it.
+fn send_and_wait_until_read(addr: SocketAddr, request: &[u8]) -> Client {
+    let base = stats(addr)["requests"].as_u64().unwrap();
+    let mut c = Client::connect(addr);
+    c.send(request);
+    let mut polls = 0;
+    wait_until(Duration::from_secs(5), "the request to be read", || {
+        polls += 1;
+        stats(addr)["requests"].as_u64().unwrap() > base + polls
+    });
+    c
+}
+
+fn connect_refused(addr: SocketAddr) -> bool {
+    matches!(TcpStream::connect(addr), Err(e) if e.kind() == ErrorKind::ConnectionRefused)
+}
+
+#[test]
+fn serve_prints_a_listening_line_per_address_and_serves_each() {
+    let server = ServeProcess::start(&["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"]);
+    assert_eq!(server.addrs.len(), 2);
+    assert_ne!(server.addrs[0], server.addrs[1]);
+    for addr in &server.addrs {
+        assert_eq!(get(*addr, "/health").status, 200);
+    }
+}
+
+#[test]
+fn serve_keeps_connections_alive_and_answers_pipelined_requests_in_order() {
+    let server = ServeProcess::start(&[]);
+    let mut c = Client::connect(server.addr());
+    assert_eq!(c.get("/").status, 200);
+    c.send(b"GET /bytes/3 HTTP/1.1\r\nHost: t\r\n\r\nGET /bytes/30000 HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().body.len(), 3);
+    assert_eq!(c.response().body.len(), 30000);
+    assert_eq!(c.response().status, 200);
+    assert_eq!(stats(server.addr())["accepted"].as_u64(), Some(2));
+}
+
+#[test]
+fn a_bad_duration_names_the_flag_and_the_expected_form() {
+    let out = crate::util::floodgate()
+        .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", "x"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--idle-timeout"), "{stderr}");
+    assert!(
+        stderr.contains("expected a duration like 500ms, 10s or 2m, got 'x'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_address_in_use_fails_with_its_name() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = crate::util::floodgate()
+        .args(["serve", "--no-reuse-address", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn backlog_77_is_the_listeners_backlog_in_the_kernel() {
+    let server = ServeProcess::start(&["--backlog", "77"]);
+    let port = server.addr().port();
+    // For a listening socket, ss's Send-Q is the accept queue's capacity.
+    let out = std::process::Command::new("/usr/bin/ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("run /usr/bin/ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"LISTEN"), "{text}");
+    assert_eq!(fields.get(2), Some(&"77"), "Send-Q of {text}");
+}
+
+#[test]
+fn max_connections_flag_refuses_with_503() {
+    let server = ServeProcess::start(&["--max-connections", "1"]);
+    let mut held = Client::connect(server.addr());
+    assert_eq!(held.get("/").status, 200);
+    let mut refused = Client::connect(server.addr());
+    refused.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = refused.response();
+    assert_eq!(r.status, 503);
+    assert!(r.closes());
+    drop(held);
+    wait_until(Duration::from_secs(5), "the slot to be released", || {
+        get(server.addr(), "/health").status == 200
+    });
+    assert!(stats(server.addr())["rejected_by_limit"].as_u64() >= Some(1));
+}
+
+#[test]
+fn header_timeout_flag_cuts_a_trickled_head_with_408() {
+    let server = ServeProcess::start(&["--header-timeout", "1s"]);
+    let started = Instant::now();
+    let mut c = Client::connect(server.addr());
+    c.send(b"GET / HTTP/1.1\r\nX-Slow: a");
+    let r = c.response();
+    let waited = started.elapsed();
+    assert_eq!(r.status, 408);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "408 after {waited:?}"
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_at_the_write_timeout_with_flat_memory() {
+    let server = ServeProcess::start(&["--write-timeout", "2s"]);
+    let addr = server.addr();
+    // Warm up so the baseline includes the executor threads and buffers.
+    assert_eq!(get(addr, "/bytes/1000000").body.len(), 1_000_000);
+    let baseline_kib = server.rss_kib();
+    let clients = 8;
+    let per_client = 4;
+    let big = floodgate_proto::MAX_BYTES_ENDPOINT;
+    let request = format!("GET /bytes/{big} HTTP/1.1\r\nHost: t\r\n\r\n").repeat(per_client);
+    let sent = Instant::now();
+    let mut stalled: Vec<Client> = (0..clients)
+        .map(|_| {
+            let mut c = Client::connect(addr);
+            c.send(request.as_bytes());
+            c
+        })
+        .collect();
+    let mut peak_kib = baseline_kib;
+    wait_until(
+        Duration::from_secs(12),
+        "every stalled client to be cut",
+        || {
+            peak_kib = peak_kib.max(server.rss_kib());
+            stats(addr)["timeouts"].as_u64().unwrap() >= clients as u64
+        },
+    );
+    let cut_after = sent.elapsed();
+    assert!(
+        cut_after >= Duration::from_secs(2),
+        "cut after {cut_after:?}"
+    );
+    let asked_kib = clients as u64 * per_client as u64 * big / 1024;
+    let grew_kib = peak_kib.saturating_sub(baseline_kib);
+    eprintln!("RSS {baseline_kib} KiB, peak +{grew_kib} KiB; cut after {cut_after:?}");
+    assert!(
+        grew_kib < 32 * 1024,
+        "RSS grew {grew_kib} KiB (from {baseline_kib} KiB) while clients asked for {asked_kib} KiB"
+    );
+    for c in &mut stalled {
+        let (received, end) = c.drain();
+        assert!((received as u64) < big, "received {received} bytes");
+        assert_eq!(end.map_err(|e| e.kind()), Err(ErrorKind::ConnectionReset));
+    }
+}
+
+#[test]
+fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
+    const NOFILE: libc::rlim_t = 48;
+    let mut server = ServeProcess::start_with(&[], |cmd| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: NOFILE,
+                    rlim_max: NOFILE,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let addr = server.addr();
+    // Open connections, each proven served, until one is not: the server is
+    // out of descriptors and that one waits in the accept queue.
+    let mut held = Vec::new();
+    let starved = loop {
+        assert!(held.len() < 2 * NOFILE as usize, "never starved");
+        let mut c = Client::connect(addr);
+        c.stream()
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        match crate::util::http::read_response(&mut c.reader) {
+            Ok(Some(r)) => {
+                assert_eq!(r.status, 200);
+                held.push(c);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break c,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        held.len() > 10,
+        "starved after only {} connections",
+        held.len()
+    );
+
+    // While starved, the accept loop backs off instead of spinning.
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let before = server.cpu_ticks();
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let used = server.cpu_ticks() - before;
+    eprintln!(
+        "starved after {} connections; {used} CPU ticks ({ticks_per_s}/s) in 2 s",
+        held.len()
+    );
+    assert!(
+        used * 10 <= ticks_per_s * 2,
+        "used {used} ticks ({ticks_per_s}/s) in 2 s while starved"
+    );
+    assert!(server.wait_exit(Duration::ZERO).is_none(), "server exited");
+
+    // Freeing descriptors brings it back.
+    drop(held);
+    drop(starved);
+    wait_until(Duration::from_secs(10), "the server to serve again", || {
+        let mut c = Client::connect(addr);
+        c.stream()
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        c.send(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        matches!(crate::util::http::read_response(&mut c.reader), Ok(Some(r)) if r.status == 200)
+    });
+    assert!(stats(addr)["accept_errors"].as_u64() >= Some(1));
+}
+
+#[test]
+fn sigterm_drains_an_in_flight_delay_refuses_new_connects_and_exits_0() {
+    let mut server = ServeProcess::start(&[]);
+    let addr = server.addr();
+    let mut idle = Client::connect(addr);
+    assert_eq!(idle.get("/").status, 200);
+    let mut busy = send_and_wait_until_read(addr, b"GET /delay/2000 HTTP/1.1\r\nHost: t\r\n\r\n");
+
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    wait_until(
+        Duration::from_millis(1500),
+        "connects to be refused",
+        || connect_refused(addr),
+    );
+    // The idle keep-alive connection is closed without waiting for the delay.
+    let (extra, end) = idle.drain();
+    assert_eq!((extra, end.is_ok()), (0, true));
+    assert!(signalled.elapsed() < Duration::from_millis(1800));
+
+    let r = busy.response();
+    assert_eq!(r.status, 200);
+    assert!(r.closes(), "a drained response carries Connection: close");
+    let (extra, end) = busy.drain();
+    assert_eq!((extra, end.is_ok()), (0, true));
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exit");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sigint_with_a_short_grace_resets_the_rest_and_exits_3() {
+    let mut server = ServeProcess::start(&["--shutdown-grace", "300ms"]);
+    let addr = server.addr();
+    let mut busy = send_and_wait_until_read(addr, b"GET /delay/30000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let signalled = Instant::now();
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exit");
+    assert_eq!(status.code(), Some(3));
+    assert!(signalled.elapsed() >= Duration::from_millis(300));
+    let (received, _) = busy.drain();
+    assert_eq!(received, 0, "no response for the cut request");
+}
