@@ -117,6 +117,12 @@ struct Flags {
     /// (e.g. 127.0.0.2,127.0.0.3), to extend the ephemeral ports.
     #[arg(long, value_delimiter = ',')]
     source: Vec<IpAddr>,
+    /// https://: trust the root certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+    /// https://: do not verify the server's certificate.
+    #[arg(long, conflicts_with = "ca")]
+    insecure: bool,
     /// Write the result as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
     out: Option<PathBuf>,
@@ -276,6 +282,12 @@ fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
         ),
         (None, None) => None,
     };
+    let ca_pem = match &args.ca {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading --ca {}", path.display()))?)
+        }
+        None => None,
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(PlanInput {
         target: String::new(),
@@ -313,6 +325,8 @@ fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
         lag_threshold: args.lag_threshold,
         grace: args.grace,
         sources: args.source.clone(),
+        ca_pem,
+        insecure: args.insecure,
     })
 }
 

@@ -420,16 +420,65 @@ async fn write_all(stream: &Stream, mut buf: &[u8]) -> io::Result<()> {
 }
 
 /// Writes `req` and reads its reply.
+/// An established connection: plain TCP, or TLS over it.
+struct Conn {
+    stream: Stream,
+    tls: Option<Box<rustls::ClientConnection>>,
+}
+
+/// Connects, and for an https target completes the TLS handshake within the
+/// same connect timeout.
+/// Returns the connection, the time it took and whether the SYN was
+/// retransmitted.
+async fn open(sh: &Shared, source: Option<IpAddr>) -> Result<(Conn, Duration, bool), Outcome> {
+    let t0 = Instant::now();
+    let Connected {
+        stream,
+        took,
+        syn_retransmitted,
+    } = connect(sh, source).await?;
+    let Some(tls) = &sh.plan.tls else {
+        return Ok((Conn { stream, tls: None }, took, syn_retransmitted));
+    };
+    let mut session = Box::new(tls.session().map_err(|_| Outcome::TlsFailed)?);
+    let deadline = t0 + sh.plan.connect_timeout;
+    let done = future::or(
+        async { Some(crate::tls::handshake(&stream, &mut session).await) },
+        async {
+            sh.reactor.sleep_until(deadline).await;
+            None
+        },
+    )
+    .await;
+    match done {
+        Some(Ok(())) => {}
+        Some(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Outcome::TlsFailed),
+        Some(Err(e)) => return Err(Outcome::from_io_error(&e)),
+        None => return Err(Outcome::ConnectTimeout),
+    }
+    Ok((
+        Conn {
+            stream,
+            tls: Some(session),
+        },
+        t0.elapsed(),
+        syn_retransmitted,
+    ))
+}
+
 async fn exchange(
-    stream: &Stream,
+    conn: &mut Conn,
     buf: &mut Buffer,
     parser: &mut ResponseParser,
     req: &Prepared,
     verify: bool,
 ) -> Result<Complete, Outcome> {
-    write_all(stream, &req.wire)
-        .await
-        .map_err(|e| Outcome::from_io_error(&e))?;
+    let stream = &conn.stream;
+    let sent = match &mut conn.tls {
+        None => write_all(stream, &req.wire).await,
+        Some(tls) => crate::tls::send(stream, tls, &req.wire).await,
+    };
+    sent.map_err(|e| Outcome::from_io_error(&e))?;
     parser.start(req);
     loop {
         if buf.start != buf.end {
@@ -444,9 +493,15 @@ async fn exchange(
         }
         // Readiness first, then one read: a read that would block costs a
         // system call for nothing.
-        stream.readable().await;
         let spare = buf.spare();
-        match stream.read(spare) {
+        let got = match &mut conn.tls {
+            None => {
+                stream.readable().await;
+                stream.read(spare)
+            }
+            Some(tls) => crate::tls::recv(stream, tls, spare).await,
+        };
+        match got {
             Ok(0) => {
                 return parser.eof(req, verify).ok_or(Outcome::EofBeforeResponse);
             }
@@ -463,7 +518,7 @@ async fn exchange(
 async fn requests(g: &mut Guard, source: Option<IpAddr>) {
     let sh = g.sh.clone();
     let plan = sh.plan.clone();
-    let mut conn: Option<Stream> = None;
+    let mut conn: Option<Conn> = None;
     let mut fresh_syn_retransmitted = false;
     let mut buf = Buffer::new();
     let mut parser = ResponseParser::default();
@@ -472,14 +527,14 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
     while let Some((intended, kind)) = g.next().await {
         g.begin();
         let req = &plan.kinds[kind].prepared;
-        let stream = match &conn {
-            Some(s) => s,
-            None => match connect(&sh, source).await {
-                Ok(c) => {
-                    record(&mut sh.rec.borrow_mut().connect, c.took);
-                    fresh_syn_retransmitted = c.syn_retransmitted;
+        let established = match &mut conn {
+            Some(c) => c,
+            None => match open(&sh, source).await {
+                Ok((established, took, syn_retransmitted)) => {
+                    record(&mut sh.rec.borrow_mut().connect, took);
+                    fresh_syn_retransmitted = syn_retransmitted;
                     buf.clear();
-                    conn.insert(c.stream)
+                    conn.insert(established)
                 }
                 Err(o) => {
                     g.finish(o);
@@ -490,7 +545,7 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
         let sent = Instant::now();
         deadline.arm(sent + plan.read_timeout);
         let result = future::or(
-            exchange(stream, &mut buf, &mut parser, req, plan.verify),
+            exchange(established, &mut buf, &mut parser, req, plan.verify),
             async {
                 deadline.expired().await;
                 Err(Outcome::ReadTimeout)
@@ -517,9 +572,10 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
             Err(Outcome::ReadTimeout) => {
                 // Unacknowledged request bytes mean the server never took
                 // the connection: its accept queue dropped the final ACK.
-                let unacked = crate::kernel::tcp_info(stream.get_ref())
-                    .map(|i| i.unacked > 0)
-                    .unwrap_or(false);
+                let unacked = conn
+                    .as_ref()
+                    .and_then(|c| crate::kernel::tcp_info(c.stream.get_ref()).ok())
+                    .is_some_and(|i| i.unacked > 0);
                 conn = None;
                 if unacked {
                     Outcome::RequestUnacked

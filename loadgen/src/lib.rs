@@ -27,6 +27,7 @@ pub mod result;
 pub mod run;
 pub mod schedule;
 pub mod summary;
+pub mod tls;
 pub mod verdict;
 
 pub use outcome::Outcome;

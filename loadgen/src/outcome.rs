@@ -43,6 +43,9 @@ pub enum Outcome {
     EofBeforeResponse,
     /// The response did not parse as HTTP/1.1 (or violated its framing).
     BadResponse,
+    /// `https://`: the TLS handshake or a TLS record failed (for example an
+    /// untrusted certificate, or a server that does not speak TLS).
+    TlsFailed,
     /// `--verify`: the body differed from what was expected.
     VerifyMismatch,
     /// No local port was free for the connect (EADDRNOTAVAIL).
@@ -60,7 +63,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 19] = [
+    pub const ALL: [Outcome; 20] = [
         Outcome::Ok,
         Outcome::Http1xx,
         Outcome::Http3xx,
@@ -75,6 +78,7 @@ impl Outcome {
         Outcome::Reset,
         Outcome::EofBeforeResponse,
         Outcome::BadResponse,
+        Outcome::TlsFailed,
         Outcome::VerifyMismatch,
         Outcome::LocalPortExhausted,
         Outcome::LocalFdExhausted,
@@ -99,6 +103,7 @@ impl Outcome {
             Outcome::Reset => "reset",
             Outcome::EofBeforeResponse => "eof_before_response",
             Outcome::BadResponse => "bad_response",
+            Outcome::TlsFailed => "tls_failed",
             Outcome::VerifyMismatch => "verify_mismatch",
             Outcome::LocalPortExhausted => "local_port_exhausted",
             Outcome::LocalFdExhausted => "local_fd_exhausted",
@@ -140,6 +145,10 @@ impl Outcome {
 
     /// Classifies an error from reading or writing an established connection.
     pub fn from_io_error(err: &io::Error) -> Outcome {
+        if err.kind() == io::ErrorKind::InvalidData {
+            // Only TLS produces InvalidData on a connection.
+            return Outcome::TlsFailed;
+        }
         match err.raw_os_error() {
             Some(libc::ETIMEDOUT) => Outcome::ReadTimeout,
             Some(libc::EPIPE) => Outcome::EofBeforeResponse,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::http::{Expect, Framing, Prepared};
+use crate::tls::{Tls, TlsError};
 
 /// Flags as given, before validation.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +42,10 @@ pub struct PlanInput {
     pub lag_threshold: Duration,
     pub grace: Duration,
     pub sources: Vec<IpAddr>,
+    /// `--ca`: PEM roots to trust for an https target.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `--insecure`: no certificate verification for an https target.
+    pub insecure: bool,
 }
 
 /// Open-loop arrival process.
@@ -94,9 +99,11 @@ pub enum Load {
 pub struct Target {
     /// The URL as given.
     pub url: String,
-    /// `http` or `tcp`.
+    /// `http`, `https` or `tcp`.
     pub scheme: String,
     pub addr: SocketAddr,
+    /// The host as written in the URL (the TLS server name).
+    pub host: String,
 }
 
 /// One request kind of the mix.
@@ -133,17 +140,21 @@ pub struct Plan {
     pub grace: Duration,
     /// Source addresses connects are spread over (empty: the kernel picks).
     pub sources: Vec<IpAddr>,
+    /// For an https target.
+    pub tls: Option<Tls>,
 }
 
 /// A flag that cannot run, with the flag named.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    #[error("--target {0:?}: expected http://HOST:PORT/PATH or tcp://HOST:PORT")]
-    TargetScheme(String),
     #[error(
-        "--target {0:?}: https needs TLS, which this build does not support yet; use http:// or tcp://"
+        "--target {0:?}: expected http://HOST:PORT/PATH, https://HOST:PORT/PATH or tcp://HOST:PORT"
     )]
-    TlsUnsupported(String),
+    TargetScheme(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("--ca and --insecure are for https:// targets")]
+    TlsOnPlain,
     #[error("--target {url:?}: cannot resolve {host:?}: {reason}")]
     Resolve {
         url: String,
@@ -226,9 +237,20 @@ impl Plan {
             (None, None) => Some(Duration::from_secs(10)),
             (d, _) => d,
         };
+        let tls = if target.scheme == "https" {
+            Some(Tls::new(
+                &target.host,
+                input.ca_pem.as_deref(),
+                input.insecure,
+            )?)
+        } else if input.ca_pem.is_some() || input.insecure {
+            return Err(PlanError::TlsOnPlain);
+        } else {
+            None
+        };
         let (path, host_header) = match target.scheme.as_str() {
-            "http" => {
-                let rest = &input.target["http://".len()..];
+            "http" | "https" => {
+                let rest = &input.target[target.scheme.len() + "://".len()..];
                 let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
                 let path = if path.is_empty() { "/" } else { path };
                 (path.to_string(), authority.to_string())
@@ -329,6 +351,7 @@ impl Plan {
             lag_threshold: input.lag_threshold,
             grace: input.grace,
             sources: input.sources,
+            tls,
         })
     }
 
@@ -345,10 +368,10 @@ fn is_token(b: u8) -> bool {
 fn parse_target(url: &str) -> Result<Target, PlanError> {
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
         ("http", rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        ("https", rest)
     } else if let Some(rest) = url.strip_prefix("tcp://") {
         ("tcp", rest)
-    } else if url.starts_with("https://") {
-        return Err(PlanError::TlsUnsupported(url.to_string()));
     } else {
         return Err(PlanError::TargetScheme(url.to_string()));
     };
@@ -356,14 +379,22 @@ fn parse_target(url: &str) -> Result<Target, PlanError> {
     if authority.is_empty() {
         return Err(PlanError::TargetScheme(url.to_string()));
     }
-    // A missing port means 80 for http; tcp:// must say its port.
-    let with_port = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
+    // A missing port means 80 for http and 443 for https; tcp:// must say
+    // its port.
+    let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
+        p.parse::<u16>().is_ok() && (!h.starts_with('[') || h.ends_with(']'))
+    });
+    let host = if has_port {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    } else {
+        authority
+    };
+    let with_port = if has_port {
         authority.to_string()
     } else if scheme == "http" {
         format!("{authority}:80")
+    } else if scheme == "https" {
+        format!("{authority}:443")
     } else {
         return Err(PlanError::TargetScheme(url.to_string()));
     };
@@ -386,6 +417,7 @@ fn parse_target(url: &str) -> Result<Target, PlanError> {
         url: url.to_string(),
         scheme: scheme.to_string(),
         addr,
+        host: host.to_string(),
     })
 }
 

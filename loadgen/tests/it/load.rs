@@ -316,3 +316,36 @@ fn late_sends_are_generator_lagged_not_latency() {
     assert_eq!(r.latency_us.count, count(&r, Outcome::Ok));
     assert!(r.generator_lag_us.count >= lagged);
 }
+
+/// https:// targets: verified against --ca, refused with the wrong root,
+/// accepted without verification with --insecure.
+#[test]
+fn https_with_ca_insecure_and_an_untrusted_certificate() {
+    let server = TestServer::start_tls(|_, body| ok(body));
+    let target = format!("https://127.0.0.1:{}/echo", server.addr.port());
+    let run_with = |ca: Option<&str>, insecure: bool| {
+        run_plan(&plan(PlanInput {
+            requests: Some(20),
+            connections: 2,
+            method: Some("POST".into()),
+            body_bytes: 3000,
+            verify: true,
+            ca_pem: ca.map(|f| std::fs::read(crate::util::tls_file(f)).unwrap()),
+            insecure,
+            ..input(&target)
+        }))
+    };
+    let trusted = run_with(Some("ca.pem"), false);
+    assert_eq!(count(&trusted, Outcome::Ok), 20, "{:?}", trusted.outcomes);
+    assert_eq!(trusted.connects, 2);
+    let insecure = run_with(None, true);
+    assert_eq!(count(&insecure, Outcome::Ok), 20, "{:?}", insecure.outcomes);
+    // The server's own certificate is not a root that signed it.
+    let untrusted = run_with(Some("server.pem"), false);
+    assert_eq!(
+        count(&untrusted, Outcome::TlsFailed),
+        20,
+        "{:?}",
+        untrusted.outcomes
+    );
+}

@@ -37,8 +37,24 @@ impl TestServer {
         TestServer::start_with(true, handler)
     }
 
+    /// Like [`TestServer::start`], over TLS with `tls/server.pem` (signed by
+    /// `tls/ca.pem`, for localhost and 127.0.0.1).
+    pub fn start_tls(
+        handler: impl Fn(u64, &[u8]) -> Vec<u8> + Send + Sync + 'static,
+    ) -> TestServer {
+        TestServer::start_inner(false, Some(tls_server_config()), handler)
+    }
+
     fn start_with(
         close_after_reply: bool,
+        handler: impl Fn(u64, &[u8]) -> Vec<u8> + Send + Sync + 'static,
+    ) -> TestServer {
+        TestServer::start_inner(close_after_reply, None, handler)
+    }
+
+    fn start_inner(
+        close_after_reply: bool,
+        tls: Option<Arc<rustls::ServerConfig>>,
         handler: impl Fn(u64, &[u8]) -> Vec<u8> + Send + Sync + 'static,
     ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -60,7 +76,22 @@ impl TestServer {
                 }
                 let handler = handler.clone();
                 let count = count.clone();
-                std::thread::spawn(move || serve(conn, &*handler, &count, close_after_reply));
+                match &tls {
+                    None => {
+                        std::thread::spawn(move || {
+                            serve(conn, &*handler, &count, close_after_reply)
+                        });
+                    }
+                    Some(config) => {
+                        let Ok(session) = rustls::ServerConnection::new(config.clone()) else {
+                            continue;
+                        };
+                        let stream = rustls::StreamOwned::new(session, conn);
+                        std::thread::spawn(move || {
+                            serve(stream, &*handler, &count, close_after_reply)
+                        });
+                    }
+                }
             }
         });
         TestServer {
@@ -87,7 +118,12 @@ impl Drop for TestServer {
     }
 }
 
-fn serve(mut conn: TcpStream, handler: &Handler, count: &AtomicU64, close_after_reply: bool) {
+fn serve<S: Read + Write>(
+    mut conn: S,
+    handler: &Handler,
+    count: &AtomicU64,
+    close_after_reply: bool,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -148,4 +184,30 @@ pub fn input(target: &str) -> PlanInput {
 
 pub fn plan(input: PlanInput) -> Plan {
     Plan::new(input).expect("valid plan")
+}
+
+/// A file under `loadgen/tests/it/tls/`.
+pub fn tls_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/tls")
+        .join(name)
+}
+
+fn tls_server_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(tls_file("server.pem"))
+        .expect("read server.pem")
+        .collect::<Result<_, _>>()
+        .expect("parse server.pem");
+    let key = PrivateKeyDer::from_pem_file(tls_file("server.key")).expect("read server.key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server certificate");
+    Arc::new(config)
 }
