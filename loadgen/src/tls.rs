@@ -1,6 +1,6 @@
 //! TLS for `https://` targets: building the rustls client configuration from
 //! `--ca PEM` or `--insecure`, and driving a `rustls::ClientConnection` over
-//! a connection's non-blocking [`Stream`] (handshake, encrypted writes,
+//! a connection's non-blocking `Stream` (handshake, encrypted writes,
 //! readiness-first reads). Which requests to send and how replies are
 //! framed stay in `conn` and `http`.
 
