@@ -234,14 +234,32 @@ impl Drop for Sleep {
 pub(crate) struct Stream {
     stream: TcpStream,
     source: Rc<Source>,
-    key: usize,
+    /// The epoll registration key, once registered.
+    key: Cell<Option<usize>>,
     reactor: Rc<Reactor>,
 }
 
 impl Stream {
-    /// Registers a non-blocking `stream` (connected or connecting).
-    pub(crate) fn new(reactor: &Rc<Reactor>, stream: TcpStream) -> io::Result<Stream> {
-        let source = Rc::new(Source::default());
+    /// Wraps a non-blocking `stream` (connected or connecting). It is
+    /// registered with epoll only when a task first has to wait on it, so a
+    /// connect that completes at once and is closed (`--mode connect` on
+    /// loopback) costs no `epoll_ctl`.
+    pub(crate) fn new(reactor: &Rc<Reactor>, stream: TcpStream) -> Stream {
+        Stream {
+            stream,
+            source: Rc::new(Source::default()),
+            key: Cell::new(None),
+            reactor: reactor.clone(),
+        }
+    }
+
+    /// Adds the socket to the epoll set, edge-triggered. Adding reports the
+    /// current readiness too, so nothing that happened before is missed.
+    fn register(&self) -> io::Result<()> {
+        if self.key.get().is_some() {
+            return Ok(());
+        }
+        let reactor = &self.reactor;
         let key = match reactor.free.borrow_mut().pop() {
             Some(k) => k,
             None => {
@@ -259,7 +277,7 @@ impl Stream {
             libc::epoll_ctl(
                 reactor.epoll.as_raw_fd(),
                 libc::EPOLL_CTL_ADD,
-                stream.as_raw_fd(),
+                self.stream.as_raw_fd(),
                 &mut ev,
             )
         };
@@ -267,13 +285,9 @@ impl Stream {
             reactor.free.borrow_mut().push(key);
             return Err(io::Error::last_os_error());
         }
-        reactor.sources.borrow_mut()[key] = Some(source.clone());
-        Ok(Stream {
-            stream,
-            source,
-            key,
-            reactor: reactor.clone(),
-        })
+        reactor.sources.borrow_mut()[key] = Some(self.source.clone());
+        self.key.set(Some(key));
+        Ok(())
     }
 
     /// An error, hang-up or peer close was reported for this socket.
@@ -288,6 +302,7 @@ impl Stream {
     /// Completes when a read may find data (or EOF, or an error).
     pub(crate) fn readable(&self) -> Ready<'_> {
         Ready {
+            stream: self,
             flag: &self.source.readable,
             waker: &self.source.read_waker,
         }
@@ -296,6 +311,7 @@ impl Stream {
     /// Completes when a write may make progress (or fail).
     pub(crate) fn writable(&self) -> Ready<'_> {
         Ready {
+            stream: self,
             flag: &self.source.writable,
             waker: &self.source.write_waker,
         }
@@ -339,13 +355,16 @@ impl Drop for Stream {
     fn drop(&mut self) {
         // Closing the descriptor removes it from the epoll set; the key is
         // free for the next registration.
-        self.reactor.sources.borrow_mut()[self.key] = None;
-        self.reactor.free.borrow_mut().push(self.key);
+        if let Some(key) = self.key.get() {
+            self.reactor.sources.borrow_mut()[key] = None;
+            self.reactor.free.borrow_mut().push(key);
+        }
     }
 }
 
 /// Waits for a readiness flag.
 pub(crate) struct Ready<'a> {
+    stream: &'a Stream,
     flag: &'a Cell<bool>,
     waker: &'a RefCell<Option<Waker>>,
 }
@@ -355,6 +374,14 @@ impl Future for Ready<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.flag.get() {
+            return Poll::Ready(());
+        }
+        if self.stream.register().is_err() {
+            // Without a registration nothing would wake this task; letting
+            // the read or write run makes it see the socket's state itself.
+            let src = &self.stream.source;
+            src.readable.set(true);
+            src.writable.set(true);
             return Poll::Ready(());
         }
         let mut w = self.waker.borrow_mut();
