@@ -160,45 +160,32 @@ impl ResponseParser {
             let rest = &buf[used..];
             match self.state {
                 State::Head => {
-                    let mut headers = [httparse::EMPTY_HEADER; 64];
-                    let mut resp = httparse::Response::new(&mut headers);
-                    let n = match resp.parse(rest) {
-                        Ok(httparse::Status::Complete(n)) => n,
-                        Ok(httparse::Status::Partial) => {
+                    // Most servers send a handful of headers: a small array
+                    // is cheap to set up per response; a long head retries.
+                    let head = match parse_head::<16>(rest) {
+                        Err(Some(httparse::Error::TooManyHeaders)) => parse_head::<128>(rest),
+                        other => other,
+                    };
+                    let Head {
+                        len,
+                        status,
+                        close,
+                        length,
+                        chunked,
+                    } = match head {
+                        Ok(Some(h)) => h,
+                        Ok(None) => {
                             if rest.len() >= MAX_HEAD_BYTES {
                                 return Err(ResponseError::HeadTooLong);
                             }
                             return Ok((used, Progress::NeedMore));
                         }
-                        Err(_) => return Err(ResponseError::Head),
+                        Err(None) => return Err(ResponseError::ContentLength),
+                        Err(Some(_)) => return Err(ResponseError::Head),
                     };
-                    used += n;
-                    let status = resp.code.unwrap_or(0);
+                    used += len;
                     self.status = status;
-                    self.close = resp.version == Some(0);
-                    let mut length = None;
-                    let mut chunked = false;
-                    for h in resp.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let v = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|s| s.trim().parse::<u64>().ok())
-                                .ok_or(ResponseError::ContentLength)?;
-                            if length.is_some_and(|l| l != v) {
-                                return Err(ResponseError::ContentLength);
-                            }
-                            length = Some(v);
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = h.value.eq_ignore_ascii_case(b"chunked")
-                                || h.value.to_ascii_lowercase().ends_with(b"chunked");
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if h.value.eq_ignore_ascii_case(b"close") {
-                                self.close = true;
-                            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
-                                self.close = false;
-                            }
-                        }
-                    }
+                    self.close = close;
                     let no_body = matches!(req.framing, Framing::Http { head_request: true })
                         || (100..200).contains(&status)
                         || status == 204
@@ -374,6 +361,58 @@ impl ResponseParser {
     }
 }
 
+/// What the client needs from a response head.
+struct Head {
+    /// Bytes of the head, blank line included.
+    len: usize,
+    status: u16,
+    /// HTTP/1.0 without keep-alive, or `Connection: close`.
+    close: bool,
+    length: Option<u64>,
+    chunked: bool,
+}
+
+/// Parses a response head with room for `N` headers: `Ok(None)` until it is
+/// complete; `Err(None)` for a bad or conflicting Content-Length.
+fn parse_head<const N: usize>(buf: &[u8]) -> Result<Option<Head>, Option<httparse::Error>> {
+    let mut headers = [httparse::EMPTY_HEADER; N];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Some(e)),
+    };
+    let mut head = Head {
+        len,
+        status: resp.code.unwrap_or(0),
+        close: resp.version == Some(0),
+        length: None,
+        chunked: false,
+    };
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(None)?;
+            if head.length.is_some_and(|l| l != v) {
+                return Err(None);
+            }
+            head.length = Some(v);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            head.chunked = h.value.eq_ignore_ascii_case(b"chunked")
+                || h.value.to_ascii_lowercase().ends_with(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                head.close = true;
+            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                head.close = false;
+            }
+        }
+    }
+    Ok(Some(head))
+}
+
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
 }
@@ -465,6 +504,16 @@ mod tests {
             false,
             ok(200, false),
         );
+    }
+
+    #[test]
+    fn many_headers_still_parse() {
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..40 {
+            head.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
+        check(&head, &get(), false, ok(200, false));
     }
 
     #[test]
