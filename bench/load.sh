@@ -6,7 +6,8 @@
 # per request (user+sys of the client process / requests), their medians and
 # the ratios floodgate/wrk and floodgate/oha. Not a timed test.
 #
-# Then connect mode: `floodgate load --mode connect --closed` against a
+# Then open loop at 80% of floodgate's closed-loop rate (achieved vs asked),
+# and connect mode: `floodgate load --mode connect --closed` against a
 # minimal blocking connect+close loop in Rust (bench/connect_loop.rs), both
 # on core 1, connections/s, medians and the ratio.
 #
@@ -154,6 +155,20 @@ for peer in ("wrk", "oha"):
     print(f"floodgate/{peer}: req/s {med['floodgate'][0] / med[peer][0]:.2f}x, "
           f"CPU per request {med['floodgate'][1] / med[peer][1]:.2f}x")
 PY
+
+# Open loop at 80% of floodgate's closed-loop median: achieved vs asked.
+RATE=$(python3 - "$WORK/results" "$DURATION" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.split()[2] == "floodgate"]
+print(int(0.8 * statistics.median(int(r[3]) / float(sys.argv[2]) for r in rows)))
+PY
+)
+echo
+for run in $(seq 3); do
+    RUST_LOG=warn taskset -c 1 "$FLOODGATE" load --target "$URL" --rate "$RATE" \
+        --connections "$CONNS" --duration "${DURATION}s" --threads 1 --out "$WORK/open.json" >/dev/null
+    python3 -c "import json; d=json.load(open('$WORK/open.json')); a=d['achieved_rate_per_s']; print(f'open loop run $run: asked {d[\"asked_rate_per_s\"]:.0f}/s, achieved {a:.0f}/s ({100*a/d[\"asked_rate_per_s\"]:.2f}%), generator_lagged {d[\"outcomes\"][\"generator_lagged\"]}')"
+done
 
 # Connect mode against a minimal blocking connect+close loop.
 rustc -O -o "$WORK/connect_loop" "$ROOT/bench/connect_loop.rs"
