@@ -31,6 +31,8 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
         r.seed
     )?;
     match r.asked_rate_per_s {
+        // Hold mode's figure is how many connections were held, below.
+        _ if r.held_max.is_some() => {}
         Some(asked) => writeln!(
             w,
             "  rate: {:.1}/s achieved of {:.1}/s asked ({:.1}%) over {:.2} s",
@@ -71,7 +73,7 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
         row(&mut w, "generator lag", &r.generator_lag_us)?;
     }
     if let Some(held) = r.held_max {
-        writeln!(w, "  connections held at most: {held}")?;
+        writeln!(w, "  connections held at most: {held} of {}", p.connections)?;
     }
     writeln!(
         w,
