@@ -349,3 +349,45 @@ fn https_with_ca_insecure_and_an_untrusted_certificate() {
         untrusted.outcomes
     );
 }
+
+/// A SYN dropped by a full accept queue and retransmitted once the queue has
+/// room: the connect succeeds, and TCP_INFO shows the retransmission.
+#[test]
+fn a_retransmitted_syn_is_syn_retransmitted() {
+    use floodgate_loadgen::kernel::Counters;
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        held.push(s);
+        assert!(Instant::now() < deadline, "the accept queue never filled");
+    }
+    // Once the kernel has dropped the run's first SYN (ListenOverflows goes
+    // up), one accept makes room for the retransmitted SYN about 1 s later.
+    let before = Counters::read().expect("read TcpExt counters");
+    let freer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Counters::read().unwrap().listen_overflows == before.listen_overflows {
+            assert!(Instant::now() < deadline, "no SYN was dropped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        listener.accept().expect("accept one queued connection");
+        listener
+    });
+    let r = run_plan(&plan(PlanInput {
+        mode: Mode::Connect,
+        requests: Some(1),
+        connections: 1,
+        connect_timeout: Duration::from_secs(4),
+        ..input(&format!("http://{addr}/"))
+    }));
+    assert_eq!(count(&r, Outcome::SynRetransmitted), 1, "{:?}", r.outcomes);
+    assert!(r.connect_time_us.max >= 900_000, "{:?}", r.connect_time_us);
+    drop((freer.join(), held));
+}
