@@ -1,7 +1,9 @@
 //! The load generator: validated plans (`plan`), per-connection schedules
-//! (`schedule`), client connections (`conn`, `http`), the outcome taxonomy
-//! (`outcome`), HDR measurement (`measure`), the result model and its
-//! renderers (`result`, `summary`), and kernel probes (`kernel`).
+//! (`schedule`), client connections (`conn`, `http`, `tls` for https), the
+//! per-thread event loop (`reactor`), the outcome taxonomy (`outcome`), HDR
+//! measurement (`measure`), the result model and its renderers (`result`,
+//! `summary`), kernel probes (`kernel`) and the backlog probe and its
+//! diagnosis (`probe`, `verdict`).
 //!
 //! # Implementation
 //!
