@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use floodgate_loadgen::plan::{Arrival, CloseWith, Mode};
 use floodgate_loadgen::{LoadResult, Plan, PlanInput};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::flags::duration;
 
@@ -216,32 +217,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         threads = plan.threads,
         "load starting"
     );
-    let tty = std::io::stderr().is_terminal();
+    // On a terminal, an indicatif bar (over the duration, or the request
+    // count); otherwise one log line a second.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let len = match (plan.requests, plan.duration) {
+            (Some(n), _) => n,
+            (None, Some(d)) => d.as_secs().max(1),
+            (None, None) => 0,
+        };
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style.progress_chars("=> "));
+        bar
+    });
     let ran = floodgate_loadgen::run(&plan, &stop, |s| {
         let secs = s.elapsed.as_secs_f64();
         let rate = s.done as f64 / secs.max(1e-9);
-        if tty {
-            eprint!(
-                "\r{secs:6.1}s  {:>10} done  {rate:>10.0}/s  {:>6} in flight  p99 {:>9.3} ms  {:>8} errors ",
-                s.done,
-                s.in_flight,
-                s.p99_us as f64 / 1000.0,
-                s.errors
-            );
-        } else {
-            tracing::info!(
+        let p99_ms = s.p99_us as f64 / 1000.0;
+        match &bar {
+            Some(bar) => {
+                bar.set_position(match plan.requests {
+                    Some(_) => s.done,
+                    None => s.elapsed.as_secs(),
+                });
+                bar.set_message(format!(
+                    "{rate:.0}/s  {} in flight  p99 {p99_ms:.3} ms  {} errors",
+                    s.in_flight, s.errors
+                ));
+            }
+            None => tracing::info!(
                 elapsed_s = format!("{secs:.1}"),
                 done = s.done,
                 rate_per_s = format!("{rate:.0}"),
                 in_flight = s.in_flight,
-                p99_ms = format!("{:.3}", s.p99_us as f64 / 1000.0),
+                p99_ms = format!("{p99_ms:.3}"),
                 errors = s.errors,
                 "progress"
-            );
+            ),
         }
     });
-    if tty {
-        eprintln!();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     let result = LoadResult::new(&plan, &ran);
     if let Some(server) = server {

@@ -171,7 +171,8 @@ fn drive(
     const BATCH: usize = 256;
     let mut next_sweep = Instant::now() + SWEEP_TICK;
     let mut grace_end: Option<Instant> = None;
-    let mut next_p99 = Instant::now() + Duration::from_secs(1);
+    // Half a second in, so the first progress line has a figure.
+    let mut next_p99 = Instant::now() + Duration::from_millis(500);
     loop {
         let mut ran = 0;
         while ran < BATCH && ex.try_tick() {
