@@ -9,16 +9,17 @@ use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use event_listener::EventListener;
 use floodgate_proto::{Close, Connection, Event, OVERLOADED_RESPONSE};
 use futures_lite::FutureExt;
-use futures_lite::future::{self, or};
+use futures_lite::future;
 
-use crate::shared::{Permit, Phase, Shared};
+use crate::shared::{Permit, Phase, PhaseWatch, Shared};
 
 /// The most bytes taken from the socket in one read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -112,10 +113,8 @@ async fn serve(stream: TcpStream, shared: &Shared) {
         }
     };
     let mut conn = Connection::new(shared.limits, shared.stats.clone(), Instant::now());
-    // Created before the first phase check, so a shutdown that starts in
-    // between still wakes this task.
-    let mut phase_listener = shared.listen_phase();
-    let mut seen = Phase::Running;
+    let mut watch = PhaseWatch::new(shared);
+    let mut told = false;
     // One timer for the connection's life, armed lazily: it is moved earlier
     // when the connection's deadline moves earlier, but left alone when the
     // deadline moves later (the usual case: each request pushes the idle
@@ -127,16 +126,15 @@ async fn serve(stream: TcpStream, shared: &Shared) {
     let mut peer_closed = false;
 
     loop {
-        let phase = shared.phase();
-        if phase != seen {
-            if seen == Phase::Running {
+        if let Some(phase) = watch.take_change(shared) {
+            if !told {
+                told = true;
                 conn.handle_shutdown(Instant::now());
             }
             if phase == Phase::Forced {
                 abort(stream);
                 return;
             }
-            seen = phase;
         }
 
         let flushed = match flush(&stream, &mut conn) {
@@ -150,7 +148,10 @@ async fn serve(stream: TcpStream, shared: &Shared) {
                 return;
             }
             Some(Close::Graceful) => {
-                linger(stream, shared, phase_listener, peer_closed).await;
+                // Boxed: a connection lingers once, at its end, and an
+                // unboxed linger would enlarge every idle connection's state.
+                drop(conn);
+                Box::pin(linger(stream, shared, watch, peer_closed)).await;
                 return;
             }
             None => {}
@@ -177,29 +178,25 @@ async fn serve(stream: TcpStream, shared: &Shared) {
         let wake = if deadline.is_some_and(|d| d <= Instant::now()) {
             Wake::Timer
         } else {
-            let read = async {
-                if !want_read {
-                    future::pending::<()>().await;
+            // One poll_fn over the socket's own waker slots, the timer and
+            // the phase: no per-wait future state or waker list, which keeps
+            // an idle connection small (see the crate docs on memory).
+            future::poll_fn(|cx| {
+                if want_read && stream.poll_readable(cx).is_ready() {
+                    return Poll::Ready(Wake::Readable);
                 }
-                let _ = stream.readable().await;
-                Wake::Readable
-            };
-            let write = async {
-                if !want_write {
-                    future::pending::<()>().await;
+                if want_write && stream.poll_writable(cx).is_ready() {
+                    return Poll::Ready(Wake::Writable);
                 }
-                let _ = stream.writable().await;
-                Wake::Writable
-            };
-            let time = async {
-                (&mut timer).await;
-                Wake::Timer
-            };
-            let phase = async {
-                (&mut phase_listener).await;
-                Wake::Phase
-            };
-            or(or(read, write), or(time, phase)).await
+                if Pin::new(&mut timer).poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                if watch.poll_changed(shared, cx).is_ready() {
+                    return Poll::Ready(Wake::Phase);
+                }
+                Poll::Pending
+            })
+            .await
         };
 
         let now = Instant::now();
@@ -216,7 +213,8 @@ async fn serve(stream: TcpStream, shared: &Shared) {
             // The next turn of the loop writes.
             Wake::Writable => {}
             Wake::Timer => armed = None,
-            Wake::Phase => phase_listener = shared.listen_phase(),
+            // The next turn of the loop acts on it.
+            Wake::Phase => {}
         }
         if conn.poll_timeout().is_some_and(|d| d <= now) {
             conn.handle_timeout(now);
@@ -285,7 +283,7 @@ fn abort(stream: Async<TcpStream>) {
 async fn linger(
     stream: Async<TcpStream>,
     shared: &Shared,
-    mut phase_listener: EventListener,
+    mut watch: PhaseWatch,
     peer_closed: bool,
 ) {
     let _ = stream.get_ref().shutdown(Shutdown::Write);
@@ -294,23 +292,24 @@ async fn linger(
     }
     let mut timer = Timer::after(LINGER);
     loop {
-        if shared.phase() == Phase::Forced {
+        if watch.take_change(shared) == Some(Phase::Forced) {
             abort(stream);
             return;
         }
-        let read = async {
-            let _ = stream.readable().await;
-            Wake::Readable
-        };
-        let time = async {
-            (&mut timer).await;
-            Wake::Timer
-        };
-        let phase = async {
-            (&mut phase_listener).await;
-            Wake::Phase
-        };
-        match or(read, or(time, phase)).await {
+        let wake = future::poll_fn(|cx| {
+            if stream.poll_readable(cx).is_ready() {
+                return Poll::Ready(Wake::Readable);
+            }
+            if Pin::new(&mut timer).poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            if watch.poll_changed(shared, cx).is_ready() {
+                return Poll::Ready(Wake::Phase);
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
             Wake::Readable => {
                 let read = SCRATCH.with_borrow_mut(|buf| stream.get_ref().read(buf));
                 match read {
@@ -320,7 +319,7 @@ async fn linger(
                     Err(_) => return,
                 }
             }
-            Wake::Phase => phase_listener = shared.listen_phase(),
+            Wake::Phase => {}
             Wake::Timer | Wake::Writable => return,
         }
     }

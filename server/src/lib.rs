@@ -18,7 +18,8 @@
 //!
 //! - The thread that calls [`Server::run`] (for [`Server::start`], a thread
 //!   named `floodgate-server`) runs the supervisor: it spawns the accept
-//!   tasks, waits for the shutdown future, then runs the drain.
+//!   tasks, waits for the shutdown future, then runs the drain. It sleeps in
+//!   futures-lite's `block_on` and never drives the reactor.
 //! - One accept task per listening socket, on async-std's executor.
 //! - One task per open connection, on async-std's executor. It owns the
 //!   socket, the `Connection` state and a permit; it borrows a thread-local
@@ -165,7 +166,11 @@ impl Server {
 
     /// Serves on this thread until `shutdown` completes, then drains.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> Outcome {
-        async_std::task::block_on(self.serve(shutdown))
+        // futures-lite's block_on parks this thread; async-std's would make
+        // it compete to drive the reactor, and every IO event it took would
+        // then cost a cross-thread wake of the executor thread running that
+        // connection.
+        futures_lite::future::block_on(self.serve(shutdown))
     }
 
     async fn serve(self, shutdown: impl Future<Output = ()>) -> Outcome {

@@ -2,8 +2,11 @@
 //! open connections with its permit guard, and the accept pause. The tasks
 //! that act on this state live in `accept.rs` and `conn.rs`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, EventListener};
@@ -152,6 +155,74 @@ impl Shared {
 
     pub(crate) fn listen_pause(&self) -> EventListener {
         self.pause_changed.listen()
+    }
+}
+
+/// A connection's view of the shutdown phase: which phase it has acted on,
+/// and a way to wait for the next.
+///
+/// Polling an `EventListener` takes the event's lock, and every connection
+/// waits on the same event; a wait per request would put that lock on the
+/// hot path. So the listener is polled only to register this task's waker
+/// (once per task, in practice), and later polls read the phase atomic.
+#[derive(Debug)]
+pub(crate) struct PhaseWatch {
+    seen: Phase,
+    listener: EventListener,
+    /// The waker the listener holds, if it holds one.
+    registered: Option<Waker>,
+}
+
+impl PhaseWatch {
+    pub(crate) fn new(shared: &Shared) -> PhaseWatch {
+        PhaseWatch {
+            // The listener exists before the first phase read, so a change
+            // in between is not missed.
+            listener: shared.listen_phase(),
+            seen: Phase::Running,
+            registered: None,
+        }
+    }
+
+    /// The phase, if it moved since the last call; it is then marked seen.
+    pub(crate) fn take_change(&mut self, shared: &Shared) -> Option<Phase> {
+        let phase = shared.phase();
+        if phase == self.seen {
+            return None;
+        }
+        self.seen = phase;
+        self.listener = shared.listen_phase();
+        self.registered = None;
+        Some(phase)
+    }
+
+    /// Ready when the phase differs from the one last seen.
+    pub(crate) fn poll_changed(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if shared.phase() != self.seen {
+                return Poll::Ready(());
+            }
+            if self
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                return Poll::Pending;
+            }
+            match Pin::new(&mut self.listener).poll(cx) {
+                Poll::Pending => {
+                    self.registered = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                // Notified: the phase has moved (it is stored before the
+                // notification), or the wake was spurious; either way listen
+                // again and re-check.
+                Poll::Ready(()) => {
+                    self.listener = shared.listen_phase();
+                    self.registered = None;
+                }
+            }
+        }
     }
 }
 
