@@ -231,6 +231,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar.set_style(style.progress_chars("=> "));
         bar
     });
+    // Kernel evidence only when the target listens in this network
+    // namespace: TcpExt counters and sock_diag describe this namespace alone.
+    let evidence = floodgate_loadgen::kernel::local_listener(plan.target.addr).and_then(|_| {
+        floodgate_loadgen::kernel::Evidence::start(
+            Some(plan.target.addr.port()),
+            Duration::from_millis(50),
+        )
+        .inspect_err(|e| tracing::warn!("recording no kernel evidence: {e}"))
+        .ok()
+    });
     let ran = floodgate_loadgen::run(&plan, &stop, |s| {
         let secs = s.elapsed.as_secs_f64();
         let rate = s.done as f64 / secs.max(1e-9);
@@ -260,7 +270,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let result = LoadResult::new(&plan, &ran);
+    let mut result = LoadResult::new(&plan, &ran);
+    if let Some(recorder) = evidence {
+        result = result.with_evidence(recorder.finish());
+    }
     if let Some(server) = server {
         let outcome = server.shutdown();
         tracing::info!(?outcome, "stopped the reference server");

@@ -11,10 +11,12 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::Serialize;
 
+use crate::kernel::EvidenceReport;
 use crate::measure::Recorder;
 use crate::outcome::Outcome;
 use crate::plan::{Arrival, CloseWith, Load, Mode, Plan};
 use crate::run::RunResult;
+use crate::verdict::{self, ClientSignals, Inputs, Verdict};
 
 /// The result JSON. Field names carry their units.
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +55,12 @@ pub struct LoadResult {
     pub generator_lag_us: Percentiles,
     /// HdrHistogram V2 + deflate serialisations, base64 (standard alphabet).
     pub histograms: Histograms,
+    /// The kernel's side of the run (TcpExt counter deltas, the listener's
+    /// accept queue sampled through sock_diag) when the target listens in
+    /// this network namespace; `null` otherwise.
+    pub evidence: Option<EvidenceReport>,
+    /// The plain-words diagnosis drawn from the evidence and the outcomes.
+    pub verdict: Verdict,
 }
 
 /// The plan as it ran.
@@ -238,7 +246,20 @@ impl LoadResult {
                 connect_time: encode(&rec.connect),
                 generator_lag: encode(&rec.lag),
             },
+            evidence: None,
+            verdict: draw_verdict(&rec.outcomes, rec.connects, None),
         }
+    }
+
+    /// Attaches the kernel evidence recorded while the run went on (only
+    /// when the target listened in this network namespace) and draws the
+    /// verdict again from it.
+    pub fn with_evidence(mut self, evidence: EvidenceReport) -> LoadResult {
+        let counts = |o: Outcome| self.outcomes.get(o.name()).copied().unwrap_or(0);
+        let client = ClientSignals::from_outcomes(self.connects, counts);
+        self.verdict = verdict::diagnose(&Inputs::from_evidence(Some(&evidence), client));
+        self.evidence = Some(evidence);
+        self
     }
 
     /// Writes the result as pretty-printed JSON.
@@ -254,6 +275,17 @@ impl LoadResult {
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
+}
+
+/// The verdict from the client side alone (`evidence` is `None` until the
+/// kernel's evidence is attached by [`LoadResult::with_evidence`]).
+fn draw_verdict(
+    outcomes: &crate::outcome::OutcomeCounts,
+    connects: u64,
+    evidence: Option<&EvidenceReport>,
+) -> Verdict {
+    let client = ClientSignals::from_outcomes(connects, |o| outcomes.get(o));
+    verdict::diagnose(&Inputs::from_evidence(evidence, client))
 }
 
 #[cfg(test)]

@@ -92,5 +92,9 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
             r.scheduled
         )?;
     }
+    writeln!(w, "  verdict: {}", r.verdict.summary)?;
+    for note in &r.verdict.notes {
+        writeln!(w, "    note: {note}")?;
+    }
     Ok(())
 }

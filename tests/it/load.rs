@@ -385,3 +385,68 @@ mod schema {
         assert!(validate(&s, &doc(r#"{"a":1,"b":"y"}"#)).is_err());
     }
 }
+
+/// `floodgate load` in connect mode at 200 connects/s against a reference
+/// server that accepts 50/s (`--accept-delay 20`), inside a fresh network
+/// namespace so the kernel counters in the result belong to this test.
+fn connect_storm_against_slow_accept(backlog: &'static str, name: &'static str) -> Value {
+    crate::util::in_fresh_netns(move || {
+        let server = ServeProcess::start(&["--backlog", backlog, "--accept-delay", "20"]);
+        let out = out_path(name);
+        let target = format!("http://{}/", server.addr());
+        let run = load(&[
+            "--target",
+            &target,
+            "--mode",
+            "connect",
+            "--rate",
+            "200",
+            "--duration",
+            "800ms",
+            "--connect-timeout",
+            "500ms",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "load failed: {run:?}");
+        read_json(&out)
+    })
+}
+
+#[test]
+fn load_result_carries_an_overflow_verdict_with_kernel_evidence() {
+    let r = connect_storm_against_slow_accept("8", "overflow.json");
+    balanced(&r);
+    let verdict = &r["verdict"];
+    assert_eq!(verdict["diagnosis"], "accept_queue_overflow", "{verdict}");
+    let evidence = &r["evidence"];
+    assert!(
+        evidence["counters"]["listen_overflows"].as_u64().unwrap() > 0,
+        "{evidence}"
+    );
+    assert_eq!(evidence["backlog"], 8);
+    assert_eq!(
+        evidence["max_queue_depth"], 9,
+        "accept queue holds backlog + 1"
+    );
+    assert!(!evidence["samples"].as_array().unwrap().is_empty());
+    assert!(r["outcomes"]["connect_timeout"].as_u64().unwrap() > 0);
+    assert!(
+        verdict["summary"]
+            .as_str()
+            .unwrap()
+            .contains("ListenOverflows +")
+    );
+}
+
+#[test]
+fn the_same_storm_against_an_adequate_backlog_gets_no_overflow() {
+    let r = connect_storm_against_slow_accept("1024", "adequate.json");
+    balanced(&r);
+    assert_eq!(r["verdict"]["diagnosis"], "no_overflow", "{}", r["verdict"]);
+    assert_eq!(r["evidence"]["counters"]["listen_overflows"], 0);
+    assert_eq!(r["outcomes"]["connect_timeout"], 0);
+    assert_eq!(r["outcomes"]["ok"], r["scheduled"]);
+}

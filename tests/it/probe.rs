@@ -274,30 +274,7 @@ mod evidence {
     use floodgate_loadgen::verdict::{self, ClientSignals, Diagnosis, Inputs, Verdict};
     use socket2::{Domain, Socket, Type};
 
-    use crate::util::ServeProcess;
-
-    fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::spawn(move || {
-            // SAFETY: unshare(2) with a constant flag; it affects only this
-            // thread and the processes it starts.
-            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "unshare(CLONE_NEWNET) needs root");
-            let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-                .into_iter()
-                .find(|p| std::path::Path::new(p).exists())
-                .expect("iproute2's ip is installed");
-            // `ip` started from this thread runs in the new namespace too.
-            let ok = std::process::Command::new(ip)
-                .args(["link", "set", "lo", "up"])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "ip link set lo up");
-            f()
-        })
-        .join()
-        .unwrap()
-    }
+    use crate::util::{ServeProcess, in_fresh_netns};
 
     /// Connects at `rate_per_s` for `duration` without sending anything,
     /// keeps every socket, then gives the stragglers `grace` to complete.
