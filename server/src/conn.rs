@@ -11,12 +11,11 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use floodgate_proto::{Close, Connection, Event, OVERLOADED_RESPONSE};
-use futures_lite::FutureExt;
 use futures_lite::future;
 
 use crate::shared::{Permit, Phase, PhaseWatch, Shared};
@@ -45,7 +44,7 @@ thread_local! {
 /// it ends in any way, including a panic, which is caught here so one bad
 /// connection cannot take the server down.
 pub(crate) fn spawn(stream: TcpStream, peer: SocketAddr, permit: Permit, shared: Arc<Shared>) {
-    spawn_guarded(permit, peer, async move { serve(stream, &shared).await });
+    spawn_guarded(permit, peer, serve(stream, shared));
 }
 
 /// Runs `task` on the executor, holding `permit` until it ends, and logs a
@@ -55,17 +54,51 @@ pub(crate) fn spawn_guarded(
     peer: SocketAddr,
     task: impl Future<Output = ()> + Send + 'static,
 ) -> async_std::task::JoinHandle<()> {
-    async_std::task::spawn(async move {
-        let _permit = permit;
-        if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("(non-string panic payload)");
-            tracing::error!(%peer, message, "connection task panicked; connection dropped");
-        }
+    async_std::task::spawn(Guarded {
+        task,
+        _permit: permit,
+        peer,
     })
+}
+
+/// A connection task with its permit and a panic guard.
+///
+/// A struct rather than an `async` block: an `async move` block that awaits
+/// a captured future keeps room for the capture and for the future being
+/// awaited, doubling every connection's task allocation.
+struct Guarded<F> {
+    /// Structurally pinned: never moved out of `Guarded`.
+    task: F,
+    /// Released when the executor drops the finished (or panicked) task.
+    _permit: Permit,
+    peer: SocketAddr,
+}
+
+impl<F: Future<Output = ()>> Future for Guarded<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `task` is pinned along with `self`: it is only ever
+        // reached through this projection, never moved, and `Guarded` has no
+        // Drop impl and is not Unpin unless `F` is.
+        let this = unsafe { self.get_unchecked_mut() };
+        let task = unsafe { Pin::new_unchecked(&mut this.task) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| task.poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(non-string panic payload)");
+                let peer = this.peer;
+                tracing::error!(%peer, message, "connection task panicked; connection dropped");
+                // Never polled again; the executor drops it, and the permit
+                // with it.
+                Poll::Ready(())
+            }
+        }
+    }
 }
 
 /// Refuses a connection because `--max-connections` are open: one
@@ -102,7 +135,8 @@ enum Flush {
     Yield,
 }
 
-async fn serve(stream: TcpStream, shared: &Shared) {
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let shared = &*shared;
     // Responses are written whole; Nagle would only delay the last segment.
     let _ = stream.set_nodelay(true);
     let stream = match Async::new(stream) {
