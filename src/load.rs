@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -127,6 +127,17 @@ struct Flags {
     /// Write the result as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
     out: Option<PathBuf>,
+    /// Send this fraction of requests (above 0, at most 0.5) malformed, each
+    /// on its own connection: known-malformed requests and fresh mutations
+    /// of a valid one, reproducible with --seed. The result gets a
+    /// `malformed` section.
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
+    malformed: Option<f64>,
+    /// Save every malformed input that coincided with a failure (an
+    /// unexpected answer, or a valid request failing within 100 ms) into
+    /// this directory, as http_connection fuzz inputs named by hash.
+    #[arg(long, value_name = "DIR", requires = "malformed")]
+    malformed_save: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -271,6 +282,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar.finish_and_clear();
     }
     let mut result = LoadResult::new(&plan, &ran);
+    if let (Some(dir), Some(m)) = (&args.malformed_save, &plan.malformed) {
+        save_malformed(dir, m, &ran.recorder)?;
+    }
     if let Some(recorder) = evidence {
         result = result.with_evidence(recorder.finish());
     }
@@ -357,7 +371,34 @@ fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
         sources: args.source.clone(),
         ca_pem,
         insecure: args.insecure,
+        malformed: args.malformed,
     })
+}
+
+/// Writes the malformed inputs that coincided with a failure into `dir`,
+/// ready to copy into `fuzz/regressions/http_connection/` for replay.
+fn save_malformed(
+    dir: &Path,
+    m: &floodgate_loadgen::plan::Malformed,
+    recorder: &floodgate_loadgen::measure::Recorder,
+) -> anyhow::Result<()> {
+    let files = floodgate_loadgen::malformed::files_to_save(&m.generator, &recorder.malformed);
+    if files.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating --malformed-save {}", dir.display()))?;
+    for (name, bytes) in &files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("writing --malformed-save {}", path.display()))?;
+    }
+    eprintln!(
+        "floodgate load: saved {} malformed input(s) that coincided with a failure to {}",
+        files.len(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// A seed from the clock and the PID; it is printed, so any run can be repeated.

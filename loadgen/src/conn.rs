@@ -2,6 +2,9 @@
 //! takes requests from its [`Schedule`], waits for their intended times,
 //! connects, writes the prepared bytes, reads the reply (readiness first,
 //! then one non-blocking read) and records exactly one outcome per request.
+//! With `--malformed`, a slot sends each malformed input on a connection of
+//! its own (never on its keep-alive one) and turns a share of its valid
+//! requests into `POST /echo` probes with a unique token.
 //! Classifying failures is `outcome`'s job and parsing replies is `http`'s;
 //! threads, stopping and merging live in `run`.
 
@@ -19,7 +22,8 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::http::{Complete, Prepared, Progress, ResponseParser};
+use crate::http::{Complete, Expect, Framing, Prepared, Progress, ResponseParser};
+use crate::malformed::{MAX_REPLY_BYTES, MalformedOutcome, Sent, classify};
 use crate::measure::{Recorder, record};
 use crate::outcome::Outcome;
 use crate::plan::{CloseWith, Mode, Plan};
@@ -139,6 +143,8 @@ struct Guard {
     /// Whether due-but-unsent requests count as cancelled on drop (not in
     /// hold mode, whose schedule is one connect per slot).
     drain: bool,
+    /// A malformed exchange has no outcome yet.
+    malformed_in_flight: bool,
 }
 
 impl Guard {
@@ -157,6 +163,21 @@ impl Guard {
         add(&self.sh.live.in_flight, 1);
     }
 
+    fn begin_malformed(&mut self) {
+        self.malformed_in_flight = true;
+        add(&self.sh.live.in_flight, 1);
+    }
+
+    fn finish_malformed(&mut self, o: MalformedOutcome) {
+        self.sh.rec.borrow_mut().malformed.outcome(o);
+        self.malformed_in_flight = false;
+        add(&self.sh.live.in_flight, u64::MAX);
+        add(&self.sh.live.done, 1);
+        if o.unexpected() {
+            add(&self.sh.live.errors, 1);
+        }
+    }
+
     /// Waits until `t`, or until the stop flag is set (the thread's loop
     /// then fires every timer, see `Reactor::fire_all_timers`).
     async fn wait_until(&mut self, t: Instant) {
@@ -165,8 +186,8 @@ impl Guard {
         }
     }
 
-    /// The next request: its intended send time and kind; `None` to stop.
-    async fn next(&mut self) -> Option<(Instant, usize)> {
+    /// The next request: its intended send time and what it is; `None` to stop.
+    async fn next(&mut self) -> Option<(Instant, Slot)> {
         let sh = self.sh.clone();
         loop {
             if sh.stop.load(Ordering::Relaxed) {
@@ -181,8 +202,8 @@ impl Guard {
                 if sh.end.is_some_and(|e| now >= e) {
                     return None;
                 }
-                sh.rec.borrow_mut().schedule(slot.kind);
-                return Some((now, slot.kind));
+                sh.rec.borrow_mut().schedule_slot(&slot);
+                return Some((now, slot));
             }
             let intended = sh.start + slot.offset;
             if Instant::now() < intended {
@@ -196,22 +217,26 @@ impl Guard {
                 self.pending = None;
                 let late = Instant::now().saturating_duration_since(intended);
                 let mut rec = sh.rec.borrow_mut();
-                rec.schedule(slot.kind);
+                rec.schedule_slot(&slot);
                 record(&mut rec.lag, late);
                 // Hold mode opens each slot's one connection however late:
                 // the point there is how many are held, not when.
                 if late > sh.plan.lag_threshold && sh.plan.mode != Mode::Hold {
-                    rec.outcome(Outcome::GeneratorLagged);
+                    if slot.malformed {
+                        rec.malformed.outcome(MalformedOutcome::GeneratorLagged);
+                    } else {
+                        rec.outcome(Outcome::GeneratorLagged);
+                    }
                     add(&sh.live.done, 1);
                     add(&sh.live.errors, 1);
                     continue;
                 }
-                return Some((intended, slot.kind));
+                return Some((intended, slot));
             }
             // Due already: the connection was busy, and the wait counts in
             // this request's response time (no coordinated omission).
-            sh.rec.borrow_mut().schedule(slot.kind);
-            return Some((intended, slot.kind));
+            sh.rec.borrow_mut().schedule_slot(&slot);
+            return Some((intended, slot));
         }
     }
 }
@@ -223,6 +248,10 @@ impl Drop for Guard {
             rec.outcome(Outcome::Cancelled);
             add(&self.sh.live.in_flight, u64::MAX);
         }
+        if self.malformed_in_flight {
+            rec.malformed.outcome(MalformedOutcome::Cancelled);
+            add(&self.sh.live.in_flight, u64::MAX);
+        }
         if self.drain && self.sh.plan.is_open() {
             let now = Instant::now();
             let cutoff = self.sh.end.map_or(now, |e| e.min(now));
@@ -231,8 +260,12 @@ impl Drop for Guard {
                 if self.sh.start + s.offset > cutoff {
                     break;
                 }
-                rec.schedule(s.kind);
-                rec.outcome(Outcome::Cancelled);
+                rec.schedule_slot(&s);
+                if s.malformed {
+                    rec.malformed.outcome(MalformedOutcome::Cancelled);
+                } else {
+                    rec.outcome(Outcome::Cancelled);
+                }
                 slot = self.schedule.next_slot();
             }
         }
@@ -247,11 +280,12 @@ pub(crate) async fn slot_task(sh: Rc<Shared>, index: usize) {
         pending: None,
         in_flight: false,
         drain: sh.plan.mode != Mode::Hold,
+        malformed_in_flight: false,
     };
     let source =
         (!sh.plan.sources.is_empty()).then(|| sh.plan.sources[index % sh.plan.sources.len()]);
     match sh.plan.mode {
-        Mode::Requests | Mode::Churn => requests(&mut g, source).await,
+        Mode::Requests | Mode::Churn => requests(&mut g, index, source).await,
         Mode::Connect => connects(&mut g, source).await,
         Mode::Hold => hold(&mut g, source).await,
     }
@@ -265,10 +299,18 @@ struct Connected {
     syn_retransmitted: bool,
 }
 
+/// Connects for a valid request, counting the connect in the result.
 async fn connect(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outcome> {
+    sh.rec.borrow_mut().connects += 1;
+    connect_uncounted(sh, source).await
+}
+
+/// Connects without counting: malformed exchanges keep their own books, so
+/// the valid load's connect figures (and the verdict drawn from them) are
+/// unchanged by them.
+async fn connect_uncounted(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outcome> {
     let addr = sh.plan.target.addr;
     let t0 = Instant::now();
-    sh.rec.borrow_mut().connects += 1;
     let classify = |e: io::Error| Outcome::from_connect_error(&e);
     let sock = Socket::new(
         Domain::for_address(addr),
@@ -528,8 +570,10 @@ async fn exchange(
     }
 }
 
-/// Keep-alive (or, in churn mode, one-shot) request/response.
-async fn requests(g: &mut Guard, source: Option<IpAddr>) {
+/// Keep-alive (or, in churn mode, one-shot) request/response. With
+/// `--malformed`, malformed inputs go on connections of their own, and echo
+/// probes carry a token unique to the request.
+async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>) {
     let sh = g.sh.clone();
     let plan = sh.plan.clone();
     let mut conn: Option<Conn> = None;
@@ -538,9 +582,59 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
     let mut parser = ResponseParser::default();
     let deadline = Rc::new(Deadline::default());
     sh.deadlines.borrow_mut().push(deadline.clone());
-    while let Some((intended, kind)) = g.next().await {
+    // How many malformed inputs and echo probes this slot has sent: the
+    // numbers that make each one reproducible and each token unique.
+    let mut malformed_n = 0u64;
+    let mut probe_n = 0u64;
+    let mut probe: Option<Prepared> = None;
+    while let Some((intended, slot)) = g.next().await {
+        if slot.malformed {
+            g.begin_malformed();
+            let m = plan
+                .malformed
+                .as_ref()
+                .expect("malformed slots come from a --malformed plan");
+            let input = m.generator.input(index, malformed_n);
+            let start_ms = ms_since(sh.start, Instant::now());
+            let o = malformed_exchange(&sh, source, &input.bytes, &deadline).await;
+            {
+                let mut rec = sh.rec.borrow_mut();
+                rec.malformed.by_source[input.source as usize] += 1;
+                if !matches!(o, MalformedOutcome::ConnectFailed) {
+                    rec.malformed.remember(Sent {
+                        slot: index as u32,
+                        n: malformed_n,
+                        start_ms,
+                        end_ms: ms_since(sh.start, Instant::now()),
+                        unexpected: o.unexpected(),
+                    });
+                }
+            }
+            malformed_n += 1;
+            g.finish_malformed(o);
+            continue;
+        }
         g.begin();
-        let req = &plan.kinds[kind].prepared;
+        let is_probe = plan
+            .malformed
+            .as_ref()
+            .is_some_and(|m| m.probe_kind == slot.kind);
+        let req = match &plan.malformed {
+            Some(m) if is_probe => {
+                let token = crate::plan::probe_token(plan.seed, index, probe_n);
+                probe_n += 1;
+                let mut wire = m.probe_head.clone();
+                wire.extend_from_slice(&token);
+                &*probe.insert(Prepared {
+                    wire,
+                    framing: Framing::Http {
+                        head_request: false,
+                    },
+                    expect: Expect::Echo(token),
+                })
+            }
+            _ => &plan.kinds[slot.kind].prepared,
+        };
         let established = match &mut conn {
             Some(c) => c,
             None => match open(&sh, source).await {
@@ -551,6 +645,7 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
                     conn.insert(established)
                 }
                 Err(o) => {
+                    note_failure(&sh, intended, o);
                     g.finish(o);
                     continue;
                 }
@@ -559,7 +654,13 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
         let sent = Instant::now();
         deadline.arm(sent + plan.read_timeout);
         let result = future::or(
-            exchange(established, &mut buf, &mut parser, req, plan.verify),
+            exchange(
+                established,
+                &mut buf,
+                &mut parser,
+                req,
+                plan.verify || is_probe,
+            ),
             async {
                 deadline.expired().await;
                 Err(Outcome::ReadTimeout)
@@ -603,8 +704,86 @@ async fn requests(g: &mut Guard, source: Option<IpAddr>) {
             }
         };
         fresh_syn_retransmitted = false;
+        if is_probe {
+            let mut rec = sh.rec.borrow_mut();
+            rec.malformed.echo_checks += 1;
+            if outcome == Outcome::VerifyMismatch {
+                rec.malformed.echo_mismatches += 1;
+            }
+        }
+        note_failure(&sh, intended, outcome);
         g.finish(outcome);
     }
+}
+
+/// Milliseconds from `start` to `t`, for the coincidence log.
+fn ms_since(start: Instant, t: Instant) -> u32 {
+    t.saturating_duration_since(start).as_millis() as u32
+}
+
+/// With `--malformed`, remembers when a valid request failed, so malformed
+/// inputs sent around that time can be saved.
+fn note_failure(sh: &Shared, intended: Instant, o: Outcome) {
+    if sh.plan.malformed.is_none() || matches!(o, Outcome::Ok | Outcome::SynRetransmitted) {
+        return;
+    }
+    let end = ms_since(sh.start, Instant::now());
+    sh.rec
+        .borrow_mut()
+        .malformed
+        .failure(ms_since(sh.start, intended), end);
+}
+
+/// Sends one malformed input on a connection of its own, half-closes, and
+/// reads until the server closes or `--read-timeout` passes. The slot's
+/// deadline is reused: the slot does nothing else meanwhile.
+async fn malformed_exchange(
+    sh: &Shared,
+    source: Option<IpAddr>,
+    input: &[u8],
+    deadline: &Deadline,
+) -> MalformedOutcome {
+    let Ok(c) = connect_uncounted(sh, source).await else {
+        return MalformedOutcome::ConnectFailed;
+    };
+    let stream = c.stream;
+    deadline.arm(Instant::now() + sh.plan.read_timeout);
+    let work = async {
+        // A server may answer and close before it has read everything; a
+        // failed write is then no failure of the exchange, and what it sent
+        // is still read below.
+        let _ = write_all(&stream, input).await;
+        // The half-close tells the server no more bytes come, so an input
+        // cut short ends now instead of at the server's head timeout.
+        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+        let mut reply = Vec::new();
+        let mut truncated = false;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            stream.readable().await;
+            match stream.read(&mut chunk) {
+                Ok(0) => return classify(&reply, truncated),
+                Ok(n) => {
+                    let keep = n.min(MAX_REPLY_BYTES - reply.len());
+                    reply.extend_from_slice(&chunk[..keep]);
+                    truncated |= keep < n;
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
+                // A reset ends the reply as a close does; what came before
+                // it still counts.
+                Err(_) => return classify(&reply, true),
+            }
+        }
+    };
+    let o = future::or(work, async {
+        deadline.expired().await;
+        MalformedOutcome::Hung
+    })
+    .await;
+    deadline.disarm();
+    o
 }
 
 /// `--mode connect`: each request is a connect, then a close by FIN or RST.

@@ -2,8 +2,9 @@
 //! (`schedule`), client connections (`conn`, `http`, `tls` for https), the
 //! per-thread event loop (`reactor`), the outcome taxonomy (`outcome`), HDR
 //! measurement (`measure`), the result model and its renderers (`result`,
-//! `summary`), kernel probes (`kernel`) and the backlog probe and its
-//! diagnosis (`probe`, `verdict`).
+//! `summary`), malformed traffic mixed into the load (`malformed`), kernel
+//! probes (`kernel`) and the backlog probe and its diagnosis (`probe`,
+//! `verdict`).
 //!
 //! # Implementation
 //!
@@ -20,6 +21,7 @@
 pub mod conn;
 pub mod http;
 pub mod kernel;
+pub mod malformed;
 pub mod measure;
 pub mod outcome;
 pub mod plan;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::malformed::MalformedRecorder;
 use crate::outcome::{Outcome, OutcomeCounts};
 
 /// Highest trackable value: 60 s in µs.
@@ -40,6 +41,9 @@ pub struct Recorder {
     /// Most connections open at once (hold mode's "held").
     pub open_max: u64,
     open_now: u64,
+    /// `--malformed`: malformed exchanges, echo probes and, for the
+    /// coincidence check, when valid requests failed.
+    pub malformed: MalformedRecorder,
 }
 
 impl Default for Recorder {
@@ -55,6 +59,7 @@ impl Default for Recorder {
             connects: 0,
             open_max: 0,
             open_now: 0,
+            malformed: MalformedRecorder::default(),
         }
     }
 }
@@ -77,6 +82,16 @@ impl Recorder {
             self.scheduled_by_kind.resize(kind + 1, 0);
         }
         self.scheduled_by_kind[kind] += 1;
+    }
+
+    /// Counts one scheduled request: a valid one by its kind, or a
+    /// malformed one in the malformed books.
+    pub fn schedule_slot(&mut self, slot: &crate::schedule::Slot) {
+        if slot.malformed {
+            self.malformed.scheduled += 1;
+        } else {
+            self.schedule(slot.kind);
+        }
     }
 
     pub fn opened(&mut self) {
@@ -111,5 +126,6 @@ impl Recorder {
         }
         self.connects += other.connects;
         self.open_max += other.open_max;
+        self.malformed.merge(&other.malformed);
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::http::{Expect, Framing, Prepared};
+use crate::malformed::Generator;
 use crate::tls::{Tls, TlsError};
 
 /// Flags as given, before validation.
@@ -46,6 +47,8 @@ pub struct PlanInput {
     pub ca_pem: Option<Vec<u8>>,
     /// `--insecure`: no certificate verification for an https target.
     pub insecure: bool,
+    /// `--malformed`: the fraction of requests sent malformed.
+    pub malformed: Option<f64>,
 }
 
 /// Open-loop arrival process.
@@ -142,6 +145,32 @@ pub struct Plan {
     pub sources: Vec<IpAddr>,
     /// For an https target.
     pub tls: Option<Tls>,
+    /// `--malformed`: malformed traffic mixed into the load.
+    pub malformed: Option<Malformed>,
+}
+
+/// Malformed traffic mixed into valid load (`--malformed FRACTION`).
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    /// The share of scheduled requests sent malformed, each on its own
+    /// connection.
+    pub fraction: f64,
+    pub generator: Generator,
+    /// The index in `Plan::kinds` of the `POST /echo` request with a unique
+    /// token that stands in for a share of valid requests; it is last, and
+    /// the schedule draws it apart from the weights.
+    pub probe_kind: usize,
+    /// The probe's head, without its body: the token is appended per request.
+    pub probe_head: Vec<u8>,
+}
+
+/// The length of an echo probe's token: 16 hex digits of the seed, 8 of the
+/// slot, 8 of the request's number on the slot.
+pub const PROBE_TOKEN_LEN: usize = 32;
+
+/// The unique body of echo probe `n` of slot `slot`.
+pub fn probe_token(seed: u64, slot: usize, n: u64) -> Vec<u8> {
+    format!("{seed:016x}{:08x}{:08x}", slot as u32, n as u32).into_bytes()
 }
 
 /// A flag that cannot run, with the flag named.
@@ -199,6 +228,10 @@ pub enum PlanError {
     HoldWithRequests,
     #[error("--connect-timeout and --read-timeout must be longer than zero")]
     Timeout,
+    #[error("--malformed {0}: must be a fraction above 0 and at most 0.5, e.g. 0.1")]
+    MalformedFraction(f64),
+    #[error("--malformed needs an http:// target and --mode requests or churn")]
+    MalformedTarget,
 }
 
 impl Plan {
@@ -237,6 +270,14 @@ impl Plan {
             (None, None) => Some(Duration::from_secs(10)),
             (d, _) => d,
         };
+        if let Some(f) = input.malformed {
+            if !(f > 0.0 && f <= 0.5) {
+                return Err(PlanError::MalformedFraction(f));
+            }
+            if target.scheme != "http" || !matches!(input.mode, Mode::Requests | Mode::Churn) {
+                return Err(PlanError::MalformedTarget);
+            }
+        }
         let tls = if target.scheme == "https" {
             Some(Tls::new(
                 &target.host,
@@ -257,7 +298,7 @@ impl Plan {
             }
             _ => (String::new(), String::new()),
         };
-        let kinds = if target.scheme == "tcp" {
+        let mut kinds = if target.scheme == "tcp" {
             if input.expect_bytes.is_some() && input.expect_delimiter.is_some() {
                 return Err(PlanError::BothExpects);
             }
@@ -334,6 +375,37 @@ impl Plan {
                 })
                 .collect()
         };
+        let malformed = input.malformed.map(|fraction| {
+            let close = if input.mode == Mode::Churn {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            let probe_head = format!(
+                "POST /echo HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: {PROBE_TOKEN_LEN}\r\n{close}\r\n"
+            )
+            .into_bytes();
+            kinds.push(RequestKind {
+                weight: 1,
+                label: format!(
+                    "POST /echo with a unique token (--malformed: {}% of valid requests, apart from the weights)",
+                    crate::malformed::PROBE_SHARE * 100.0
+                ),
+                prepared: Prepared {
+                    wire: probe_head.clone(),
+                    framing: Framing::Http {
+                        head_request: false,
+                    },
+                    expect: Expect::Anything,
+                },
+            });
+            Malformed {
+                fraction,
+                generator: Generator::new(input.seed),
+                probe_kind: kinds.len() - 1,
+                probe_head,
+            }
+        });
         Ok(Plan {
             target,
             load,
@@ -352,6 +424,7 @@ impl Plan {
             grace: input.grace,
             sources: input.sources,
             tls,
+            malformed,
         })
     }
 
@@ -565,6 +638,24 @@ mod tests {
             .starts_with("--mix")
         );
         assert!(err(input("tcp://127.0.0.1:1")).contains("tcp:// target needs --payload"));
+        for f in [0.0, 0.51, -1.0, f64::NAN] {
+            assert!(
+                err(PlanInput {
+                    malformed: Some(f),
+                    ..input("http://127.0.0.1:1/")
+                })
+                .starts_with(&format!("--malformed {f}: must be a fraction")),
+                "{f}"
+            );
+        }
+        assert!(
+            err(PlanInput {
+                malformed: Some(0.1),
+                mode: Mode::Connect,
+                ..input("http://127.0.0.1:1/")
+            })
+            .starts_with("--malformed needs an http:// target")
+        );
     }
 
     #[test]

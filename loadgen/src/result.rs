@@ -12,6 +12,7 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::Serialize;
 
 use crate::kernel::EvidenceReport;
+use crate::malformed::{MalformedOutcome, Source};
 use crate::measure::Recorder;
 use crate::outcome::Outcome;
 use crate::plan::{Arrival, CloseWith, Load, Mode, Plan};
@@ -61,6 +62,39 @@ pub struct LoadResult {
     pub evidence: Option<EvidenceReport>,
     /// The plain-words diagnosis drawn from the evidence and the outcomes.
     pub verdict: Verdict,
+    /// `--malformed`: the malformed traffic and what it did to the valid
+    /// load; `null` without the flag.
+    pub malformed: Option<MalformedReport>,
+}
+
+/// Malformed traffic, kept apart from the valid books: `scheduled` and
+/// `outcomes` above count valid requests only.
+#[derive(Debug, Clone, Serialize)]
+pub struct MalformedReport {
+    /// The share of all requests sent malformed.
+    pub fraction: f64,
+    /// Malformed inputs that became due; they sum to the outcomes below.
+    pub scheduled: u64,
+    /// Malformed outcome name → count; every outcome is present.
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Outcomes the reference server never gives a malformed input: a
+    /// status below 400, a hang past the read timeout, an unparseable reply.
+    pub unexpected: u64,
+    /// Where the inputs came from (known requests, or a mutation kind) → count.
+    pub by_source: BTreeMap<&'static str, u64>,
+    /// Valid requests answered with a 2xx, of all valid requests scheduled.
+    pub valid_success_rate: f64,
+    /// Valid requests that got no complete response (not counting those the
+    /// generator itself was too late to send).
+    pub valid_lost: u64,
+    /// Valid `POST /echo` requests with a unique token whose echo was checked.
+    pub echo_checks: u64,
+    /// Echoes that came back with another body: a reply meant for another
+    /// request, or a corrupted one.
+    pub echo_mismatches: u64,
+    /// Malformed inputs that coincided with a failure (an unexpected answer,
+    /// or a valid request failing within 100 ms): the ones worth replaying.
+    pub coinciding: u64,
 }
 
 /// The plan as it ran.
@@ -248,6 +282,10 @@ impl LoadResult {
             },
             evidence: None,
             verdict: draw_verdict(&rec.outcomes, rec.connects, None),
+            malformed: plan
+                .malformed
+                .as_ref()
+                .map(|m| malformed_report(m.fraction, rec)),
         }
     }
 
@@ -270,6 +308,52 @@ impl LoadResult {
     /// The sum of all outcome counts; equals `scheduled` when the books balance.
     pub fn outcomes_total(&self) -> u64 {
         self.outcomes.values().sum()
+    }
+}
+
+fn malformed_report(fraction: f64, rec: &Recorder) -> MalformedReport {
+    let m = &rec.malformed;
+    let counts = &rec.outcomes;
+    let success = counts.get(Outcome::Ok) + counts.get(Outcome::SynRetransmitted);
+    let answered: u64 = [
+        Outcome::Ok,
+        Outcome::Http1xx,
+        Outcome::Http3xx,
+        Outcome::Http4xx,
+        Outcome::Http5xx,
+        Outcome::VerifyMismatch,
+        Outcome::SynRetransmitted,
+    ]
+    .iter()
+    .map(|o| counts.get(*o))
+    .sum();
+    MalformedReport {
+        fraction,
+        scheduled: m.scheduled,
+        outcomes: MalformedOutcome::ALL
+            .iter()
+            .map(|o| (o.name(), m.get(*o)))
+            .collect(),
+        unexpected: MalformedOutcome::ALL
+            .iter()
+            .filter(|o| o.unexpected())
+            .map(|o| m.get(*o))
+            .sum(),
+        by_source: Source::ALL
+            .iter()
+            .map(|s| (s.name(), m.by_source[*s as usize]))
+            .collect(),
+        valid_success_rate: if rec.scheduled == 0 {
+            0.0
+        } else {
+            success as f64 / rec.scheduled as f64
+        },
+        valid_lost: rec
+            .scheduled
+            .saturating_sub(answered + counts.get(Outcome::GeneratorLagged)),
+        echo_checks: m.echo_checks,
+        echo_mismatches: m.echo_mismatches,
+        coinciding: m.coinciding().len() as u64,
     }
 }
 

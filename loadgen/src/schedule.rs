@@ -23,6 +23,17 @@ pub struct Schedule {
     remaining: Option<u64>,
     /// No request is intended at or after this offset from the start.
     end: Option<Duration>,
+    /// `--malformed`: which requests are malformed or echo probes.
+    malformed: Option<MalformedDraw>,
+}
+
+/// Draws for `--malformed` from a stream of their own, so adding them does
+/// not change which valid kinds the main stream picks.
+#[derive(Debug, Clone)]
+struct MalformedDraw {
+    rng: ChaCha8Rng,
+    fraction: f64,
+    probe_kind: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +51,10 @@ pub struct Slot {
     /// Intended send time as an offset from the run's start (zero in closed
     /// loop, where the send time is whenever the connection is free).
     pub offset: Duration,
-    /// Index into `Plan::kinds`.
+    /// Index into `Plan::kinds` (meaningless when `malformed`).
     pub kind: usize,
+    /// `--malformed`: this request is a malformed input on its own connection.
+    pub malformed: bool,
 }
 
 impl Schedule {
@@ -50,9 +63,14 @@ impl Schedule {
         let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
         rng.set_stream(index as u64);
         let mut cumulative = Vec::new();
-        if plan.kinds.len() > 1 {
+        // The echo probe of `--malformed` is drawn apart from the weights.
+        let weighted = match &plan.malformed {
+            Some(m) => &plan.kinds[..m.probe_kind],
+            None => &plan.kinds[..],
+        };
+        if weighted.len() > 1 {
             let mut sum = 0;
-            for k in &plan.kinds {
+            for k in weighted {
                 sum += k.weight;
                 cumulative.push(sum);
             }
@@ -80,12 +98,22 @@ impl Schedule {
                 })
             }
         };
+        let malformed = plan.malformed.as_ref().map(|m| {
+            let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+            rng.set_stream((1 << 32) + index as u64);
+            MalformedDraw {
+                rng,
+                fraction: m.fraction,
+                probe_kind: m.probe_kind,
+            }
+        });
         Schedule {
             rng,
             cumulative,
             open,
             remaining,
             end: plan.duration,
+            malformed,
         }
     }
 
@@ -112,14 +140,26 @@ impl Schedule {
         if let Some(r) = &mut self.remaining {
             *r -= 1;
         }
-        let kind = if self.cumulative.is_empty() {
+        let mut kind = if self.cumulative.is_empty() {
             0
         } else {
             let total = *self.cumulative.last().unwrap_or(&1);
             let x = self.rng.random_range(0..total);
             self.cumulative.partition_point(|c| *c <= x)
         };
-        Some(Slot { offset, kind })
+        let mut malformed = false;
+        if let Some(m) = &mut self.malformed {
+            if m.rng.random_bool(m.fraction) {
+                malformed = true;
+            } else if m.rng.random_bool(crate::malformed::PROBE_SHARE) {
+                kind = m.probe_kind;
+            }
+        }
+        Some(Slot {
+            offset,
+            kind,
+            malformed,
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use crate::plan::Mode;
-use crate::result::{LoadResult, Percentiles};
+use crate::result::{LoadResult, MalformedReport, Percentiles};
 
 /// Writes the summary: rate achieved against asked, percentiles, outcomes.
 pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
@@ -92,9 +92,52 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
             r.scheduled
         )?;
     }
+    if let Some(m) = &r.malformed {
+        write_malformed(m, &mut w)?;
+    }
     writeln!(w, "  verdict: {}", r.verdict.summary)?;
     for note in &r.verdict.notes {
         writeln!(w, "    note: {note}")?;
     }
     Ok(())
+}
+
+/// The malformed-traffic block: what the malformed inputs got, and whether
+/// the valid load around them kept succeeding.
+fn write_malformed<W: Write>(m: &MalformedReport, w: &mut W) -> io::Result<()> {
+    writeln!(
+        w,
+        "  malformed traffic ({:.1}% of requests, {} scheduled, each on its own connection):",
+        100.0 * m.fraction,
+        m.scheduled
+    )?;
+    for (name, n) in m.outcomes.iter().filter(|(_, n)| **n > 0) {
+        let pct = 100.0 * *n as f64 / m.scheduled.max(1) as f64;
+        writeln!(w, "    {name:<24}{n:>12}  {pct:>6.2}%")?;
+    }
+    writeln!(
+        w,
+        "    {:<24}{:>12}  (2xx, hang or unparseable reply to a malformed input)",
+        "UNEXPECTED", m.unexpected
+    )?;
+    let sources: Vec<String> = m
+        .by_source
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    writeln!(w, "    inputs: {}", sources.join(", "))?;
+    writeln!(
+        w,
+        "    valid requests: {:.3}% succeeded, {} lost; echo checks {}, {} mismatched",
+        100.0 * m.valid_success_rate,
+        m.valid_lost,
+        m.echo_checks,
+        m.echo_mismatches
+    )?;
+    writeln!(
+        w,
+        "    malformed inputs coinciding with a failure: {}",
+        m.coinciding
+    )
 }

@@ -1,7 +1,8 @@
 //! End-to-end tests of `floodgate load`: the no-target main path with its
 //! JSON result checked against the committed schema, a `floodgate serve`
 //! child as target (`/delay/20`, `--verify`), bad flags, an unreachable
-//! target, and Ctrl-C.
+//! target, Ctrl-C, and `--malformed` against the reference server and
+//! against a lax server that accepts what it should refuse.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -449,4 +450,215 @@ fn the_same_storm_against_an_adequate_backlog_gets_no_overflow() {
     assert_eq!(r["evidence"]["counters"]["listen_overflows"], 0);
     assert_eq!(r["outcomes"]["connect_timeout"], 0);
     assert_eq!(r["outcomes"]["ok"], r["scheduled"]);
+}
+
+/// Runs `floodgate load --malformed 0.1` against `target` and returns the
+/// result, checked against the schema with both books balanced.
+fn malformed_run(target: &str, requests: &str, name: &str, save: Option<&Path>) -> Value {
+    let out = out_path(name);
+    let mut args = vec![
+        "--target",
+        target,
+        "--malformed",
+        "0.1",
+        "--requests",
+        requests,
+        "--connections",
+        "8",
+        "--seed",
+        "5",
+        "--read-timeout",
+        "5s",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    if let Some(dir) = save {
+        args.extend(["--malformed-save", dir.to_str().unwrap()]);
+    }
+    let o = load(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("malformed traffic"), "{stdout}");
+    let r = read_json(&out);
+    if let Err(e) = schema::validate(&schema(), &r) {
+        panic!("result does not match loadgen/schema/result.schema.json: {e}");
+    }
+    balanced(&r);
+    let m = &r["malformed"];
+    let sum: u64 = m["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(Some(sum), m["scheduled"].as_u64(), "malformed books: {m}");
+    // Valid and malformed together are the requests asked for.
+    assert_eq!(
+        r["scheduled"].as_u64().unwrap() + sum,
+        requests.parse::<u64>().unwrap()
+    );
+    r
+}
+
+#[test]
+fn malformed_traffic_leaves_the_reference_server_up_and_valid_load_succeeding() {
+    let server = ServeProcess::start(&[]);
+    let before = crate::util::http::stats(server.addr());
+    let target = format!("http://{}/", server.addr());
+    let r = malformed_run(&target, "2000", "malformed.json", None);
+    let m = &r["malformed"];
+    let count = |k: &str| m["outcomes"][k].as_u64().unwrap();
+    // About a tenth of 2000, from the seeded draw.
+    let sent = m["scheduled"].as_u64().unwrap();
+    assert!((120..=280).contains(&sent), "{m}");
+    // Every malformed input was refused: answered 4xx/5xx or closed.
+    assert_eq!(
+        count("answered_error") + count("closed_without_answer"),
+        sent,
+        "{m}"
+    );
+    assert_eq!(m["unexpected"], 0, "{m}");
+    assert!(count("answered_error") > 0 && count("closed_without_answer") > 0);
+    // Both sources were used.
+    assert!(m["by_source"]["known"].as_u64().unwrap() > 0, "{m}");
+    assert!(m["by_source"]["byte_flip"].as_u64().unwrap() > 0, "{m}");
+    // The valid load kept succeeding and no reply crossed connections.
+    assert!(m["valid_success_rate"].as_f64().unwrap() >= 0.999, "{m}");
+    assert_eq!(m["valid_lost"], 0, "{m}");
+    assert!(m["echo_checks"].as_u64().unwrap() > 50, "{m}");
+    assert_eq!(m["echo_mismatches"], 0, "{m}");
+    assert_eq!(r["outcomes"]["verify_mismatch"], 0);
+    // The server saw them as protocol errors (each input makes the
+    // reference count at least one) and still answers.
+    let after = crate::util::http::stats(server.addr());
+    let grew =
+        after["protocol_errors"].as_u64().unwrap() - before["protocol_errors"].as_u64().unwrap();
+    assert!(
+        grew >= sent,
+        "protocol_errors grew by {grew} for {sent} inputs"
+    );
+    let health = crate::util::http::get(server.addr(), "/health");
+    assert_eq!(health.status, 200);
+}
+
+/// A lax server that answers every head with 200 and echoes a body of the
+/// Content-Length it can make out, however malformed the request: what
+/// malformed traffic is meant to catch. One thread per connection, each
+/// ending at EOF or after a 5 s read timeout.
+fn lax_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk) {
+                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0)
+                        .min(1 << 16);
+                    while buf.len() < end + 4 + len {
+                        match s.read(&mut chunk) {
+                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                    }
+                    let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
+                    let mut reply =
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                            .into_bytes();
+                    reply.extend_from_slice(&body);
+                    if s.write_all(&reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn malformed_inputs_a_lax_server_accepts_are_unexpected_and_saved_for_replay() {
+    let addr = lax_server();
+    let target = format!("http://{addr}/");
+    let dir = out_path("malformed-save");
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = malformed_run(&target, "400", "malformed-lax.json", Some(&dir));
+    let m = &r["malformed"];
+    assert!(
+        m["outcomes"]["answered_success"].as_u64().unwrap() > 0,
+        "{m}"
+    );
+    let unexpected = m["unexpected"].as_u64().unwrap();
+    assert!(unexpected > 0, "{m}");
+    // Echoes still match: the lax server does not cross connections.
+    assert_eq!(m["echo_mismatches"], 0, "{m}");
+    let coinciding = m["coinciding"].as_u64().unwrap();
+    assert!(coinciding >= unexpected, "{m}");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("--malformed-save directory was created")
+        .map(|e| e.unwrap().path())
+        .collect();
+    // Named by hash, so equal inputs share a file.
+    assert!(
+        !files.is_empty() && files.len() as u64 <= coinciding,
+        "{files:?}"
+    );
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        // The http_connection harness layout: config (half-close at the
+        // end), no script, then the input, which the reference refuses.
+        assert_eq!(&bytes[..2], &[4, 0], "{}", f.display());
+        assert!(
+            floodgate_loadgen::malformed::is_malformed(&bytes[2..]),
+            "{}",
+            f.display()
+        );
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name, floodgate_loadgen::malformed::file_name(&bytes));
+    }
+}
+
+#[test]
+fn bad_malformed_flags_name_the_flag_and_exit_2() {
+    for (args, needle) in [
+        (
+            &["--malformed", "0"][..],
+            "--malformed 0: must be a fraction",
+        ),
+        (
+            &["--malformed", "0.6"][..],
+            "--malformed 0.6: must be a fraction",
+        ),
+        (
+            &["--malformed", "-0.1"][..],
+            "--malformed -0.1: must be a fraction",
+        ),
+        (&["--malformed", "lots"][..], "--malformed"),
+        (
+            &["--malformed", "0.1", "--mode", "connect"][..],
+            "--malformed needs an http:// target",
+        ),
+        (&["--malformed-save", "/tmp/x"][..], "--malformed"),
+    ] {
+        let o = load(args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
 }
