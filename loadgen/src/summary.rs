@@ -33,6 +33,20 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
     match r.asked_rate_per_s {
         // Hold mode's figure is how many connections were held, below.
         _ if r.held_max.is_some() => {}
+        // The achieved rate counts valid requests only; malformed ones
+        // take their share of the asked rate.
+        Some(asked) if r.malformed.is_some() => {
+            let valid_share = 1.0 - r.malformed.as_ref().map_or(0.0, |m| m.fraction);
+            writeln!(
+                w,
+                "  rate: {:.1}/s valid achieved of {:.1}/s asked ({:.1}% of the {:.0}% valid share) over {:.2} s",
+                r.achieved_rate_per_s,
+                asked,
+                100.0 * r.achieved_rate_per_s / (asked * valid_share),
+                100.0 * valid_share,
+                r.window_s
+            )?
+        }
         Some(asked) => writeln!(
             w,
             "  rate: {:.1}/s achieved of {:.1}/s asked ({:.1}%) over {:.2} s",

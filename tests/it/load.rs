@@ -662,3 +662,52 @@ fn bad_malformed_flags_name_the_flag_and_exit_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn malformed_inputs_to_a_server_that_never_answers_hang_and_are_saved() {
+    // Accepts and holds every connection, reading nothing and closing
+    // nothing, until the test process ends.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let target = format!("http://{addr}/");
+    let dir = out_path("malformed-save-hung");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out_path("malformed-hung.json");
+    let o = load(&[
+        "--target",
+        &target,
+        "--malformed",
+        "0.5",
+        "--seed",
+        "3",
+        "--requests",
+        "16",
+        "--connections",
+        "4",
+        "--read-timeout",
+        "300ms",
+        "--out",
+        out.to_str().unwrap(),
+        "--malformed-save",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_json(&out);
+    balanced(&r);
+    let m = &r["malformed"];
+    let hung = m["outcomes"]["hung"].as_u64().unwrap();
+    assert!(hung > 0, "{m}");
+    assert_eq!(m["unexpected"].as_u64().unwrap(), hung, "{m}");
+    assert_eq!(m["valid_success_rate"], 0.0, "{m}");
+    assert_eq!(
+        m["valid_lost"].as_u64().unwrap(),
+        r["scheduled"].as_u64().unwrap(),
+        "{m}"
+    );
+    let saved = std::fs::read_dir(&dir).expect("inputs were saved").count();
+    assert!(saved > 0);
+}
