@@ -711,3 +711,20 @@ fn malformed_inputs_to_a_server_that_never_answers_hang_and_are_saved() {
     let saved = std::fs::read_dir(&dir).expect("inputs were saved").count();
     assert!(saved > 0);
 }
+
+#[test]
+fn the_same_seed_sends_the_same_malformed_inputs() {
+    let server = ServeProcess::start(&[]);
+    let target = format!("http://{}/", server.addr());
+    let draw = |name: &str| {
+        let r = malformed_run(&target, "600", name, None);
+        (
+            r["malformed"]["scheduled"].clone(),
+            r["malformed"]["by_source"].clone(),
+            r["plan"]["requests_mix"].clone(),
+        )
+    };
+    let first = draw("malformed-seed-a.json");
+    assert!(first.0.as_u64().unwrap() > 0);
+    assert_eq!(first, draw("malformed-seed-b.json"));
+}
