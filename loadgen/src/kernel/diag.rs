@@ -252,7 +252,11 @@ mod tests {
         // listener may hold the same port number.
         let ours = |addr: SocketAddr| {
             let state = port_state(addr.port()).unwrap();
-            let mine: Vec<_> = state.listeners.into_iter().filter(|l| l.addr == addr).collect();
+            let mine: Vec<_> = state
+                .listeners
+                .into_iter()
+                .filter(|l| l.addr == addr)
+                .collect();
             assert_eq!(mine.len(), 1, "one listener on {addr}");
             mine[0]
         };
@@ -290,7 +294,11 @@ mod tests {
         let state = port_state(port).unwrap();
         // An IPv4 listener of a concurrent test may hold the same port
         // number on 127.0.0.1: only the IPv6 one is ours.
-        let ours: Vec<_> = state.listeners.iter().filter(|l| l.addr.is_ipv6()).collect();
+        let ours: Vec<_> = state
+            .listeners
+            .iter()
+            .filter(|l| l.addr.is_ipv6())
+            .collect();
         assert_eq!(ours.len(), 1, "{state:?}");
         assert_eq!(ours[0].backlog, 5);
     }
