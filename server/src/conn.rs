@@ -171,6 +171,13 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             }
         }
 
+        // Events first: a pause must be in force before the client reads
+        // the response that confirms it.
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::PauseAccept(d) => shared.pause_accept(d),
+            }
+        }
         let flushed = match flush(&stream, &mut conn) {
             Ok(flushed) => flushed,
             // The peer is gone (reset, broken pipe): nothing more can be sent.
@@ -189,11 +196,6 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 return;
             }
             None => {}
-        }
-        while let Some(event) = conn.poll_event() {
-            match event {
-                Event::PauseAccept(d) => shared.pause_accept(d),
-            }
         }
         if let Flush::Yield = flushed {
             future::yield_now().await;
@@ -278,6 +280,9 @@ fn read_once(
 /// Writes what the connection has pending until it is all written, the
 /// socket is full, or this turn's budget is spent.
 fn flush(stream: &Async<TcpStream>, conn: &mut Connection) -> io::Result<Flush> {
+    // One clock read per turn: the write deadline needs progress to the
+    // millisecond, not the nanosecond.
+    let now = Instant::now();
     for _ in 0..WRITES_PER_TURN {
         let out = conn.poll_transmit();
         if out.is_empty() {
@@ -285,7 +290,7 @@ fn flush(stream: &Async<TcpStream>, conn: &mut Connection) -> io::Result<Flush> 
         }
         match stream.get_ref().write(out) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => conn.handle_written(n, Instant::now()),
+            Ok(n) => conn.handle_written(n, now),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Blocked),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
