@@ -2,9 +2,10 @@
 # bench/server.sh: floodgate serve against nginx (one worker), same machine,
 # same run. Not a timed test; figures go in notes, as ratios.
 #
-#   1. keep-alive GET /, wrk -t1 -c50, each server pinned to core 0 and wrk
-#      to core 1, RUNS interleaved pairs; each run's req/s and the median
-#      ratio floodgate/nginx.
+#   1. keep-alive GET /, wrk -t1 -c50 and then `floodgate load -c50 -t1`,
+#      each server pinned to core 0 and the client to core 1, RUNS
+#      interleaved pairs; each run's req/s and the median ratio
+#      floodgate/nginx.
 #   2. the same with 16 pipelined requests per write (a wrk Lua script).
 #   3. user-space memory per idle keep-alive connection: IDLE connections
 #      that each served one request, RSS delta / IDLE, for each server.
@@ -154,24 +155,34 @@ wrk_rps() {
         awk '/^Requests\/sec:/ {print $2}'
 }
 
+# Prints the req/s of one run of floodgate's own client (closed loop, like wrk).
+load_rps() {
+    local port=$1
+    shift
+    taskset -c "$CLIENT_CPU" "$FLOODGATE" load --target "http://127.0.0.1:$port/" \
+        -c 50 -d "$DURATION" -t 1 "$@" 2>/dev/null |
+        sed -n 's|^  rate: \([0-9.]*\)/s.*|\1|p'
+}
+
 median() {
     python3 -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"
 }
 
 # Runs RUNS interleaved pairs (alternating which server goes first) and
 # prints each run and the median ratio.
+# compare LABEL CLIENT [CLIENT ARGS...], CLIENT being wrk_rps or load_rps.
 compare() {
-    local label=$1
-    shift
+    local label=$1 client=$2
+    shift 2
     local f n fs=() ns=() ratios=()
-    echo "== $label: wrk -t1 -c50 -d$DURATION $*, servers on core $SERVER_CPU, wrk on core $CLIENT_CPU"
+    echo "== $label: $client -c50 -d$DURATION $*, servers on core $SERVER_CPU, client on core $CLIENT_CPU"
     for i in $(seq "$RUNS"); do
         if ((i % 2)); then
-            n=$(wrk_rps "$NGINX_PORT" "$@")
-            f=$(wrk_rps "$FLOODGATE_PORT" "$@")
+            n=$("$client" "$NGINX_PORT" "$@")
+            f=$("$client" "$FLOODGATE_PORT" "$@")
         else
-            f=$(wrk_rps "$FLOODGATE_PORT" "$@")
-            n=$(wrk_rps "$NGINX_PORT" "$@")
+            f=$("$client" "$FLOODGATE_PORT" "$@")
+            n=$("$client" "$NGINX_PORT" "$@")
         fi
         fs+=("$f")
         ns+=("$n")
@@ -189,8 +200,9 @@ echo "nginx on 127.0.0.1:$NGINX_PORT, floodgate on 127.0.0.1:$FLOODGATE_PORT"
 curl -s "http://127.0.0.1:$NGINX_PORT/" | cmp -s - <(curl -s "http://127.0.0.1:$FLOODGATE_PORT/") ||
     echo "warning: the two GET / bodies differ" >&2
 
-compare "keep-alive GET /"
-compare "pipelined GET / (16 per write)" -s "$WORK/pipeline.lua"
+compare "keep-alive GET /, wrk" wrk_rps
+compare "keep-alive GET /, floodgate load" load_rps
+compare "pipelined GET / (16 per write), wrk" wrk_rps -s "$WORK/pipeline.lua"
 
 stop_pid "$FLOODGATE_PID"
 stop_pid "$NGINX_PID"
