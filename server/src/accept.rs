@@ -161,11 +161,11 @@ pub(crate) async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
         }
 
         match listener.socket.get_ref().accept() {
-            Ok((stream, peer)) => {
+            Ok((stream, _peer)) => {
                 backoff = BACKOFF_MIN;
                 Stats::bump(&shared.stats.accepted);
                 match shared.try_acquire() {
-                    Some(permit) => conn::spawn(stream, peer, permit, shared.clone()),
+                    Some(permit) => conn::spawn(stream, permit, shared.clone()),
                     None => {
                         Stats::bump(&shared.stats.rejected_by_limit);
                         conn::reject(stream);
