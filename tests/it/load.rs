@@ -406,6 +406,9 @@ fn connect_storm_against_slow_accept(backlog: &'static str, name: &'static str) 
             "800ms",
             "--connect-timeout",
             "500ms",
+            // On a busy machine a late send is not what this test is about.
+            "--lag-threshold",
+            "1s",
             "--threads",
             "1",
             "--out",
@@ -449,7 +452,7 @@ fn the_same_storm_against_an_adequate_backlog_gets_no_overflow() {
     assert_eq!(r["verdict"]["diagnosis"], "no_overflow", "{}", r["verdict"]);
     assert_eq!(r["evidence"]["counters"]["listen_overflows"], 0);
     assert_eq!(r["outcomes"]["connect_timeout"], 0);
-    assert_eq!(r["outcomes"]["ok"], r["scheduled"]);
+    assert_eq!(r["outcomes"]["ok"], r["scheduled"], "{}", r["outcomes"]);
 }
 
 /// Runs `floodgate load --malformed 0.1` against `target` and returns the
