@@ -88,10 +88,6 @@ pub struct Connection {
     shutting_down: bool,
     /// The write deadline passed: discard output and reset.
     aborted: bool,
-    /// An earlier request on this connection had a chunked body; only the
-    /// canary build looks at it.
-    #[cfg(feature = "canary")]
-    saw_chunked: bool,
 }
 
 /// Where the connection is in its current request.
@@ -235,8 +231,6 @@ impl Connection {
             read_closed: false,
             shutting_down: false,
             aborted: false,
-            #[cfg(feature = "canary")]
-            saw_chunked: false,
         }
     }
 
@@ -525,17 +519,6 @@ impl Connection {
     /// A complete head has arrived: answer it, or start reading its body.
     fn start_request(&mut self, head: Head<'_>, more: bool, now: Instant) {
         Stats::bump(&self.stats.requests);
-        // CANARY: a deliberately planted bug, so the fuzzing smoke test can
-        // prove the fuzzer finds a crash that needs two requests in a row.
-        // Compiled only with `--features canary`.
-        #[cfg(feature = "canary")]
-        {
-            assert!(
-                !(head.canary && self.saw_chunked),
-                "canary: X-Canary after a chunked body"
-            );
-            self.saw_chunked |= head.body == BodyFraming::Chunked;
-        }
         let request = Request {
             head_only: head.method == "HEAD",
             http10: head.http10,
@@ -746,6 +729,22 @@ impl BodyState {
             }
             BodyReader::Chunked(decoder) => {
                 let progress = decoder.decode(input, &mut self.body, limit)?;
+                // CANARY: a deliberately planted bug, so the fuzzing smoke
+                // test can prove the fuzzer reaches deep into request
+                // handling: a panic on a complete chunked `/echo` body that
+                // starts with `CANARY_MAGIC`. Compiled only with
+                // `--features canary`. The four bytes are compared as one
+                // integer, so libFuzzer's comparison tracing sees the
+                // operand it must write.
+                #[cfg(feature = "canary")]
+                assert!(
+                    !(progress.done
+                        && self
+                            .body
+                            .first_chunk::<4>()
+                            .is_some_and(|b| u32::from_le_bytes(*b) == CANARY_MAGIC)),
+                    "canary: magic chunked body"
+                );
                 if !keep {
                     // Other routes discard the body; the decoder still
                     // counts it against the limit.
@@ -756,6 +755,10 @@ impl BodyState {
         }
     }
 }
+
+/// The body prefix the `canary` build panics on.
+#[cfg(feature = "canary")]
+const CANARY_MAGIC: u32 = u32::from_le_bytes(*b"tw3t");
 
 #[cfg(test)]
 #[path = "connection_tests.rs"]

@@ -34,9 +34,6 @@ pub(crate) struct Head<'a> {
     pub(crate) keep_alive: bool,
     /// `Expect: 100-continue` on an HTTP/1.1 request.
     pub(crate) expect_continue: bool,
-    /// `X-Canary: tweet`, which only the canary build reacts to.
-    #[cfg(feature = "canary")]
-    pub(crate) canary: bool,
 }
 
 /// Parses a request head from the start of `buf`: the head and its length in
@@ -87,8 +84,6 @@ pub(crate) fn parse<'a>(
     let mut close = false;
     let mut keep_alive = false;
     let mut expect_continue = false;
-    #[cfg(feature = "canary")]
-    let mut canary = false;
     for header in req.headers.iter() {
         let name = header.name;
         // Trimmed only for the few fields looked at: most are skipped.
@@ -115,10 +110,6 @@ pub(crate) fn parse<'a>(
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue |= value().eq_ignore_ascii_case(b"100-continue");
         }
-        #[cfg(feature = "canary")]
-        if name.eq_ignore_ascii_case("x-canary") && value() == b"tweet" {
-            canary = true;
-        }
     }
 
     let body = match (content_length, transfer_encoding) {
@@ -142,8 +133,6 @@ pub(crate) fn parse<'a>(
         body,
         keep_alive: !close && (!http10 || keep_alive),
         expect_continue: expect_continue && !http10,
-        #[cfg(feature = "canary")]
-        canary,
     };
     Ok(Some((head, len)))
 }
