@@ -202,18 +202,7 @@ impl LoadResult {
             _ => run.elapsed,
         };
         let window_s = window.as_secs_f64().max(1e-9);
-        let answered: u64 = [
-            Outcome::Ok,
-            Outcome::Http1xx,
-            Outcome::Http3xx,
-            Outcome::Http4xx,
-            Outcome::Http5xx,
-            Outcome::VerifyMismatch,
-            Outcome::SynRetransmitted,
-        ]
-        .iter()
-        .map(|o| rec.outcomes.get(*o))
-        .sum();
+        let answered = answered(&rec.outcomes);
         let (rate_per_s, arrival) = match plan.load {
             Load::Closed => (None, None),
             Load::Open {
@@ -281,7 +270,7 @@ impl LoadResult {
                 generator_lag: encode(&rec.lag),
             },
             evidence: None,
-            verdict: draw_verdict(&rec.outcomes, rec.connects, None),
+            verdict: draw_verdict(|o| rec.outcomes.get(o), rec.connects, None),
             malformed: plan
                 .malformed
                 .as_ref()
@@ -294,8 +283,7 @@ impl LoadResult {
     /// verdict again from it.
     pub fn with_evidence(mut self, evidence: EvidenceReport) -> LoadResult {
         let counts = |o: Outcome| self.outcomes.get(o.name()).copied().unwrap_or(0);
-        let client = ClientSignals::from_outcomes(self.connects, counts);
-        self.verdict = verdict::diagnose(&Inputs::from_evidence(Some(&evidence), client));
+        self.verdict = draw_verdict(counts, self.connects, Some(&evidence));
         self.evidence = Some(evidence);
         self
     }
@@ -315,18 +303,7 @@ fn malformed_report(fraction: f64, rec: &Recorder) -> MalformedReport {
     let m = &rec.malformed;
     let counts = &rec.outcomes;
     let success = counts.get(Outcome::Ok) + counts.get(Outcome::SynRetransmitted);
-    let answered: u64 = [
-        Outcome::Ok,
-        Outcome::Http1xx,
-        Outcome::Http3xx,
-        Outcome::Http4xx,
-        Outcome::Http5xx,
-        Outcome::VerifyMismatch,
-        Outcome::SynRetransmitted,
-    ]
-    .iter()
-    .map(|o| counts.get(*o))
-    .sum();
+    let answered = answered(counts);
     MalformedReport {
         fraction,
         scheduled: m.scheduled,
@@ -361,15 +338,31 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// The verdict from the client side alone (`evidence` is `None` until the
-/// kernel's evidence is attached by [`LoadResult::with_evidence`]).
+/// The verdict from the outcome counts, and from the kernel's evidence once
+/// [`LoadResult::with_evidence`] attaches it.
 fn draw_verdict(
-    outcomes: &crate::outcome::OutcomeCounts,
+    counts: impl Fn(Outcome) -> u64,
     connects: u64,
     evidence: Option<&EvidenceReport>,
 ) -> Verdict {
-    let client = ClientSignals::from_outcomes(connects, |o| outcomes.get(o));
+    let client = ClientSignals::from_outcomes(connects, counts);
     verdict::diagnose(&Inputs::from_evidence(evidence, client))
+}
+
+/// Requests that got a complete response, whatever its status.
+fn answered(counts: &crate::outcome::OutcomeCounts) -> u64 {
+    [
+        Outcome::Ok,
+        Outcome::Http1xx,
+        Outcome::Http3xx,
+        Outcome::Http4xx,
+        Outcome::Http5xx,
+        Outcome::VerifyMismatch,
+        Outcome::SynRetransmitted,
+    ]
+    .iter()
+    .map(|o| counts.get(*o))
+    .sum()
 }
 
 #[cfg(test)]

@@ -26,6 +26,14 @@ fn load(args: &[&str]) -> Output {
     cmd.output().expect("run floodgate load")
 }
 
+/// `floodgate load ARGS` exits 2 with `needle` in its message.
+fn usage_error(args: &[&str], needle: &str) {
+    let o = load(args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+}
+
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).expect("read --out file");
     serde_json::from_str(&text).expect("--out is JSON")
@@ -202,10 +210,7 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["--rate", "5", "--closed"][..], "--rate and --closed"),
         (&["--duration", "ten"][..], "--duration"),
     ] {
-        let o = load(args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        usage_error(args, needle);
     }
 }
 
@@ -659,10 +664,7 @@ fn bad_malformed_flags_name_the_flag_and_exit_2() {
         ),
         (&["--malformed-save", "/tmp/x"][..], "--malformed"),
     ] {
-        let o = load(args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        usage_error(args, needle);
     }
 }
 
