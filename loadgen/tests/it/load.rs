@@ -159,20 +159,7 @@ fn refused_connects_are_connect_refused() {
 /// dropped, so connects time out (or show SYN retransmissions), never ok.
 #[test]
 fn connect_mode_against_a_full_accept_queue_is_never_ok() {
-    use socket2::{Domain, Socket, Type};
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    listener
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    listener.listen(1).unwrap();
-    let addr = listener.local_addr().unwrap().as_socket().unwrap();
-    // Fill the queue: connect until a connect no longer completes.
-    let mut held = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-        held.push(s);
-        assert!(Instant::now() < deadline, "the accept queue never filled");
-    }
+    let (_listener, addr, held) = full_accept_queue();
     let r = run_plan(&plan(PlanInput {
         mode: Mode::Connect,
         rate_per_s: Some(20.0),
@@ -355,19 +342,7 @@ fn https_with_ca_insecure_and_an_untrusted_certificate() {
 #[test]
 fn a_retransmitted_syn_is_syn_retransmitted() {
     use floodgate_loadgen::kernel::Counters;
-    use socket2::{Domain, Socket, Type};
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    listener
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    listener.listen(1).unwrap();
-    let addr = listener.local_addr().unwrap().as_socket().unwrap();
-    let mut held = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-        held.push(s);
-        assert!(Instant::now() < deadline, "the accept queue never filled");
-    }
+    let (listener, addr, held) = full_accept_queue();
     // Once the kernel has dropped the run's first SYN (ListenOverflows goes
     // up), one accept makes room for the retransmitted SYN about 1 s later.
     let before = Counters::read().expect("read TcpExt counters");
@@ -390,4 +365,23 @@ fn a_retransmitted_syn_is_syn_retransmitted() {
     assert_eq!(count(&r, Outcome::SynRetransmitted), 1, "{:?}", r.outcomes);
     assert!(r.connect_time_us.max >= 900_000, "{:?}", r.connect_time_us);
     drop((freer.join(), held));
+}
+
+/// A listener with backlog 1 that never accepts, and the connections that
+/// filled its accept queue: connect until a connect no longer completes.
+fn full_accept_queue() -> (socket2::Socket, SocketAddr, Vec<TcpStream>) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        held.push(s);
+        assert!(Instant::now() < deadline, "the accept queue never filled");
+    }
+    (listener, addr, held)
 }
