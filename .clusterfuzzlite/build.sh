@@ -1,14 +1,17 @@
 #!/bin/bash -eu
 # Builds every fuzz target in fuzz/ with cargo-fuzz (which adds the
 # sanitizer and coverage flags the builder image asks for) and copies each
-# binary to $OUT with its seed corpus and the HTTP dictionary beside it.
+# binary to $OUT with its seed corpus and its dictionary (fuzz/<target>.dict,
+# else the HTTP one) beside it.
 cd "$SRC/floodgate"
 cargo fuzz build -O --fuzz-dir fuzz
 release=fuzz/target/x86_64-unknown-linux-gnu/release
 for src in fuzz/fuzz_targets/*.rs; do
     target=$(basename "$src" .rs)
     cp "$release/$target" "$OUT/"
-    cp fuzz/http.dict "$OUT/$target.dict"
+    dict=fuzz/http.dict
+    [ -f "fuzz/$target.dict" ] && dict=fuzz/$target.dict
+    cp "$dict" "$OUT/$target.dict"
     if [ -d "fuzz/corpus/$target" ]; then
         (cd "fuzz/corpus/$target" && zip -q -r "$OUT/${target}_seed_corpus.zip" .)
     fi

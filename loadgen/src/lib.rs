@@ -27,6 +27,7 @@ pub mod outcome;
 pub mod plan;
 pub mod probe;
 mod reactor;
+pub mod read;
 pub mod result;
 pub mod run;
 pub mod schedule;

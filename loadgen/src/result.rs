@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kernel::EvidenceReport;
 use crate::malformed::{MalformedOutcome, Source};
@@ -128,7 +128,7 @@ pub struct MixEcho {
 }
 
 /// Percentiles of one histogram, in µs.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub min: u64,
@@ -175,7 +175,7 @@ pub struct Histograms {
     pub generator_lag: String,
 }
 
-fn encode(h: &Histogram<u64>) -> String {
+pub(crate) fn encode(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
     // Serialising into a Vec only fails on histograms too large to encode,
     // which the fixed bounds rule out; an empty string would then show it.

@@ -93,6 +93,13 @@ fn load_without_target_writes_a_balanced_result_that_matches_the_schema() {
     }
     assert!(r["achieved_rate_per_s"].as_f64().is_some_and(|v| v > 0.0));
     assert!(r["seed"].is_u64());
+
+    // What reports and merges will read: the file reads back through the
+    // checking reader, histograms and all.
+    let back = floodgate_loadgen::read::read(&std::fs::read(&out).unwrap())
+        .unwrap_or_else(|e| panic!("the result does not read back: {e}"));
+    assert_eq!(back.response_time.len(), 200);
+    assert_eq!(Some(back.seed), r["seed"].as_u64());
 }
 
 #[test]
