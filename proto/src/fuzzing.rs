@@ -23,7 +23,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -207,8 +206,10 @@ struct Driver {
     limits: Limits,
     now: Instant,
     clock: Clock,
-    /// Bytes the peer has sent that the glue has not read yet.
-    inbox: VecDeque<u8>,
+    /// Bytes the peer has sent, of which the glue has read `inbox_read`.
+    inbox: Vec<u8>,
+    /// How much of `inbox` the glue has read.
+    inbox_read: usize,
     /// The peer has half-closed; the glue reports EOF once the inbox is empty.
     peer_done: bool,
     eof_delivered: bool,
@@ -237,7 +238,8 @@ impl Driver {
             limits,
             now,
             clock,
-            inbox: VecDeque::new(),
+            inbox: Vec::new(),
+            inbox_read: 0,
             peer_done: false,
             eof_delivered: false,
             out: Vec::new(),
@@ -291,6 +293,11 @@ impl Driver {
         }
     }
 
+    /// Bytes the peer has sent that the glue has not read yet.
+    fn unread(&self) -> usize {
+        self.inbox.len() - self.inbox_read
+    }
+
     fn is_closed(&self) -> bool {
         self.closed.is_some()
     }
@@ -335,7 +342,7 @@ impl Driver {
         if self.peer_done {
             return;
         }
-        self.inbox.extend(bytes);
+        self.inbox.extend_from_slice(bytes);
         self.pump();
     }
 
@@ -352,10 +359,19 @@ impl Driver {
             if !self.call(|c, _| c.wants_read()) {
                 return;
             }
-            if !self.inbox.is_empty() {
-                let n = self.inbox.len().min(self.max_read);
-                let chunk: Vec<u8> = self.inbox.drain(..n).collect();
-                self.call(|c, now| c.handle_read(&chunk, now));
+            if self.unread() > 0 {
+                let start = self.inbox_read;
+                let end = start + self.unread().min(self.max_read);
+                self.inbox_read = end;
+                // Lent out for the call, so the connection reads the bytes
+                // in place; taking and restoring a `Vec` allocates nothing.
+                let inbox = std::mem::take(&mut self.inbox);
+                self.call(|c, now| c.handle_read(&inbox[start..end], now));
+                self.inbox = inbox;
+                if self.inbox_read == self.inbox.len() {
+                    self.inbox.clear();
+                    self.inbox_read = 0;
+                }
                 self.observe();
             } else if self.peer_done && !self.eof_delivered {
                 self.eof_delivered = true;
@@ -463,7 +479,7 @@ impl Driver {
                     "connection neither closes nor has a deadline after the peer went quiet \
                      (wants_read: {}, inbox: {} bytes, eof delivered: {})",
                     self.call(|c, _| c.wants_read()),
-                    self.inbox.len(),
+                    self.unread(),
                     self.eof_delivered
                 ),
             }
