@@ -198,6 +198,21 @@ impl ChunkedDecoder {
                 .iter()
                 .position(|&b| b == b':')
                 .is_some_and(|colon| colon > 0);
+        // CANARY: a deliberately planted bug, compiled only with `--features
+        // canary`, so the fuzzing smoke test (fuzz/smoke.sh) can prove that
+        // libFuzzer, searching from the ordinary corpus, still reaches deep
+        // into request handling: a panic on a `Content-Length` trailer field
+        // after a chunked body (a field RFC 9110 forbids in trailers, the
+        // stuff of request smuggling).
+        #[cfg(feature = "canary")]
+        assert!(
+            !(well_formed
+                && field
+                    .split(|&b| b == b':')
+                    .next()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(b"content-length"))),
+            "canary: Content-Length trailer"
+        );
         if well_formed {
             Ok(Some(used))
         } else {

@@ -729,22 +729,6 @@ impl BodyState {
             }
             BodyReader::Chunked(decoder) => {
                 let progress = decoder.decode(input, &mut self.body, limit)?;
-                // CANARY: a deliberately planted bug, so the fuzzing smoke
-                // test can prove the fuzzer reaches deep into request
-                // handling: a panic on a complete chunked `/echo` body that
-                // starts with `CANARY_MAGIC`. Compiled only with
-                // `--features canary`. The four bytes are compared as one
-                // integer, so libFuzzer's comparison tracing sees the
-                // operand it must write.
-                #[cfg(feature = "canary")]
-                assert!(
-                    !(progress.done
-                        && self
-                            .body
-                            .first_chunk::<4>()
-                            .is_some_and(|b| u32::from_le_bytes(*b) == CANARY_MAGIC)),
-                    "canary: magic chunked body"
-                );
                 if !keep {
                     // Other routes discard the body; the decoder still
                     // counts it against the limit.
@@ -755,10 +739,6 @@ impl BodyState {
         }
     }
 }
-
-/// The body prefix the `canary` build panics on.
-#[cfg(feature = "canary")]
-const CANARY_MAGIC: u32 = u32::from_le_bytes(*b"tw3t");
 
 #[cfg(test)]
 #[path = "connection_tests.rs"]

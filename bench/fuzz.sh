@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Fuzzing figures for issue 4 (a benchmark, not a test), on one core each:
+#
+# 1. Executions per second of a target, from a scratch copy of its committed
+#    corpus, for three builds: cargo-fuzz's default (AddressSanitizer checks
+#    inline, the peer), AddressSanitizer through runtime calls with the
+#    ASAN_OPTIONS fuzz/smoke.sh uses (what CI runs), and no sanitizer; plus
+#    the no-sanitizer build on small inputs (-max_len=64). RUNS runs each,
+#    interleaved; medians, and each build's ratio to the default.
+# 2. Edges (libFuzzer's `cov`) of http_connection after EDGE_SECONDS, with
+#    and without fuzz/http.dict, on CI's build (the two run side by side, one
+#    per core).
+# 3. The canary: seconds for CI's canary build to find its planted bug from
+#    the ordinary corpus, over SEEDS seeds, and the median.
+#
+# Usage: bench/fuzz.sh     (RUNS=3 SECONDS_PER_RUN=20 EDGE_SECONDS=300 SEEDS=5 TARGET=http_connection)
+# Needs: a nightly toolchain, cargo-fuzz (cargo install --locked cargo-fuzz),
+#        taskset, python3. Writes only under fuzz/target/ and a temporary folder.
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
+EDGE_SECONDS=${EDGE_SECONDS:-300}
+SEEDS=${SEEDS:-5}
+TARGET=${TARGET:-http_connection}
+FUZZ=$(cd "$(dirname "$0")/../fuzz" && pwd)
+cd "$FUZZ"
+
+for tool in taskset python3; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+cargo +nightly fuzz --version >/dev/null 2>&1 || {
+    echo "needs a nightly toolchain and cargo-fuzz (cargo install --locked cargo-fuzz)" >&2
+    exit 1
+}
+
+work=$(mktemp -d -t floodgate-fuzz-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
+# The same settings as fuzz/smoke.sh (see there for why).
+calls=-Cllvm-args=-asan-instrumentation-with-call-threshold=0
+smoke_asan=detect_stack_use_after_return=0:max_malloc_fill_size=0
+
+# build NAME RUSTFLAGS [cargo fuzz build args...]
+build() {
+    local name=$1 flags=$2
+    shift 2
+    echo "building $name" >&2
+    RUSTFLAGS=$flags cargo +nightly fuzz build --target-dir "target/bench-$name" "$@" >/dev/null 2>&1 ||
+        { echo "build $name failed" >&2; exit 1; }
+}
+bin() { echo "target/bench-$1/$triple/release/$2"; }
+
+build inline ""
+build calls "$calls"
+build none "" -s none
+build canary "$calls" --features canary "$TARGET"
+
+# fuzz CORE BINARY SECONDS LOG [libFuzzer args...]: one run from a fresh
+# scratch corpus.
+fuzz() {
+    local core=$1 bin=$2 seconds=$3 log=$4
+    shift 4
+    local corpus
+    corpus=$(mktemp -d -p "$work")
+    cp "corpus/$TARGET"/* "$corpus/"
+    taskset -c "$core" "$bin" "$corpus" -max_total_time="$seconds" -timeout=25 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/" "$@" >"$log" 2>&1 || true
+}
+eps() { sed -n 's/^stat::average_exec_per_sec: *//p' "$1" | tail -n1; }
+cov() { grep -o 'cov: [0-9]*' "$1" | tail -n1 | cut -d' ' -f2; }
+
+echo "== execs/s of $TARGET on one core: $RUNS x ${SECONDS_PER_RUN}s per build, interleaved"
+: >"$work/eps"
+for run in $(seq "$RUNS"); do
+    for variant in inline calls none none-small; do
+        log=$work/eps-$variant-$run.log
+        case $variant in
+        inline) ASAN_OPTIONS= fuzz 0 "$(bin inline "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
+        calls) ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin calls "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
+        none) fuzz 0 "$(bin none "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
+        none-small) fuzz 0 "$(bin none "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict -max_len=64 ;;
+        esac
+        echo "$variant $(eps "$log")" | tee -a "$work/eps"
+    done
+done
+python3 - "$work/eps" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, value = line.split()
+    runs.setdefault(name, []).append(float(value))
+base = statistics.median(runs["inline"])
+labels = {
+    "inline": "ASan inline (cargo-fuzz default)",
+    "calls": "ASan via calls (CI's build)",
+    "none": "no sanitizer",
+    "none-small": "no sanitizer, -max_len=64",
+}
+for name, values in runs.items():
+    m = statistics.median(values)
+    spread = f"{min(values):.0f}-{max(values):.0f}"
+    print(f"  {labels[name]:34} median {m:8.0f} execs/s  (runs {spread})  {m / base:5.2f}x default")
+EOF
+
+echo "== edges of $TARGET after ${EDGE_SECONDS}s (CI's build), with and without the dictionary"
+ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin calls "$TARGET")" "$EDGE_SECONDS" "$work/dict.log" -dict=http.dict &
+ASAN_OPTIONS=$smoke_asan fuzz 1 "$(bin calls "$TARGET")" "$EDGE_SECONDS" "$work/nodict.log" &
+wait
+echo "  with dictionary: cov $(cov "$work/dict.log") ($(eps "$work/dict.log") execs/s)"
+echo "  without:         cov $(cov "$work/nodict.log") ($(eps "$work/nodict.log") execs/s)"
+
+echo "== canary: time to find from the ordinary corpus (CI's canary build), $SEEDS seeds"
+: >"$work/canary"
+for seed in $(seq "$SEEDS"); do
+    log=$work/canary-$seed.log
+    start=$(date +%s.%N)
+    ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin canary "$TARGET")" 300 "$log" -seed="$seed" -dict=http.dict
+    end=$(date +%s.%N)
+    if grep -q 'canary: Content-Length trailer' "$log"; then
+        t=$(python3 -c "print(f'{$end - $start:.1f}')")
+        echo "  seed $seed: found in ${t}s"
+        echo "$t" >>"$work/canary"
+    else
+        echo "  seed $seed: not found in 300s"
+        echo 300 >>"$work/canary"
+    fi
+done
+python3 -c "import statistics,sys; v=[float(l) for l in open(sys.argv[1])]; print(f'  median {statistics.median(v):.1f}s, max {max(v):.1f}s')" "$work/canary"
