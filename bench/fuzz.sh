@@ -10,10 +10,12 @@
 # 2. Edges (libFuzzer's `cov`) of http_connection after EDGE_SECONDS, with
 #    and without fuzz/http.dict, on CI's build (the two run side by side, one
 #    per core).
-# 3. The canary: seconds for CI's canary build to find its planted bug from
-#    the ordinary corpus, over SEEDS seeds, and the median.
+# 3. The canary: seconds to find its planted bug from the ordinary corpus,
+#    over SEEDS seeds, median and maximum, for CI's canary build (no
+#    sanitizer) and for the same canary under CI's ASan build.
 #
-# Usage: bench/fuzz.sh     (RUNS=3 SECONDS_PER_RUN=20 EDGE_SECONDS=300 SEEDS=5 TARGET=http_connection)
+# Usage: bench/fuzz.sh     (RUNS=3 SECONDS_PER_RUN=20 EDGE_SECONDS=300 SEEDS=5 TARGET=http_connection
+#                          PARTS="eps edges canary" by default)
 # Needs: a nightly toolchain, cargo-fuzz (cargo install --locked cargo-fuzz),
 #        taskset, python3. Writes only under fuzz/target/ and a temporary folder.
 set -euo pipefail
@@ -23,6 +25,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
 EDGE_SECONDS=${EDGE_SECONDS:-300}
 SEEDS=${SEEDS:-5}
 TARGET=${TARGET:-http_connection}
+PARTS=" ${PARTS:-eps edges canary} "
 FUZZ=$(cd "$(dirname "$0")/../fuzz" && pwd)
 cd "$FUZZ"
 
@@ -51,10 +54,13 @@ build() {
 }
 bin() { echo "target/bench-$1/$triple/release/$2"; }
 
-build inline ""
-build calls "$calls"
-build none "" -s none
-build canary "$calls" --features canary "$TARGET"
+# Only the target measured: --no-default-features leaves out report_json's
+# floodgate-loadgen build.
+build inline "" --no-default-features "$TARGET"
+build calls "$calls" --no-default-features "$TARGET"
+build none "" -s none --no-default-features "$TARGET"
+build canary "$calls" -s none --no-default-features --features canary "$TARGET"
+build canary-asan "$calls" --no-default-features --features canary "$TARGET"
 
 # fuzz CORE BINARY SECONDS LOG [libFuzzer args...]: one run from a fresh
 # scratch corpus.
@@ -70,6 +76,7 @@ fuzz() {
 eps() { sed -n 's/^stat::average_exec_per_sec: *//p' "$1" | tail -n1; }
 cov() { grep -o 'cov: [0-9]*' "$1" | tail -n1 | cut -d' ' -f2; }
 
+if [[ $PARTS == *" eps "* ]]; then
 echo "== execs/s of $TARGET on one core: $RUNS x ${SECONDS_PER_RUN}s per build, interleaved"
 : >"$work/eps"
 for run in $(seq "$RUNS"); do
@@ -103,6 +110,9 @@ for name, values in runs.items():
     print(f"  {labels[name]:34} median {m:8.0f} execs/s  (runs {spread})  {m / base:5.2f}x default")
 EOF
 
+fi
+
+if [[ $PARTS == *" edges "* ]]; then
 echo "== edges of $TARGET after ${EDGE_SECONDS}s (CI's build), with and without the dictionary"
 ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin calls "$TARGET")" "$EDGE_SECONDS" "$work/dict.log" -dict=http.dict &
 ASAN_OPTIONS=$smoke_asan fuzz 1 "$(bin calls "$TARGET")" "$EDGE_SECONDS" "$work/nodict.log" &
@@ -110,20 +120,26 @@ wait
 echo "  with dictionary: cov $(cov "$work/dict.log") ($(eps "$work/dict.log") execs/s)"
 echo "  without:         cov $(cov "$work/nodict.log") ($(eps "$work/nodict.log") execs/s)"
 
-echo "== canary: time to find from the ordinary corpus (CI's canary build), $SEEDS seeds"
-: >"$work/canary"
-for seed in $(seq "$SEEDS"); do
-    log=$work/canary-$seed.log
-    start=$(date +%s.%N)
-    ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin canary "$TARGET")" 300 "$log" -seed="$seed" -dict=http.dict
-    end=$(date +%s.%N)
-    if grep -q 'canary: Content-Length trailer' "$log"; then
-        t=$(python3 -c "print(f'{$end - $start:.1f}')")
-        echo "  seed $seed: found in ${t}s"
-        echo "$t" >>"$work/canary"
-    else
-        echo "  seed $seed: not found in 300s"
-        echo 300 >>"$work/canary"
-    fi
+fi
+
+if [[ $PARTS == *" canary "* ]]; then
+for variant in canary canary-asan; do
+    echo "== $variant: time to find from the ordinary corpus, $SEEDS seeds"
+    : >"$work/$variant"
+    for seed in $(seq "$SEEDS"); do
+        log=$work/$variant-$seed.log
+        start=$(date +%s.%N)
+        ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin "$variant" "$TARGET")" 300 "$log" -seed="$seed" -dict=http.dict
+        end=$(date +%s.%N)
+        if grep -q 'canary: Content-Length trailer' "$log"; then
+            t=$(python3 -c "print(f'{$end - $start:.1f}')")
+            echo "  seed $seed: found in ${t}s"
+        else
+            t=300
+            echo "  seed $seed: not found in 300s"
+        fi
+        echo "$t" >>"$work/$variant"
+    done
+    python3 -c "import statistics,sys; v=[float(l) for l in open(sys.argv[1])]; print(f'  median {statistics.median(v):.1f}s, max {max(v):.1f}s')" "$work/$variant"
 done
-python3 -c "import statistics,sys; v=[float(l) for l in open(sys.argv[1])]; print(f'  median {statistics.median(v):.1f}s, max {max(v):.1f}s')" "$work/canary"
+fi
