@@ -78,14 +78,34 @@ const TCP_LISTEN: u8 = 10;
 const TCP_NEW_SYN_RECV: u8 = 12;
 
 /// Reads the state of every TCP listener bound to local `port` in the
-/// calling process's network namespace. An empty `listeners` means nothing
-/// listens on that port here (for example, the target is on another host or
-/// in another namespace).
+/// calling process's network namespace, and counts the port's SYN-RECV
+/// request sockets. An empty `listeners` means nothing listens on that port
+/// here (for example, the target is on another host or in another
+/// namespace).
+///
+/// Counting SYN-RECV makes the kernel walk its whole established hash, every
+/// bucket of it, twice (once per address family): 3.7 ms per call with the
+/// 262,144-bucket table of a 24 GiB machine, however few sockets there are.
+/// [`port_listeners`] reads the listeners alone, from the listening hash:
+/// 71 µs.
 pub fn port_state(port: u16) -> Result<PortState, DiagError> {
+    query(port, true)
+}
+
+/// The listeners bound to local `port`, without the SYN-RECV count: cheap
+/// enough to sample many times a second.
+pub fn port_listeners(port: u16) -> Result<Vec<Listener>, DiagError> {
+    Ok(query(port, false)?.listeners)
+}
+
+fn query(port: u16, with_syn_recv: bool) -> Result<PortState, DiagError> {
     let sock = open()?;
     let mut state = PortState::default();
+    let mut states = 1u32 << TCP_LISTEN;
+    if with_syn_recv {
+        states |= (1u32 << TCP_SYN_RECV) | (1u32 << TCP_NEW_SYN_RECV);
+    }
     for family in [libc::AF_INET, libc::AF_INET6] {
-        let states = (1u32 << TCP_LISTEN) | (1u32 << TCP_SYN_RECV) | (1u32 << TCP_NEW_SYN_RECV);
         dump(&sock, family as u8, states, |msg| {
             let sport = u16::from_be_bytes([msg[4], msg[5]]);
             if sport != port {

@@ -34,7 +34,7 @@ mod tcp_info;
 mod lab_tests;
 
 pub use counters::{CounterDelta, Counters, CountersError, Table};
-pub use diag::{DiagError, Listener, PortState, local_listener, port_state};
+pub use diag::{DiagError, Listener, PortState, local_listener, port_listeners, port_state};
 pub use evidence::{
     Evidence, EvidenceError, EvidenceReport, MAX_INTERVAL, MAX_SAMPLES, Phase, Recorder, Sample,
 };
