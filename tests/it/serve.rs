@@ -307,3 +307,24 @@ fn sigint_with_a_short_grace_resets_the_rest_and_exits_3() {
     let (received, _) = busy.drain();
     assert_eq!(received, 0, "no response for the cut request");
 }
+
+#[test]
+fn a_second_sigint_exits_at_once_without_waiting_for_the_grace() {
+    let mut server = ServeProcess::start(&["--shutdown-grace", "30s"]);
+    let addr = server.addr();
+    let mut busy = send_and_wait_until_read(addr, b"GET /delay/30000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    server.signal(libc::SIGINT);
+    wait_until(
+        Duration::from_millis(1500),
+        "connects to be refused",
+        || connect_refused(addr),
+    );
+    // Draining: the in-flight delay holds the exit for up to the 30 s grace.
+    assert!(server.wait_exit(Duration::from_millis(200)).is_none());
+    server.signal(libc::SIGINT);
+    // Within 5 s, not the 30 s the grace would allow.
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exit");
+    assert_eq!(status.code(), Some(3));
+    let (received, _) = busy.drain();
+    assert_eq!(received, 0, "no response for the abandoned request");
+}
