@@ -85,7 +85,7 @@ fn driver_sees_real_responses() {
     let got: Vec<(u16, &[u8])> = stream
         .responses
         .iter()
-        .map(|r| (r.status, r.body.as_slice()))
+        .map(|r| (r.status, &*r.body))
         .collect();
     assert_eq!(got, [(200, &b"abcde"[..]), (200, &b"hi"[..])]);
 }
