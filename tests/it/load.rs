@@ -51,15 +51,6 @@ fn balanced(result: &Value) -> &serde_json::Map<String, Value> {
     outcomes
 }
 
-fn schema() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/loadgen/schema/result.schema.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read schema"))
-        .expect("schema is JSON")
-}
-
 #[test]
 fn load_without_target_writes_a_balanced_result_that_matches_the_schema() {
     let out = out_path("no-target.json");
@@ -78,9 +69,7 @@ fn load_without_target_writes_a_balanced_result_that_matches_the_schema() {
         "the summary prints the seed: {stdout}"
     );
     let r = read_json(&out);
-    if let Err(e) = schema::validate(&schema(), &r) {
-        panic!("result does not match loadgen/schema/result.schema.json: {e}");
-    }
+    crate::schema::assert_valid("result.schema.json", &r);
     let outcomes = balanced(&r);
     assert_eq!(r["scheduled"], 200);
     assert_eq!(outcomes["ok"], 200, "{outcomes:?}");
@@ -295,110 +284,6 @@ fn ctrl_c_writes_a_partial_result_and_exits_130() {
     assert!(r["elapsed_s"].as_f64().unwrap() < 30.0);
 }
 
-/// A small JSON Schema checker for the keywords the committed schema uses
-/// (type, enum, required, properties, additionalProperties: false, items,
-/// minItems, minimum, exclusiveMinimum). The jsonschema crate would add a
-/// long dependency tree to every build for one test.
-mod schema {
-    use serde_json::Value;
-
-    pub fn validate(schema: &Value, doc: &Value) -> Result<(), String> {
-        check(schema, doc, "$")
-    }
-
-    fn type_ok(t: &str, v: &Value) -> bool {
-        match t {
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "boolean" => v.is_boolean(),
-            "null" => v.is_null(),
-            "integer" => v.is_u64() || v.is_i64(),
-            "number" => v.is_number(),
-            _ => false,
-        }
-    }
-
-    fn check(s: &Value, v: &Value, at: &str) -> Result<(), String> {
-        if let Some(t) = s.get("type") {
-            let ok = match t {
-                Value::String(t) => type_ok(t, v),
-                Value::Array(ts) => ts.iter().any(|t| t.as_str().is_some_and(|t| type_ok(t, v))),
-                _ => return Err(format!("{at}: bad type keyword")),
-            };
-            if !ok {
-                return Err(format!("{at}: {v} is not of type {t}"));
-            }
-        }
-        if let Some(Value::Array(allowed)) = s.get("enum") {
-            if !allowed.contains(v) {
-                return Err(format!("{at}: {v} not in {allowed:?}"));
-            }
-        }
-        if let Some(n) = v.as_f64() {
-            if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
-                if n < min {
-                    return Err(format!("{at}: {n} < minimum {min}"));
-                }
-            }
-            if let Some(min) = s.get("exclusiveMinimum").and_then(Value::as_f64) {
-                if n <= min {
-                    return Err(format!("{at}: {n} <= exclusiveMinimum {min}"));
-                }
-            }
-        }
-        if let Some(obj) = v.as_object() {
-            let props = s.get("properties").and_then(Value::as_object);
-            if let Some(Value::Array(req)) = s.get("required") {
-                for r in req.iter().filter_map(Value::as_str) {
-                    if !obj.contains_key(r) {
-                        return Err(format!("{at}: missing required {r:?}"));
-                    }
-                }
-            }
-            for (k, child) in obj {
-                match props.and_then(|p| p.get(k)) {
-                    Some(ps) => check(ps, child, &format!("{at}.{k}"))?,
-                    None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                        return Err(format!("{at}: unexpected property {k:?}"));
-                    }
-                    None => {}
-                }
-            }
-        }
-        if let Some(arr) = v.as_array() {
-            if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-                if (arr.len() as u64) < min {
-                    return Err(format!("{at}: fewer than {min} items"));
-                }
-            }
-            if let Some(items) = s.get("items") {
-                for (i, item) in arr.iter().enumerate() {
-                    check(items, item, &format!("{at}[{i}]"))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn the_checker_rejects_what_it_should() {
-        let s: Value = serde_json::from_str(
-            r#"{"type":"object","additionalProperties":false,"required":["a"],
-                "properties":{"a":{"type":"integer","minimum":1},"b":{"type":["string","null"],"enum":["x",null]}}}"#,
-        )
-        .unwrap();
-        let doc = |t: &str| serde_json::from_str::<Value>(t).unwrap();
-        assert!(validate(&s, &doc(r#"{"a":1,"b":"x"}"#)).is_ok());
-        assert!(validate(&s, &doc(r#"{"a":1,"b":null}"#)).is_ok());
-        assert!(validate(&s, &doc(r#"{"b":"x"}"#)).is_err());
-        assert!(validate(&s, &doc(r#"{"a":0}"#)).is_err());
-        assert!(validate(&s, &doc(r#"{"a":1.5}"#)).is_err());
-        assert!(validate(&s, &doc(r#"{"a":1,"c":2}"#)).is_err());
-        assert!(validate(&s, &doc(r#"{"a":1,"b":"y"}"#)).is_err());
-    }
-}
-
 /// `floodgate load` in connect mode at 200 connects/s against a reference
 /// server that accepts 50/s (`--accept-delay 20`), inside a fresh network
 /// namespace so the kernel counters in the result belong to this test.
@@ -495,9 +380,7 @@ fn malformed_run(target: &str, requests: &str, name: &str, save: Option<&Path>) 
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("malformed traffic"), "{stdout}");
     let r = read_json(&out);
-    if let Err(e) = schema::validate(&schema(), &r) {
-        panic!("result does not match loadgen/schema/result.schema.json: {e}");
-    }
+    crate::schema::assert_valid("result.schema.json", &r);
     balanced(&r);
     let m = &r["malformed"];
     let sum: u64 = m["outcomes"]

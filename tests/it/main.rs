@@ -1,7 +1,9 @@
 //! End-to-end tests of the `floodgate` binary: real processes on loopback.
-//! One module per subcommand; `util` starts and stops the processes.
+//! One module per subcommand; `util` starts and stops the processes,
+//! `schema` checks JSON output against the committed schemas.
 
 mod load;
 mod probe;
+mod schema;
 mod serve;
 mod util;

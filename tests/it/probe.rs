@@ -37,7 +37,9 @@ fn probe_in_netns(name: &str, args: &[&str]) -> (Output, Value) {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
     let _ = std::fs::remove_file(&path);
-    (out, serde_json::from_str(&text).expect("report is JSON"))
+    let report: Value = serde_json::from_str(&text).expect("report is JSON");
+    crate::schema::assert_valid("probe.schema.json", &report);
+    (out, report)
 }
 
 /// The probe's lab namespace is gone once the probe has exited.
