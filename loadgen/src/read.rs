@@ -183,52 +183,52 @@ pub fn read(bytes: &[u8]) -> Result<ReadResult, ReadError> {
 /// the header's payload length, so a 40-byte file could otherwise ask for
 /// gigabytes.
 fn histogram(name: &'static str, b64: &str) -> Result<Histogram<u64>, ReadError> {
-    let fail = |why: String| ReadError::Histogram { name, why };
+    decode_histogram(b64).map_err(|why| ReadError::Histogram { name, why })
+}
+
+/// Decodes one histogram string of a result file (base64 of HdrHistogram
+/// V2+deflate, as `--out` writes them), e.g. to merge results, within the
+/// same memory bound as [`read`]; the error says what is wrong with it.
+pub fn decode_histogram(b64: &str) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|e| fail(format!("not base64: {e}")))?;
-    let (cookie, rest) = be_u32(&bytes).ok_or_else(|| fail("too short".into()))?;
+        .map_err(|e| format!("not base64: {e}"))?;
+    let (cookie, rest) = be_u32(&bytes).ok_or("too short")?;
     if cookie != V2_DEFLATE_COOKIE {
-        return Err(fail(format!(
+        return Err(format!(
             "cookie {cookie:#010x} is not HdrHistogram V2+deflate"
-        )));
+        ));
     }
-    let (compressed_len, rest) = be_u32(rest).ok_or_else(|| fail("too short".into()))?;
+    let (compressed_len, rest) = be_u32(rest).ok_or("too short")?;
     let stream = usize::try_from(compressed_len)
         .ok()
         .and_then(|n| rest.get(..n))
-        .ok_or_else(|| {
-            fail(format!(
-                "compressed length {compressed_len} runs past the end"
-            ))
-        })?;
+        .ok_or_else(|| format!("compressed length {compressed_len} runs past the end"))?;
     let mut v2 = Vec::new();
     flate2::read::ZlibDecoder::new(stream)
         .take(MAX_HISTOGRAM_BYTES + 1)
         .read_to_end(&mut v2)
-        .map_err(|e| fail(format!("does not inflate: {e}")))?;
+        .map_err(|e| format!("does not inflate: {e}"))?;
     if v2.len() as u64 > MAX_HISTOGRAM_BYTES {
-        return Err(fail(format!("inflates past {MAX_HISTOGRAM_BYTES} bytes")));
+        return Err(format!("inflates past {MAX_HISTOGRAM_BYTES} bytes"));
     }
-    let payload = v2
-        .get(V2_HEADER_BYTES..)
-        .ok_or_else(|| fail("V2 header cut short".into()))?;
-    let (inner_cookie, rest) = be_u32(&v2).ok_or_else(|| fail("too short".into()))?;
+    let payload = v2.get(V2_HEADER_BYTES..).ok_or("V2 header cut short")?;
+    let (inner_cookie, rest) = be_u32(&v2).ok_or("too short")?;
     if inner_cookie != V2_COOKIE {
-        return Err(fail(format!(
+        return Err(format!(
             "inner cookie {inner_cookie:#010x} is not HdrHistogram V2"
-        )));
+        ));
     }
-    let (payload_len, _) = be_u32(rest).ok_or_else(|| fail("too short".into()))?;
+    let (payload_len, _) = be_u32(rest).ok_or("too short")?;
     if payload_len as usize > payload.len() {
-        return Err(fail(format!(
+        return Err(format!(
             "payload length {payload_len} but only {} bytes follow the header",
             payload.len()
-        )));
+        ));
     }
     hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut &v2[..])
-        .map_err(|e| fail(format!("does not decode: {e:?}")))
+        .map_err(|e| format!("does not decode: {e:?}"))
 }
 
 fn be_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
@@ -257,7 +257,7 @@ pub fn fuzz_report_json(data: &[u8]) {
         &read.connect_time,
         &read.generator_lag,
     ] {
-        let again = histogram("response_time", &crate::result::encode(h))
+        let again = decode_histogram(&crate::result::encode(h))
             .expect("a histogram read back encodes and reads again");
         assert_eq!(again.len(), h.len());
         assert_eq!(again.max(), h.max());
@@ -361,7 +361,7 @@ mod tests {
         wire.extend_from_slice(&(z.len() as u32).to_be_bytes());
         wire.extend_from_slice(&z);
         let b64 = base64::engine::general_purpose::STANDARD.encode(wire);
-        let err = histogram("response_time", &b64).unwrap_err().to_string();
+        let err = decode_histogram(&b64).unwrap_err();
         assert!(err.contains("payload length 4294967295"), "{err}");
     }
 

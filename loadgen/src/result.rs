@@ -185,14 +185,6 @@ pub(crate) fn encode(h: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Decodes one of [`Histograms`]' strings, e.g. to merge results.
-pub fn decode(b64: &str) -> Option<Histogram<u64>> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut &bytes[..])
-        .ok()
-}
-
 impl LoadResult {
     pub fn new(plan: &Plan, run: &RunResult) -> LoadResult {
         let rec: &Recorder = &run.recorder;
@@ -376,7 +368,7 @@ mod tests {
         for us in [1, 5, 900, 20_000, 59_000_000] {
             record(&mut h, Duration::from_micros(us));
         }
-        let back = decode(&encode(&h)).expect("decodes");
+        let back = crate::read::decode_histogram(&encode(&h)).expect("decodes");
         assert_eq!(back.len(), h.len());
         assert_eq!(back.max(), h.max());
         assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
