@@ -63,14 +63,14 @@ triple=$(rustc "${toolchain[@]}" -vV | sed -n 's/^host: //p')
 # AddressSanitizer checks memory through calls into its runtime rather than
 # inline: cargo-fuzz's coverage pass runs after ASan, so every inline shadow
 # check would become a traced comparison and an edge of its own. Measured
-# here on http_connection: ~5.7k execs/s inline, ~10k through calls (see
+# here on http_connection: ~5k execs/s inline, ~10k through calls (see
 # bench/fuzz.sh). Stack-use-after-return detection and malloc filling cost
 # another third and find nothing in safe Rust; a user's ASAN_OPTIONS wins.
 export RUSTFLAGS="${RUSTFLAGS:-} -Cllvm-args=-asan-instrumentation-with-call-threshold=0"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_stack_use_after_return=0:max_malloc_fill_size=0}
 
 # build TARGET_DIR [cargo fuzz build args...]: cargo-fuzz's default build,
-# optimised, with AddressSanitizer.
+# optimised, with AddressSanitizer unless the args say `-s none`.
 build() {
     local dir=$1
     shift
