@@ -145,6 +145,9 @@ struct Guard {
     drain: bool,
     /// A malformed exchange has no outcome yet.
     malformed_in_flight: bool,
+    /// Closed loop: when the last request ended, which is when the next one
+    /// is due, so the clock is read once per request, not twice.
+    ended_at: Option<Instant>,
 }
 
 impl Guard {
@@ -198,7 +201,7 @@ impl Guard {
                 None => self.schedule.next_slot()?,
             };
             if !sh.plan.is_open() {
-                let now = Instant::now();
+                let now = self.ended_at.take().unwrap_or_else(Instant::now);
                 if sh.end.is_some_and(|e| now >= e) {
                     return None;
                 }
@@ -281,6 +284,7 @@ pub(crate) async fn slot_task(sh: Rc<Shared>, index: usize) {
         in_flight: false,
         drain: sh.plan.mode != Mode::Hold,
         malformed_in_flight: false,
+        ended_at: None,
     };
     let source =
         (!sh.plan.sources.is_empty()).then(|| sh.plan.sources[index % sh.plan.sources.len()]);
@@ -635,6 +639,7 @@ async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>) {
             }
             _ => &plan.kinds[slot.kind].prepared,
         };
+        let reused = conn.is_some();
         let established = match &mut conn {
             Some(c) => c,
             None => match open(&sh, source).await {
@@ -651,7 +656,13 @@ async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>) {
                 }
             },
         };
-        let sent = Instant::now();
+        // Closed loop on an open connection: the request goes out now, at
+        // its intended time (read when the last one ended).
+        let sent = if reused && !plan.is_open() {
+            intended
+        } else {
+            Instant::now()
+        };
         deadline.arm(sent + plan.read_timeout);
         let result = future::or(
             exchange(
@@ -669,6 +680,7 @@ async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>) {
         .await;
         deadline.disarm();
         let done = Instant::now();
+        g.ended_at = Some(done);
         let outcome = match result {
             Ok(c) => {
                 {

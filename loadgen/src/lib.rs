@@ -10,8 +10,8 @@
 //!
 //! [`run::run`] starts `plan.threads` OS threads named `floodgate-load-N`.
 //! Each owns one epoll instance (`reactor`, edge-triggered, one
-//! `epoll_pwait2` per wait) and an `async_executor::LocalExecutor` holding
-//! one task per connection slot it owns (slot `i` lives on thread
+//! `epoll_pwait2` per wait) and a task queue (`exec`, async-task tasks in a
+//! thread-local FIFO) holding one task per connection slot it owns (slot `i` lives on thread
 //! `i % threads`); its loop runs ready tasks, sweeps read deadlines every
 //! 20 ms, and waits on epoll until the next timer. Nothing is shared between
 //! threads on the hot path except one padded cache line of live counters per
@@ -19,6 +19,7 @@
 //! merges the per-thread recorders at the end. There is no other thread.
 
 pub mod conn;
+mod exec;
 pub mod http;
 pub mod kernel;
 pub mod malformed;

@@ -1,7 +1,7 @@
 //! Running a plan: `--threads` OS threads, each with its own single-threaded
-//! executor (async-io's reactor plus an `async_executor::LocalExecutor`)
-//! driving its share of the connection slots, and the calling thread waiting
-//! and reporting progress. Stopping (the end of `--duration`, Ctrl-C and the
+//! event loop (`reactor`'s epoll plus `exec`'s task queue) driving its share
+//! of the connection slots, and the calling thread waiting and reporting
+//! progress. Stopping (the end of `--duration`, Ctrl-C and the
 //! grace after it) is decided here; what one slot does is `conn`'s.
 
 use std::cell::Cell;
@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use async_executor::LocalExecutor;
-
 use crate::conn::{LiveSlot, SWEEP_TICK, Shared, slot_task};
+use crate::exec::LocalQueue;
 use crate::measure::Recorder;
 use crate::plan::Plan;
 use crate::reactor::Reactor;
@@ -124,7 +123,7 @@ fn thread_main(
         reactor: reactor.clone(),
         deadlines: Default::default(),
     });
-    let ex = LocalExecutor::new();
+    let ex = LocalQueue::new();
     let tasks: Vec<_> = (t..plan.connections)
         .step_by(threads)
         .map(|i| ex.spawn(slot_task(sh.clone(), i)))
@@ -147,8 +146,8 @@ fn thread_main(
         stop.as_ref(),
         end.map(|e| e + plan.grace),
     );
-    // Dropping the executor drops unfinished tasks, whose guards record
-    // their requests as cancelled.
+    // Dropping the queue drops unfinished tasks, whose guards record their
+    // requests as cancelled.
     drop(all);
     drop(ex);
     sh.rec.take()
@@ -159,7 +158,7 @@ fn thread_main(
 /// the next timer. Returns when every slot is done, at `hard_end` (the end
 /// of the schedule plus the grace), or at the end of the grace after Ctrl-C.
 fn drive(
-    ex: &LocalExecutor<'_>,
+    ex: &LocalQueue,
     reactor: &Reactor,
     done: &Cell<bool>,
     sh: &Shared,
