@@ -153,7 +153,25 @@ for tool in ("wrk", "oha", "floodgate"):
     print(f"{tool:<10}{rps:>16.0f}{us:>22.2f}")
 for peer in ("wrk", "oha"):
     print(f"floodgate/{peer}: req/s {med['floodgate'][0] / med[peer][0]:.2f}x, "
-          f"CPU per request {med['floodgate'][1] / med[peer][1]:.2f}x")
+          f"CPU per request {med['floodgate'][1] / med[peer][1]:.2f}x (ratio of medians)")
+# This machine's speed drifts over minutes, and a run's CPU per request
+# moves with it (it falls as requests/s rise). The tools of one run are
+# measured back to back, so the ratio within each run is less exposed to
+# that drift; its median and range across runs show the noise.
+print()
+for peer in ("wrk", "oha"):
+    per_run = {}
+    for _, run, tool, n, cpu in rows:
+        if tool in (peer, "floodgate"):
+            per_run.setdefault(run, {})[tool] = (int(n), float(cpu))
+    rps, us = [], []
+    for pair in per_run.values():
+        (fn, fc), (pn, pc) = pair["floodgate"], pair[peer]
+        rps.append(fn / pn)
+        us.append((fc / fn) / (pc / pn))
+    print(f"floodgate/{peer} within each run: req/s median {statistics.median(rps):.2f}x "
+          f"(range {min(rps):.2f}-{max(rps):.2f}), CPU per request median "
+          f"{statistics.median(us):.2f}x (range {min(us):.2f}-{max(us):.2f})")
 PY
 
 # Open loop at 80% of floodgate's closed-loop median: achieved vs asked.
