@@ -35,8 +35,9 @@ pub struct Args {
 /// The flags themselves.
 #[derive(Debug, clap::Args)]
 struct Flags {
-    /// `http://HOST:PORT/PATH` or `tcp://HOST:PORT`. Without it, a reference
-    /// server is started on 127.0.0.1 (port 0) for the run.
+    /// `http://HOST:PORT/PATH`, `https://HOST:PORT/PATH` or `tcp://HOST:PORT`.
+    /// Without it, a reference server is started on 127.0.0.1 (port 0) for
+    /// the run.
     #[arg(long)]
     target: Option<String>,
     /// Open loop: this many requests per second in total, at intended times.
