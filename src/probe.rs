@@ -35,7 +35,8 @@ Subjects:
   --subject socket     a bare listener inside floodgate with backlog N that
                        accepts nothing during the burst
   --target HOST:PORT   an existing listener, paused by --pid PID (SIGSTOP, and
-                       always SIGCONT afterwards) or --pause-endpoint
+                       always SIGCONT afterwards, by a watchdog process if
+                       the probe is killed) or --pause-endpoint
 
 Lab mode: --netns runs everything in a fresh network namespace (root only),
 with the --sysctl values given, and removes it afterwards.

@@ -19,6 +19,8 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -169,12 +171,16 @@ impl Pause for PauseEndpoint {
 
 /// Stops a process with SIGSTOP and continues it with SIGCONT: in
 /// [`Pause::resume`], and again in `Drop`, so an error or a panic between
-/// the two never leaves the process stopped.
+/// the two never leaves the process stopped. While it is stopped, a
+/// watchdog process continues it should the probe itself die without doing
+/// so (SIGKILL, an abort).
 pub struct StopSignal {
     pid: i32,
     /// Set between a successful SIGSTOP and a successful SIGCONT, so `Drop`
     /// knows whether it still owes the process a SIGCONT.
     stopped: bool,
+    /// Runs from just before the SIGSTOP until the SIGCONT.
+    watchdog: Option<Child>,
 }
 
 impl StopSignal {
@@ -182,6 +188,43 @@ impl StopSignal {
         StopSignal {
             pid,
             stopped: false,
+            watchdog: None,
+        }
+    }
+
+    /// Starts a shell that waits on a pipe whose only writer is this
+    /// process (the descriptor is close-on-exec), then sends the process
+    /// SIGCONT. The pipe reaches end of file when this process ends, however
+    /// it ends. The shell has a process group of its own, so a Ctrl-C at the
+    /// terminal leaves it running and the probe stops it after resuming.
+    fn start_watchdog(&mut self) {
+        let spawned = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "read -r line; kill -CONT \"$1\"",
+                "floodgate-watchdog",
+            ])
+            .arg(self.pid.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+        match spawned {
+            Ok(child) => self.watchdog = Some(child),
+            Err(e) => tracing::warn!(
+                "no watchdog for process {}: it stays stopped if this probe is killed: {e}",
+                self.pid
+            ),
+        }
+    }
+
+    /// Stops the watchdog (the probe's own child, by its PID) before it
+    /// could send a SIGCONT of its own.
+    fn stop_watchdog(&mut self) {
+        if let Some(mut child) = self.watchdog.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -203,6 +246,7 @@ impl Pause for StopSignal {
     }
 
     fn pause(&mut self) -> Result<(), ProbeError> {
+        self.start_watchdog();
         self.send(libc::SIGSTOP)?;
         self.stopped = true;
         // SIGSTOP is delivered asynchronously; wait (bounded) until the
@@ -226,6 +270,7 @@ impl Pause for StopSignal {
             self.send(libc::SIGCONT)?;
             self.stopped = false;
         }
+        self.stop_watchdog();
         Ok(())
     }
 }
@@ -236,6 +281,7 @@ impl Drop for StopSignal {
             // SAFETY: as in `send`; nothing more can be done about a failure.
             unsafe { libc::kill(self.pid, libc::SIGCONT) };
         }
+        self.stop_watchdog();
     }
 }
 

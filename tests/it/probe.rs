@@ -234,6 +234,55 @@ fn pid_mode_resumes_the_process_on_ctrl_c() {
     assert_ne!(state(server.pid()), "T");
 }
 
+/// SIGKILL cannot be caught: the probe's watchdog process continues the
+/// server once the probe is gone.
+#[test]
+fn pid_mode_resumes_the_process_when_the_probe_is_killed() {
+    let server = ServeProcess::start(&[]);
+    let mut probe = floodgate()
+        .args(["probe", "backlog", "--target"])
+        .arg(server.addr().to_string())
+        .args(["--pid", &server.pid().to_string(), "--window", "950ms"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(server.pid()) != "T" {
+        assert!(
+            Instant::now() < deadline,
+            "the probe never stopped the server"
+        );
+        assert!(probe.try_wait().unwrap().is_none(), "the probe ended early");
+        std::thread::yield_now();
+    }
+    probe.kill().unwrap();
+    let status = probe.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    // The watchdog sees the probe's end of its pipe close and sends SIGCONT.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(server.pid()) == "T" {
+        assert!(
+            Instant::now() < deadline,
+            "the server is still stopped 10 s after the probe was killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // And it serves again.
+    let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut conn,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 #[test]
 fn netns_is_removed_on_ctrl_c() {
     let mut probe = floodgate()
