@@ -208,16 +208,15 @@ fn pid_mode_resumes_the_process_when_the_probe_fails() {
     assert_ne!(state(server.pid()), "T");
 }
 
-#[test]
-fn pid_mode_resumes_the_process_on_ctrl_c() {
-    let server = ServeProcess::start(&[]);
+/// Starts `probe backlog --pid` on `server` and returns once the server
+/// is stopped (a bounded wait for that state), the probe still running.
+fn probe_stopping(server: &ServeProcess) -> std::process::Child {
     let mut probe = floodgate()
         .args(["probe", "backlog", "--target"])
         .arg(server.addr().to_string())
         .args(["--pid", &server.pid().to_string(), "--window", "950ms"])
         .spawn()
         .unwrap();
-    // Interrupt while the server is stopped (a bounded wait for that state).
     let deadline = Instant::now() + Duration::from_secs(10);
     while state(server.pid()) != "T" {
         assert!(
@@ -227,6 +226,13 @@ fn pid_mode_resumes_the_process_on_ctrl_c() {
         assert!(probe.try_wait().unwrap().is_none(), "the probe ended early");
         std::thread::yield_now();
     }
+    probe
+}
+
+#[test]
+fn pid_mode_resumes_the_process_on_ctrl_c() {
+    let server = ServeProcess::start(&[]);
+    let mut probe = probe_stopping(&server);
     // SAFETY: kill(2) on the PID of the probe this test started.
     assert_eq!(unsafe { libc::kill(probe.id() as i32, libc::SIGINT) }, 0);
     let status = probe.wait().unwrap();
@@ -239,21 +245,7 @@ fn pid_mode_resumes_the_process_on_ctrl_c() {
 #[test]
 fn pid_mode_resumes_the_process_when_the_probe_is_killed() {
     let server = ServeProcess::start(&[]);
-    let mut probe = floodgate()
-        .args(["probe", "backlog", "--target"])
-        .arg(server.addr().to_string())
-        .args(["--pid", &server.pid().to_string(), "--window", "950ms"])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state(server.pid()) != "T" {
-        assert!(
-            Instant::now() < deadline,
-            "the probe never stopped the server"
-        );
-        assert!(probe.try_wait().unwrap().is_none(), "the probe ended early");
-        std::thread::yield_now();
-    }
+    let mut probe = probe_stopping(&server);
     probe.kill().unwrap();
     let status = probe.wait().unwrap();
     assert_eq!(

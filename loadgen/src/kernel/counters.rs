@@ -97,67 +97,39 @@ impl Counters {
     /// `/proc/net/snmp` (each with its path, for errors).
     fn scan(netstat: (&str, &Path), snmp: (&str, &Path)) -> Result<Counters, CountersError> {
         let mut c = Counters::default();
-        parse_pairs(netstat.0, netstat.1, |prefix, name, v| {
-            if prefix == "TcpExt" {
-                if let Some(field) = c.tcp_ext_field(name) {
-                    *field = v;
-                }
-            }
-        })?;
-        parse_pairs(snmp.0, snmp.1, |prefix, name, v| {
-            if prefix == "Tcp" {
-                if let Some(field) = c.tcp_field(name) {
-                    *field = v;
-                }
-            }
-        })?;
+        for (text, path) in [netstat, snmp] {
+            parse_pairs(text, path, |prefix, name, v| c.set(prefix, name, v))?;
+        }
         Ok(c)
     }
 
-    /// The field holding TcpExt counter `name`, if floodgate keeps it.
-    fn tcp_ext_field(&mut self, name: &str) -> Option<&mut u64> {
-        Some(match name {
-            "ListenOverflows" => &mut self.listen_overflows,
-            "ListenDrops" => &mut self.listen_drops,
-            "TCPReqQFullDoCookies" => &mut self.tcp_req_q_full_do_cookies,
-            "TCPReqQFullDrop" => &mut self.tcp_req_q_full_drop,
-            "SyncookiesSent" => &mut self.syncookies_sent,
-            "SyncookiesRecv" => &mut self.syncookies_recv,
-            "SyncookiesFailed" => &mut self.syncookies_failed,
-            "EmbryonicRsts" => &mut self.embryonic_rsts,
-            "TCPSynRetrans" => &mut self.tcp_syn_retrans,
-            _ => return None,
-        })
-    }
-
-    /// The field holding Tcp counter `name`, if floodgate keeps it.
-    fn tcp_field(&mut self, name: &str) -> Option<&mut u64> {
-        Some(match name {
-            "ActiveOpens" => &mut self.active_opens,
-            "PassiveOpens" => &mut self.passive_opens,
-            "AttemptFails" => &mut self.attempt_fails,
-            "OutRsts" => &mut self.out_rsts,
-            _ => return None,
-        })
+    /// Sets the counter `prefix: name` to `v`, if floodgate keeps it.
+    fn set(&mut self, prefix: &str, name: &str, v: u64) {
+        let field = match (prefix, name) {
+            ("TcpExt", "ListenOverflows") => &mut self.listen_overflows,
+            ("TcpExt", "ListenDrops") => &mut self.listen_drops,
+            ("TcpExt", "TCPReqQFullDoCookies") => &mut self.tcp_req_q_full_do_cookies,
+            ("TcpExt", "TCPReqQFullDrop") => &mut self.tcp_req_q_full_drop,
+            ("TcpExt", "SyncookiesSent") => &mut self.syncookies_sent,
+            ("TcpExt", "SyncookiesRecv") => &mut self.syncookies_recv,
+            ("TcpExt", "SyncookiesFailed") => &mut self.syncookies_failed,
+            ("TcpExt", "EmbryonicRsts") => &mut self.embryonic_rsts,
+            ("TcpExt", "TCPSynRetrans") => &mut self.tcp_syn_retrans,
+            ("Tcp", "ActiveOpens") => &mut self.active_opens,
+            ("Tcp", "PassiveOpens") => &mut self.passive_opens,
+            ("Tcp", "AttemptFails") => &mut self.attempt_fails,
+            ("Tcp", "OutRsts") => &mut self.out_rsts,
+            _ => return,
+        };
+        *field = v;
     }
 
     /// Picks floodgate's counters out of parsed `/proc/net/netstat` and
     /// `/proc/net/snmp` tables.
     pub fn from_tables(netstat: &Table, snmp: &Table) -> Counters {
         let mut c = Counters::default();
-        for ((prefix, name), &v) in &netstat.values {
-            if prefix == "TcpExt" {
-                if let Some(field) = c.tcp_ext_field(name) {
-                    *field = v;
-                }
-            }
-        }
-        for ((prefix, name), &v) in &snmp.values {
-            if prefix == "Tcp" {
-                if let Some(field) = c.tcp_field(name) {
-                    *field = v;
-                }
-            }
+        for ((prefix, name), &v) in netstat.values.iter().chain(&snmp.values) {
+            c.set(prefix, name, v);
         }
         c
     }
