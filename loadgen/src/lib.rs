@@ -11,12 +11,14 @@
 //! [`run::run`] starts `plan.threads` OS threads named `floodgate-load-N`.
 //! Each owns one epoll instance (`reactor`, edge-triggered, one
 //! `epoll_pwait2` per wait) and a task queue (`exec`, async-task tasks in a
-//! thread-local FIFO) holding one task per connection slot it owns (slot `i` lives on thread
-//! `i % threads`); its loop runs ready tasks, sweeps read deadlines every
-//! 20 ms, and waits on epoll until the next timer. Nothing is shared between
-//! threads on the hot path except one padded cache line of live counters per
-//! thread. The calling thread only waits, reports progress once a second and
-//! merges the per-thread recorders at the end. There is no other thread.
+//! thread-local FIFO) holding one task per connection slot it owns (slot `i`
+//! lives on thread `i % threads`); its loop runs ready tasks, sweeps read
+//! deadlines every 20 ms, and waits on epoll until the next timer. Nothing is
+//! shared between threads on the hot path except one padded cache line of
+//! live counters per thread. The calling thread only waits, reports progress
+//! once a second and merges the per-thread recorders at the end. `run` starts
+//! no other thread; the evidence sampler (`kernel::evidence`) is started by
+//! the caller, when the target listens in its network namespace.
 
 pub mod conn;
 mod exec;
