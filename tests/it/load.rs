@@ -130,6 +130,46 @@ fn delay_20ms_measures_p50_within_1ms_of_20ms() {
     panic!("p50 not within 1 ms of 20 ms in any run: {p50s:?} µs");
 }
 
+/// Closed loop: each request is due when the last one on its connection
+/// ended, so against `/delay/20` its response time is the 20 ms of its own
+/// answer, not that plus its predecessor's, and the service time (from the
+/// actual send) agrees with it.
+#[test]
+fn closed_loop_measures_each_request_from_when_the_last_one_ended() {
+    let server = ServeProcess::start(&[]);
+    let out = out_path("closed-delay.json");
+    let target = format!("http://{}/delay/20", server.addr());
+    // Up to three runs, as in the open-loop test above: a starved server
+    // timer is the server's lateness; a mismeasuring generator fails every
+    // run.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let o = load(&[
+            "--target",
+            &target,
+            "--closed",
+            "--connections",
+            "2",
+            "--requests",
+            "40",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r = read_json(&out);
+        let outcomes = balanced(&r);
+        assert_eq!(outcomes["ok"], 40, "{outcomes:?}");
+        let response = r["latency_us"]["p50"].as_i64().unwrap();
+        let service = r["service_time_us"]["p50"].as_i64().unwrap();
+        assert_eq!(r["service_time_us"]["count"], 40);
+        if (response - 20_000).abs() <= 1_000 && (response - service).abs() <= 100 {
+            return;
+        }
+        seen.push((response, service));
+    }
+    panic!("response/service p50 not both within 1 ms of 20 ms in any run: {seen:?} µs");
+}
+
 #[test]
 fn verify_passes_against_the_reference_server() {
     let server = ServeProcess::start(&[]);
