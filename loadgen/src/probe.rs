@@ -198,6 +198,10 @@ impl StopSignal {
     /// it ends. The shell has a process group of its own, so a Ctrl-C at the
     /// terminal leaves it running and the probe stops it after resuming.
     fn start_watchdog(&mut self) {
+        // A second pause before a resume keeps the watchdog it has.
+        if self.watchdog.is_some() {
+            return;
+        }
         let spawned = Command::new("/bin/sh")
             .args([
                 "-c",
