@@ -8,6 +8,8 @@
 //! is always described by a [`CounterDelta`], never by absolute values.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -74,38 +76,26 @@ pub type CounterDelta = Counters;
 impl Counters {
     /// Reads the counters of the calling thread's network namespace.
     pub fn read() -> Result<Counters, CountersError> {
-        // `/proc/net` follows the process's main thread; `thread-self`
-        // follows the caller, which matters when a thread has entered
-        // another namespace (setns or unshare).
-        let dir = if Path::new("/proc/thread-self/net/netstat").exists() {
-            "/proc/thread-self/net"
-        } else {
-            "/proc/net"
-        };
-        // The evidence sampler calls this 20 times a second during a run,
-        // so the files are scanned in place for the 13 counters wanted,
-        // without building a table of all ~150.
-        let netstat = Path::new(dir).join("netstat");
-        let snmp = Path::new(dir).join("snmp");
-        Counters::scan(
-            (&read_text(&netstat)?, &netstat),
-            (&read_text(&snmp)?, &snmp),
-        )
+        CounterFiles::open()?.read()
     }
 
-    /// Floodgate's counters from the texts of `/proc/net/netstat` and
-    /// `/proc/net/snmp` (each with its path, for errors).
-    fn scan(netstat: (&str, &Path), snmp: (&str, &Path)) -> Result<Counters, CountersError> {
-        let mut c = Counters::default();
-        for (text, path) in [netstat, snmp] {
-            parse_pairs(text, path, |prefix, name, v| c.set(prefix, name, v))?;
-        }
-        Ok(c)
+    /// Sets the counters found in the text of `/proc/net/netstat` or
+    /// `/proc/net/snmp` (read from `path`, for errors), scanning it in place
+    /// for the 13 counters wanted, without building a table of all ~150.
+    fn scan(&mut self, text: &str, path: &Path) -> Result<(), CountersError> {
+        parse_pairs(text, path, |prefix, name, value| {
+            // Only the kept counters' values are parsed.
+            if let Some(field) = self.field(prefix, name) {
+                if let Ok(v) = value.parse() {
+                    *field = v;
+                }
+            }
+        })
     }
 
-    /// Sets the counter `prefix: name` to `v`, if floodgate keeps it.
-    fn set(&mut self, prefix: &str, name: &str, v: u64) {
-        let field = match (prefix, name) {
+    /// The counter `prefix: name`, if floodgate keeps it.
+    fn field(&mut self, prefix: &str, name: &str) -> Option<&mut u64> {
+        Some(match (prefix, name) {
             ("TcpExt", "ListenOverflows") => &mut self.listen_overflows,
             ("TcpExt", "ListenDrops") => &mut self.listen_drops,
             ("TcpExt", "TCPReqQFullDoCookies") => &mut self.tcp_req_q_full_do_cookies,
@@ -119,9 +109,8 @@ impl Counters {
             ("Tcp", "PassiveOpens") => &mut self.passive_opens,
             ("Tcp", "AttemptFails") => &mut self.attempt_fails,
             ("Tcp", "OutRsts") => &mut self.out_rsts,
-            _ => return,
-        };
-        *field = v;
+            _ => return None,
+        })
     }
 
     /// Picks floodgate's counters out of parsed `/proc/net/netstat` and
@@ -129,7 +118,9 @@ impl Counters {
     pub fn from_tables(netstat: &Table, snmp: &Table) -> Counters {
         let mut c = Counters::default();
         for ((prefix, name), &v) in netstat.values.iter().chain(&snmp.values) {
-            c.set(prefix, name, v);
+            if let Some(field) = c.field(prefix, name) {
+                *field = v;
+            }
         }
         c
     }
@@ -169,6 +160,85 @@ impl Counters {
     }
 }
 
+/// The two counter files, held open for a sampler that reads them many
+/// times a second: a read is then a seek and a read, without the path
+/// lookup, open and close (and the procfs inode they create and destroy)
+/// that made up about half of the evidence thread's time.
+///
+/// The files belong to the network namespace of the thread that opened
+/// them, for as long as they stay open.
+pub(crate) struct CounterFiles {
+    netstat: CounterFile,
+    snmp: CounterFile,
+    /// One file's text, reused between reads.
+    text: String,
+}
+
+struct CounterFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl CounterFiles {
+    /// Opens the files of the calling thread's network namespace.
+    pub(crate) fn open() -> Result<CounterFiles, CountersError> {
+        // `/proc/net` follows the process's main thread; `thread-self`
+        // follows the caller, which matters when a thread has entered
+        // another namespace (setns or unshare).
+        let dir = if Path::new("/proc/thread-self/net/netstat").exists() {
+            "/proc/thread-self/net"
+        } else {
+            "/proc/net"
+        };
+        let open = |name: &str| {
+            let path = Path::new(dir).join(name);
+            match File::open(&path) {
+                Ok(file) => Ok(CounterFile { file, path }),
+                Err(error) => Err(CountersError::Read { path, error }),
+            }
+        };
+        Ok(CounterFiles {
+            netstat: open("netstat")?,
+            snmp: open("snmp")?,
+            text: String::new(),
+        })
+    }
+
+    /// Every counter, from both files.
+    pub(crate) fn read(&mut self) -> Result<Counters, CountersError> {
+        let mut c = Counters::default();
+        for f in [&mut self.netstat, &mut self.snmp] {
+            f.read_into(&mut self.text)?;
+            c.scan(&self.text, &f.path)?;
+        }
+        Ok(c)
+    }
+
+    /// Refreshes the TcpExt counters of `c` from `/proc/net/netstat` alone,
+    /// leaving the Tcp ones (from `/proc/net/snmp`) as they were: what a
+    /// listener sample needs, for half the kernel's formatting work.
+    pub(crate) fn refresh_tcp_ext(&mut self, c: &mut Counters) -> Result<(), CountersError> {
+        self.netstat.read_into(&mut self.text)?;
+        c.scan(&self.text, &self.netstat.path)
+    }
+}
+
+impl CounterFile {
+    /// The file's whole text now: procfs regenerates it from the start
+    /// after a seek to 0.
+    fn read_into(&mut self, text: &mut String) -> Result<(), CountersError> {
+        text.clear();
+        self.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.read_to_string(text))
+            .map(drop)
+            .map_err(|error| CountersError::Read {
+                path: self.path.clone(),
+                error,
+            })
+    }
+}
+
 /// A parsed `/proc/net/netstat` or `/proc/net/snmp`: `(prefix, name) ->
 /// value`, for example `("TcpExt", "ListenOverflows") -> 16`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -183,8 +253,10 @@ impl Table {
     /// the first difference would be paired with the wrong number.
     pub fn parse(text: &str, path: &Path) -> Result<Table, CountersError> {
         let mut values = BTreeMap::new();
-        parse_pairs(text, path, |prefix, name, v| {
-            values.insert((prefix.to_owned(), name.to_owned()), v);
+        parse_pairs(text, path, |prefix, name, value| {
+            if let Ok(v) = value.parse() {
+                values.insert((prefix.to_owned(), name.to_owned()), v);
+            }
         })?;
         Ok(Table { values })
     }
@@ -197,13 +269,13 @@ impl Table {
     }
 }
 
-/// Calls `found(prefix, name, value)` for every unsigned value of the
+/// Calls `found(prefix, name, value)` for every value of the
 /// header/value line pairs in `text`, checking the pairs as
 /// [`Table::parse`] says.
 fn parse_pairs(
     text: &str,
     path: &Path,
-    mut found: impl FnMut(&str, &str, u64),
+    mut found: impl FnMut(&str, &str, &str),
 ) -> Result<(), CountersError> {
     let malformed = |line: usize, what: String| CountersError::Malformed {
         path: path.to_owned(),
@@ -243,19 +315,10 @@ fn parse_pairs(
             ));
         }
         for (name, num) in names.split_whitespace().zip(nums.split_whitespace()) {
-            if let Ok(v) = num.parse::<u64>() {
-                found(prefix, name, v);
-            }
+            found(prefix, name, num);
         }
     }
     Ok(())
-}
-
-fn read_text(path: &Path) -> Result<String, CountersError> {
-    std::fs::read_to_string(path).map_err(|error| CountersError::Read {
-        path: path.to_owned(),
-        error,
-    })
 }
 
 #[cfg(test)]
@@ -324,12 +387,34 @@ mod tests {
     /// the full table does.
     #[test]
     fn the_in_place_scan_matches_the_table() {
-        let c = Counters::scan((NETSTAT, Path::new("netstat")), (SNMP, Path::new("snmp")));
-        assert_eq!(c.unwrap(), captured());
+        let mut c = Counters::default();
+        c.scan(NETSTAT, Path::new("netstat")).unwrap();
+        c.scan(SNMP, Path::new("snmp")).unwrap();
+        assert_eq!(c, captured());
     }
 
     #[test]
     fn live_counters_are_readable() {
         Counters::read().unwrap();
+    }
+
+    /// The evidence sampler keeps the files open: each read must see the
+    /// kernel's values now, not the text of the first read.
+    #[test]
+    fn held_open_files_read_new_values_and_tcp_ext_alone_leaves_tcp() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let connect = || TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut files = CounterFiles::open().unwrap();
+        let before = files.read().unwrap();
+        let _first = connect();
+        let after = files.read().unwrap();
+        assert!(after.active_opens > before.active_opens);
+
+        let _second = connect();
+        let mut refreshed = after;
+        files.refresh_tcp_ext(&mut refreshed).unwrap();
+        assert_eq!(refreshed.active_opens, after.active_opens);
+        assert!(files.read().unwrap().active_opens > after.active_opens);
     }
 }

@@ -89,24 +89,66 @@ const TCP_NEW_SYN_RECV: u8 = 12;
 /// [`port_listeners`] reads the listeners alone, from the listening hash:
 /// 71 µs.
 pub fn port_state(port: u16) -> Result<PortState, DiagError> {
-    query(port, true)
+    Diag::open()?.port_state(port)
 }
 
 /// The listeners bound to local `port`, without the SYN-RECV count: cheap
 /// enough to sample many times a second.
 pub fn port_listeners(port: u16) -> Result<Vec<Listener>, DiagError> {
-    Ok(query(port, false)?.listeners)
+    Diag::open()?.port_listeners(port)
 }
 
-fn query(port: u16, with_syn_recv: bool) -> Result<PortState, DiagError> {
-    let sock = open()?;
+/// A sock_diag socket and its reply buffer, kept for repeated queries (the
+/// evidence sampler makes 20 a second): a query is then a send and a few
+/// receives, without creating and releasing a socket each time.
+pub(crate) struct Diag {
+    sock: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Diag {
+    /// Opens a socket in the calling thread's network namespace.
+    pub(crate) fn open() -> Result<Diag, DiagError> {
+        Ok(Diag {
+            sock: open()?,
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    /// As [`port_state`].
+    pub(crate) fn port_state(&mut self, port: u16) -> Result<PortState, DiagError> {
+        self.query(port, true)
+    }
+
+    /// As [`port_listeners`].
+    pub(crate) fn port_listeners(&mut self, port: u16) -> Result<Vec<Listener>, DiagError> {
+        Ok(self.query(port, false)?.listeners)
+    }
+
+    fn query(&mut self, port: u16, with_syn_recv: bool) -> Result<PortState, DiagError> {
+        let result = query(&self.sock, &mut self.buf, port, with_syn_recv);
+        if result.is_err() {
+            // A dump cut short may leave replies queued that the next query
+            // would read as its own: start the next one on a fresh socket.
+            self.sock = open()?;
+        }
+        result
+    }
+}
+
+fn query(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    port: u16,
+    with_syn_recv: bool,
+) -> Result<PortState, DiagError> {
     let mut state = PortState::default();
     let mut states = 1u32 << TCP_LISTEN;
     if with_syn_recv {
         states |= (1u32 << TCP_SYN_RECV) | (1u32 << TCP_NEW_SYN_RECV);
     }
     for family in [libc::AF_INET, libc::AF_INET6] {
-        dump(&sock, family as u8, states, |msg| {
+        dump(sock, buf, family as u8, states, |msg| {
             let sport = u16::from_be_bytes([msg[4], msg[5]]);
             if sport != port {
                 return;
@@ -181,6 +223,7 @@ fn request(family: u8, states: u32) -> [u8; NLMSG_HDR_LEN + REQ_V2_LEN] {
 /// Sends one dump request and calls `each` with every `inet_diag_msg`.
 fn dump(
     sock: &OwnedFd,
+    buf: &mut [u8],
     family: u8,
     states: u32,
     mut each: impl FnMut(&[u8]),
@@ -192,7 +235,6 @@ fn dump(
     if sent < 0 {
         return Err(DiagError::Io(io::Error::last_os_error()));
     }
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         // SAFETY: `buf` is a writable buffer of `buf.len()` bytes.
         let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };

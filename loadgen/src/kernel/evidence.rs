@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::counters::{CounterDelta, Counters, CountersError};
-use super::diag::{port_listeners, port_state};
+use super::counters::{CounterDelta, CounterFiles, Counters, CountersError};
+use super::diag::Diag;
 
 /// Samples kept per run: 2.7 hours at 10 Hz.
 pub const MAX_SAMPLES: usize = 100_000;
@@ -44,12 +44,15 @@ impl Evidence {
         if interval.is_zero() || interval > MAX_INTERVAL {
             return Err(EvidenceError::Interval(interval));
         }
-        let base = Counters::read()?;
+        // Opened here, on the caller's thread, so the counters are those of
+        // the caller's network namespace even if the new thread's were not.
+        let mut files = CounterFiles::open()?;
+        let base = files.read()?;
         let started = Instant::now();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("floodgate-evidence".into())
-            .spawn(move || sample_loop(rx, local_port, interval, base, started))
+            .spawn(move || sample_loop(rx, files, local_port, interval, base, started))
             .map_err(EvidenceError::Spawn)?;
         Ok(Recorder {
             tx,
@@ -162,6 +165,7 @@ const MAX_ERRORS: usize = 8;
 
 fn sample_loop(
     rx: mpsc::Receiver<Command>,
+    mut files: CounterFiles,
     port: Option<u16>,
     interval: Duration,
     base: Counters,
@@ -173,26 +177,47 @@ fn sample_loop(
         interval_ms: interval.as_millis() as u64,
         ..EvidenceReport::default()
     };
+    // The socket is opened here, in the sampling thread's namespace, which a
+    // new thread shares with the thread that started it.
+    let mut diag = match port.map(|_| Diag::open()).transpose() {
+        Ok(d) => d,
+        Err(e) => {
+            note_error(&mut report, e.to_string());
+            None
+        }
+    };
     let mut phase_name = "run".to_owned();
     let mut phase_start = (started, base);
     let mut last = base;
     let mut next = started;
     loop {
         let now = Instant::now();
-        let command = match rx.recv_timeout(next.saturating_duration_since(now)) {
-            Ok(c) => Some(c),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Command::Finish),
+        // Without a listener to sample, only marks and the finish read the
+        // counters: the phases are all that records them.
+        let command = if diag.is_none() {
+            Some(rx.recv().unwrap_or(Command::Finish))
+        } else {
+            match rx.recv_timeout(next.saturating_duration_since(now)) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Command::Finish),
+            }
         };
         let now = Instant::now();
         let previous = last;
-        match Counters::read() {
-            Ok(c) => last = c,
-            Err(e) => note_error(&mut report, e.to_string()),
+        // A listener sample needs the TcpExt counters alone; a phase's
+        // bounds need them all.
+        let read = match command {
+            None => files.refresh_tcp_ext(&mut last),
+            Some(_) => files.read().map(|c| last = c),
+        };
+        if let Err(e) = read {
+            note_error(&mut report, e.to_string());
         }
-        if let Some(port) = port {
+        if let (Some(port), Some(diag)) = (port, &mut diag) {
             take_sample(
                 &mut report,
+                diag,
                 port,
                 ms(now),
                 last.since(&base).listen_overflows,
@@ -241,12 +266,13 @@ fn syn_activity(before: &Counters, after: &Counters) -> bool {
 
 fn take_sample(
     report: &mut EvidenceReport,
+    diag: &mut Diag,
     port: u16,
     t_ms: u64,
     listen_overflows: u64,
     syn_activity: bool,
 ) {
-    let listeners = match port_listeners(port) {
+    let listeners = match diag.port_listeners(port) {
         Ok(l) => l,
         Err(e) => return note_error(report, e.to_string()),
     };
@@ -261,7 +287,7 @@ fn take_sample(
     // accept queue or SYNs are being dropped or answered with cookies, so
     // only then is it counted.
     let syn_recv = if queue_depth > 0 || syn_activity {
-        match port_state(port) {
+        match diag.port_state(port) {
             Ok(s) => Some(s.syn_recv),
             Err(e) => {
                 note_error(report, e.to_string());
@@ -316,7 +342,11 @@ mod tests {
         recorder.mark("filled");
         // Wait (bounded) until the sampler has seen the queue holding all four.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while port_state(addr.port()).unwrap().queue_depth() < 4 {
+        while crate::kernel::port_state(addr.port())
+            .unwrap()
+            .queue_depth()
+            < 4
+        {
             assert!(Instant::now() < deadline);
             std::thread::yield_now();
         }
