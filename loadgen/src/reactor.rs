@@ -1,7 +1,7 @@
 //! The per-thread event loop of a load thread: one epoll instance with
-//! edge-triggered registrations, a timer map, and the loop that runs the
-//! thread's task queue (`exec`) between waits. What a connection
-//! does with readiness is `conn`'s; when a run stops is `run`'s.
+//! edge-triggered registrations, a timer map, a periodic tick (timerfd), and
+//! the loop that runs the thread's task queue (`exec`) between waits. What
+//! a connection does with readiness is `conn`'s; when a run stops is `run`'s.
 //!
 //! Why not async-io's reactor: with polling 3.11 every epoll wait also costs
 //! a `timerfd_settime`, two `epoll_ctl` re-arms and an eventfd read, and each
@@ -48,7 +48,14 @@ pub(crate) struct Reactor {
     /// epoll_pwait2 (nanosecond timeouts, Linux 5.11+) works here.
     pwait2: Cell<bool>,
     events: RefCell<Vec<libc::epoll_event>>,
+    /// A periodic timerfd in the epoll set, once [`Reactor::start_tick`]
+    /// made one, and whether it has fired since the last look.
+    tick: RefCell<Option<OwnedFd>>,
+    tick_due: Cell<bool>,
 }
+
+/// The epoll key of the tick timerfd; socket keys are indexes into `sources`.
+const TICK_KEY: u64 = u64::MAX;
 
 impl Reactor {
     pub(crate) fn new() -> io::Result<Rc<Reactor>> {
@@ -66,12 +73,69 @@ impl Reactor {
             next_timer_id: Cell::new(0),
             pwait2: Cell::new(true),
             events: RefCell::new(Vec::with_capacity(1024)),
+            tick: RefCell::new(None),
+            tick_due: Cell::new(false),
         }))
     }
 
-    /// Waits up to `timeout` for events, then wakes the tasks they concern
-    /// and the timers that are due.
-    pub(crate) fn wait(&self, timeout: Duration) -> io::Result<()> {
+    /// Starts a timerfd that fires every `every`, so the thread's periodic
+    /// work (deadline sweeps, stop checks) needs no timeout on the wait: a
+    /// wait with a timeout arms and cancels a kernel timer each time, about
+    /// a hundredth of a closed-loop request's CPU.
+    pub(crate) fn start_tick(&self, every: Duration) -> io::Result<()> {
+        // SAFETY: timerfd_create has no memory arguments.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let ts = libc::timespec {
+            tv_sec: every.as_secs() as libc::time_t,
+            tv_nsec: every.subsec_nanos() as libc::c_long,
+        };
+        let spec = libc::itimerspec {
+            it_interval: ts,
+            it_value: ts,
+        };
+        // SAFETY: spec lives across the call; no old value is asked for.
+        if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: TICK_KEY,
+        };
+        // SAFETY: both descriptors are open; ev lives across the call.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut ev,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        *self.tick.borrow_mut() = Some(fd);
+        Ok(())
+    }
+
+    /// Whether the tick has fired since the last call; `None` without a tick.
+    pub(crate) fn take_tick(&self) -> Option<bool> {
+        self.tick.borrow().as_ref()?;
+        Some(self.tick_due.replace(false))
+    }
+
+    /// Waits up to `timeout` (`None`: until something happens) for events,
+    /// then wakes the tasks they concern and the timers that are due.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
         let mut events = self.events.borrow_mut();
         events.clear();
         let cap = events.capacity() as libc::c_int;
@@ -90,6 +154,10 @@ impl Reactor {
         let sources = self.sources.borrow();
         for ev in events.iter() {
             let flags = ev.events;
+            if ev.u64 == TICK_KEY {
+                self.read_tick();
+                continue;
+            }
             let Some(Some(src)) = sources.get(ev.u64 as usize) else {
                 continue;
             };
@@ -118,27 +186,39 @@ impl Reactor {
         Ok(())
     }
 
+    /// Clears the tick timerfd's expiration count and notes the tick.
+    fn read_tick(&self) {
+        if let Some(fd) = self.tick.borrow().as_ref() {
+            let mut count = [0u8; 8];
+            // SAFETY: count is 8 writable bytes, what a timerfd read needs.
+            // A failed read (EAGAIN: already cleared) changes nothing.
+            unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+            self.tick_due.set(true);
+        }
+    }
+
     fn epoll_wait(
         &self,
         events: *mut libc::epoll_event,
         cap: libc::c_int,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> isize {
         let fd = self.epoll.as_raw_fd();
         if self.pwait2.get() {
-            let ts = libc::timespec {
-                tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-                tv_nsec: timeout.subsec_nanos() as libc::c_long,
-            };
+            let ts = timeout.map(|t| libc::timespec {
+                tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: t.subsec_nanos() as libc::c_long,
+            });
             // SAFETY: events points at `cap` writable entries; ts lives
-            // across the call; no signal mask.
+            // across the call (null: no timeout); no signal mask.
             let n = unsafe {
                 libc::syscall(
                     libc::SYS_epoll_pwait2,
                     fd,
                     events,
                     cap,
-                    &ts as *const libc::timespec,
+                    ts.as_ref()
+                        .map_or(std::ptr::null(), |ts| ts as *const libc::timespec),
                     std::ptr::null::<libc::sigset_t>(),
                     0usize,
                 )
@@ -149,7 +229,9 @@ impl Reactor {
             self.pwait2.set(false);
         }
         // Rounded up, so a timer never fires early.
-        let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
+        let ms = timeout.map_or(-1, |t| {
+            t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+        });
         // SAFETY: events points at `cap` writable entries.
         unsafe { libc::epoll_wait(fd, events, cap, ms) as isize }
     }
@@ -392,5 +474,29 @@ impl Future for Ready<'_> {
             *w = Some(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tick_ends_a_wait_and_is_taken_once() {
+        let reactor = Reactor::new().unwrap();
+        assert_eq!(reactor.take_tick(), None, "no tick before start_tick");
+        reactor.start_tick(Duration::from_millis(5)).unwrap();
+        let started = Instant::now();
+        // Nothing else is registered: only the tick can end this wait
+        // before its timeout.
+        reactor.wait(Some(Duration::from_secs(3))).unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(5), "woke after {waited:?}");
+        assert!(
+            waited < Duration::from_secs(2),
+            "the timeout ended the wait"
+        );
+        assert_eq!(reactor.take_tick(), Some(true));
+        assert_eq!(reactor.take_tick(), Some(false), "a tick is taken once");
     }
 }

@@ -154,9 +154,10 @@ fn thread_main(
 }
 
 /// The thread's event loop: runs ready tasks, sweeps read deadlines and
-/// watches for the stop flag every `SWEEP_TICK`, and waits on epoll until
-/// the next timer. Returns when every slot is done, at `hard_end` (the end
-/// of the schedule plus the grace), or at the end of the grace after Ctrl-C.
+/// watches for the stop flag every `SWEEP_TICK` (the reactor's tick), and
+/// waits on epoll until something happens or the next timer is due.
+/// Returns when every slot is done, at `hard_end` (the end of the schedule
+/// plus the grace), or at the end of the grace after Ctrl-C.
 fn drive(
     ex: &LocalQueue,
     reactor: &Reactor,
@@ -168,6 +169,9 @@ fn drive(
     /// Tasks run between two looks at epoll, so a busy thread still reads
     /// new readiness and timers.
     const BATCH: usize = 256;
+    // With the tick, a wait needs a timeout only for the reactor's timers
+    // (open loop); without one (no timerfd), every wait ends by the next sweep.
+    let ticking = reactor.start_tick(SWEEP_TICK).is_ok();
     let mut next_sweep = Instant::now() + SWEEP_TICK;
     let mut grace_end: Option<Instant> = None;
     // Half a second in, so the first progress line has a figure.
@@ -181,7 +185,8 @@ fn drive(
             return;
         }
         let now = Instant::now();
-        if now >= next_sweep {
+        let sweep = reactor.take_tick().unwrap_or(now >= next_sweep);
+        if sweep {
             next_sweep = now + SWEEP_TICK;
             for d in sh.deadlines.borrow().iter() {
                 d.sweep(now);
@@ -204,12 +209,14 @@ fn drive(
             }
         }
         let timeout = if ran == BATCH {
-            Duration::ZERO
+            Some(Duration::ZERO)
         } else {
-            let until = reactor
-                .next_timer()
-                .map_or(next_sweep, |t| t.min(next_sweep));
-            until.saturating_duration_since(now)
+            let sweep_at = (!ticking).then_some(next_sweep);
+            let until = match (reactor.next_timer(), sweep_at) {
+                (Some(t), Some(s)) => Some(t.min(s)),
+                (t, s) => t.or(s),
+            };
+            until.map(|u| u.saturating_duration_since(now))
         };
         if let Err(e) = reactor.wait(timeout) {
             tracing::error!("epoll wait failed on a load thread: {e}");
