@@ -102,7 +102,8 @@ pub fn port_listeners(port: u16) -> Result<Vec<Listener>, DiagError> {
 /// evidence sampler makes 20 a second): a query is then a send and a few
 /// receives, without creating and releasing a socket each time.
 pub(crate) struct Diag {
-    sock: OwnedFd,
+    /// `None` after a failed query, until the next one opens a fresh socket.
+    sock: Option<OwnedFd>,
     buf: Vec<u8>,
 }
 
@@ -110,7 +111,7 @@ impl Diag {
     /// Opens a socket in the calling thread's network namespace.
     pub(crate) fn open() -> Result<Diag, DiagError> {
         Ok(Diag {
-            sock: open()?,
+            sock: Some(open()?),
             buf: vec![0u8; 64 * 1024],
         })
     }
@@ -126,11 +127,16 @@ impl Diag {
     }
 
     fn query(&mut self, port: u16, with_syn_recv: bool) -> Result<PortState, DiagError> {
-        let result = query(&self.sock, &mut self.buf, port, with_syn_recv);
-        if result.is_err() {
-            // A dump cut short may leave replies queued that the next query
-            // would read as its own: start the next one on a fresh socket.
-            self.sock = open()?;
+        let sock = match self.sock.take() {
+            Some(sock) => sock,
+            None => open()?,
+        };
+        let result = query(&sock, &mut self.buf, port, with_syn_recv);
+        // A dump cut short may leave replies queued that the next query
+        // would read as its own: after an error, the next query opens a
+        // fresh socket.
+        if result.is_ok() {
+            self.sock = Some(sock);
         }
         result
     }

@@ -44,8 +44,8 @@ impl Evidence {
         if interval.is_zero() || interval > MAX_INTERVAL {
             return Err(EvidenceError::Interval(interval));
         }
-        // Opened here, on the caller's thread, so the counters are those of
-        // the caller's network namespace even if the new thread's were not.
+        // Opened in the caller's network namespace, which the sampling
+        // thread shares; it reads through these same files.
         let mut files = CounterFiles::open()?;
         let base = files.read()?;
         let started = Instant::now();
