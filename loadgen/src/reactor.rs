@@ -33,6 +33,19 @@ struct Source {
     writable: Cell<bool>,
     read_waker: RefCell<Option<Waker>>,
     write_waker: RefCell<Option<Waker>>,
+    /// Handles read readiness in the loop itself, instead of waking a task.
+    inline: RefCell<Option<Rc<dyn OnReadable>>>,
+}
+
+/// Read readiness handled inside the reactor's loop, without waking a task:
+/// the keep-alive path of a closed-loop connection (`conn`). It must not
+/// register or drop sockets of this reactor.
+pub(crate) trait OnReadable {
+    /// The socket may be readable (`closing`: an error or hang-up was
+    /// reported too). Clears `readable` when a read drained the socket.
+    /// Returns false to hand the socket back: the task waiting on it is
+    /// woken, and the handler is not called again until set again.
+    fn on_readable(&self, readable: &Cell<bool>, closing: bool) -> bool;
 }
 
 /// One thread's epoll instance and timers. Single-threaded by construction
@@ -167,8 +180,18 @@ impl Reactor {
             }
             if err || flags & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 {
                 src.readable.set(true);
-                if let Some(w) = src.read_waker.borrow_mut().take() {
-                    w.wake();
+                let handler = src.inline.borrow().clone();
+                let handled = handler.is_some_and(|h| {
+                    let kept = h.on_readable(&src.readable, src.hup.get());
+                    if !kept {
+                        src.inline.borrow_mut().take();
+                    }
+                    kept
+                });
+                if !handled {
+                    if let Some(w) = src.read_waker.borrow_mut().take() {
+                        w.wake();
+                    }
                 }
             }
             if err || flags & libc::EPOLLOUT as u32 != 0 {
@@ -375,6 +398,30 @@ impl Stream {
         Ok(())
     }
 
+    /// Lets `handler` take this socket's read readiness until it hands the
+    /// socket back (or [`Stream::clear_inline`]); registers the socket first.
+    /// While it is set, the task that set it waits on
+    /// [`Stream::handed_back`].
+    pub(crate) fn set_inline(&self, handler: Rc<dyn OnReadable>) -> io::Result<()> {
+        self.register()?;
+        *self.source.inline.borrow_mut() = Some(handler);
+        Ok(())
+    }
+
+    /// Takes the read readiness back from the inline handler, if it has it.
+    pub(crate) fn clear_inline(&self) {
+        self.source.inline.borrow_mut().take();
+    }
+
+    /// Completes once the inline handler has handed the socket back.
+    pub(crate) fn handed_back(&self) -> HandedBack<'_> {
+        HandedBack { stream: self }
+    }
+
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.stream.as_raw_fd()
+    }
+
     /// An error, hang-up or peer close was reported for this socket.
     pub(crate) fn failed(&self) -> bool {
         self.source.hup.get()
@@ -439,11 +486,34 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         // Closing the descriptor removes it from the epoll set; the key is
-        // free for the next registration.
+        // free for the next registration. The handler goes first: it holds
+        // the thread's shared state, which holds this reactor.
+        self.clear_inline();
         if let Some(key) = self.key.get() {
             self.reactor.sources.borrow_mut()[key] = None;
             self.reactor.free.borrow_mut().push(key);
         }
+    }
+}
+
+/// Waits until a socket's inline handler hands it back.
+pub(crate) struct HandedBack<'a> {
+    stream: &'a Stream,
+}
+
+impl Future for HandedBack<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let src = &self.stream.source;
+        if src.inline.borrow().is_none() {
+            return Poll::Ready(());
+        }
+        let mut w = src.read_waker.borrow_mut();
+        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *w = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 

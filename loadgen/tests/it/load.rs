@@ -241,6 +241,68 @@ fn ctrl_c_stops_with_a_partial_balanced_result() {
     assert!(count(&r, Outcome::Ok) > 100);
 }
 
+/// Closed loop: a connection's requests after its first are run by the
+/// reactor itself. Stopping while requests hang past the grace must still
+/// leave balanced books, the hanging requests counted as cancelled.
+#[test]
+fn ctrl_c_in_a_closed_loop_counts_hanging_requests_as_cancelled() {
+    let server = TestServer::start(|n, _| {
+        if n >= 100 {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        ok(b"x")
+    });
+    let p = plan(PlanInput {
+        closed: true,
+        connections: 4,
+        duration: Some(Duration::from_secs(30)),
+        ..input(&server.url("/"))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = stop.clone();
+    let t0 = Instant::now();
+    let ran = run(&p, &stop, move |s| {
+        if s.done >= 100 {
+            stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let r = LoadResult::new(&p, &ran);
+    assert!(r.partial);
+    assert!(t0.elapsed() < Duration::from_secs(10), "stopped promptly");
+    assert_eq!(r.outcomes_total(), r.scheduled, "{:?}", r.outcomes);
+    assert_eq!(count(&r, Outcome::Ok), 100);
+    assert_eq!(count(&r, Outcome::Cancelled), 4, "{:?}", r.outcomes);
+}
+
+/// A server that stops answering on a kept-alive connection, after several
+/// replies: the request waiting is read_timeout on time, and the slot goes
+/// on with a new connection.
+#[test]
+fn a_server_going_silent_on_a_kept_connection_is_read_timeout() {
+    let server = TestServer::start(|n, _| {
+        if n == 5 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        ok(b"x")
+    });
+    let t0 = Instant::now();
+    let r = run_plan(&plan(PlanInput {
+        closed: true,
+        requests: Some(8),
+        connections: 1,
+        read_timeout: Duration::from_millis(300),
+        ..input(&server.url("/"))
+    }));
+    assert_eq!(count(&r, Outcome::Ok), 7, "{:?}", r.outcomes);
+    assert_eq!(count(&r, Outcome::ReadTimeout), 1, "{:?}", r.outcomes);
+    assert_eq!(r.connects, 2, "a new connection after the timeout");
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
 #[test]
 fn a_silent_server_is_read_timeout_on_time() {
     let server = TestServer::start(|_, _| {
