@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use floodgate_loadgen::plan::{Arrival, CloseWith, Mode};
-use floodgate_loadgen::{LoadResult, Plan, PlanInput};
+use floodgate_loadgen::{Plan, PlanInput};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::flags::duration;
@@ -245,14 +245,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     // Kernel evidence only when the target listens in this network
     // namespace: TcpExt counters and sock_diag describe this namespace alone.
-    let evidence = floodgate_loadgen::kernel::local_listener(plan.target.addr).and_then(|_| {
-        floodgate_loadgen::kernel::Evidence::start(
-            Some(plan.target.addr.port()),
-            Duration::from_millis(50),
-        )
-        .inspect_err(|e| tracing::warn!("recording no kernel evidence: {e}"))
-        .ok()
-    });
+    let evidence =
+        floodgate_kernel::Evidence::for_target(plan.target.addr, Duration::from_millis(50))
+            .inspect_err(|e| tracing::warn!("recording no kernel evidence: {e}"))
+            .ok()
+            .flatten();
     let ran = floodgate_loadgen::run(&plan, &stop, |s| {
         let secs = s.elapsed.as_secs_f64();
         let rate = s.done as f64 / secs.max(1e-9);
@@ -282,7 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let mut result = LoadResult::new(&plan, &ran);
+    let mut result = floodgate_loadgen::report::build(&plan, &ran);
     if let (Some(dir), Some(m)) = (&args.malformed_save, &plan.malformed) {
         save_malformed(dir, m, &ran.recorder)?;
     }
@@ -293,7 +290,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let outcome = server.shutdown();
         tracing::info!(?outcome, "stopped the reference server");
     }
-    floodgate_loadgen::summary::write(&result, std::io::stdout().lock())
+    floodgate_reports::text::write(&result, std::io::stdout().lock())
         .context("writing the summary to stdout")?;
     if let Some(path) = &args.out {
         let file =

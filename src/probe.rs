@@ -10,20 +10,22 @@
 //! and runs the probe. The outer process only waits, forwards SIGINT/SIGTERM
 //! and deletes the namespace on every exit path (a `Drop` guard).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use floodgate_kernel::lab;
 use floodgate_loadgen::kernel;
 use floodgate_loadgen::probe::{
-    self, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, ProbeReport, StopSignal,
+    self, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, StopSignal,
 };
+use floodgate_reports::ProbeReport;
 
 use crate::flags;
 
@@ -124,14 +126,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.inside_netns.is_some() {
         for (key, value) in &args.sysctls {
-            write_sysctl(key, value)?;
+            lab::write_sysctl(key, value).with_context(|| format!("--sysctl {key}={value}"))?;
         }
     }
     probe_here(&args, &interrupted)
 }
 
 fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
-    let somaxconn = read_somaxconn();
+    let somaxconn = lab::somaxconn();
     // Raise the descriptor limit before any child starts, so a reference
     // server started here inherits room for the whole held queue.
     if let Err(e) = probe::raise_fd_limit(MAX_CONNECTS as u64 + 64) {
@@ -219,7 +221,8 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
             return Err(e).with_context(|| format!("probing the accept queue of {target}"));
         }
     };
-    print_report(&report);
+    floodgate_reports::text::write_probe(&report, std::io::stdout().lock())
+        .context("writing the report to stdout")?;
     if let Some(path) = &args.out {
         write_json(path, &report, args.inside_netns.as_deref())?;
     }
@@ -247,38 +250,14 @@ fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("--target {target}: the name resolved to no address"))
 }
 
-fn print_report(r: &ProbeReport) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "capacity: {} (implied backlog {}) on {}",
-        r.capacity, r.implied_backlog, r.target
-    );
-    for line in &r.explanation {
-        let _ = writeln!(out, "  - {line}");
-    }
-    let _ = writeln!(out, "verdict: {}", r.verdict.summary);
-    for note in &r.verdict.notes {
-        let _ = writeln!(out, "  - {note}");
-    }
-}
-
-/// Writes the report, plus `netns` (the lab namespace's name, or null).
+/// Writes the report, with `netns` the lab namespace's name (or null).
 fn write_json(path: &Path, report: &ProbeReport, netns: Option<&str>) -> anyhow::Result<()> {
-    let mut value = serde_json::to_value(report).context("serialising the probe report")?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("netns".into(), netns.into());
-    }
-    let json = serde_json::to_vec_pretty(&value).context("serialising the probe report")?;
+    let report = ProbeReport {
+        netns: netns.map(str::to_owned),
+        ..report.clone()
+    };
+    let json = serde_json::to_vec_pretty(&report).context("serialising the probe report")?;
     std::fs::write(path, json).with_context(|| format!("writing --out {}", path.display()))
-}
-
-fn read_somaxconn() -> Option<u32> {
-    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A `floodgate serve` child on 127.0.0.1:0; killed by its own PID when
@@ -356,98 +335,9 @@ impl Drop for ServerChild {
     }
 }
 
-/// Parses `--sysctl KEY=VALUE`, allowing only `net.*` keys: those belong to
-/// the network namespace, so setting them cannot change the host.
-pub(crate) fn parse_sysctl(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE like net.core.somaxconn=64, got '{text}'"))?;
-    let key = key.trim();
-    let valid = key.starts_with("net.")
-        && !key.contains("..")
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
-    if !valid {
-        return Err(format!(
-            "'{key}' is not allowed: only net.* sysctls, which belong to the network namespace"
-        ));
-    }
-    Ok((key.to_owned(), value.trim().to_owned()))
-}
-
-/// Writes one sysctl of the current network namespace and reads it back.
-pub(crate) fn write_sysctl(key: &str, value: &str) -> anyhow::Result<()> {
-    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-    std::fs::write(&path, format!("{value}\n"))
-        .with_context(|| format!("--sysctl {key}={value}: writing {}", path.display()))?;
-    let back = std::fs::read_to_string(&path)
-        .with_context(|| format!("--sysctl {key}: reading back {}", path.display()))?;
-    let back = back.split_whitespace().collect::<Vec<_>>().join(" ");
-    let want = value.split_whitespace().collect::<Vec<_>>().join(" ");
-    if back != want {
-        bail!("--sysctl {key}={value}: the kernel kept {back}");
-    }
-    Ok(())
-}
-
-/// A network namespace this process created; deleted when dropped.
-struct Netns {
-    name: String,
-    ip: PathBuf,
-}
-
-impl Netns {
-    fn create(ip: PathBuf) -> anyhow::Result<Netns> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "floodgate-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        run_ip(&ip, &["netns", "add", &name])
-            .with_context(|| format!("creating network namespace {name} (needs root)"))?;
-        let ns = Netns { name, ip };
-        run_ip(&ns.ip, &["-n", &ns.name, "link", "set", "lo", "up"])
-            .with_context(|| format!("bringing up lo in network namespace {}", ns.name))?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Err(e) = run_ip(&self.ip, &["netns", "delete", &self.name]) {
-            eprintln!(
-                "floodgate: could not delete network namespace {}: {e:#}",
-                self.name
-            );
-        }
-    }
-}
-
-fn find_ip() -> anyhow::Result<PathBuf> {
-    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .context("--netns needs iproute2's `ip` (looked in /usr/sbin, /sbin, /usr/bin, /bin)")
-}
-
-fn run_ip(ip: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(ip)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {}", ip.display()))?;
-    if !out.status.success() {
-        bail!(
-            "`ip {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+/// Parses `--sysctl KEY=VALUE`, allowing only `net.*` keys.
+fn parse_sysctl(text: &str) -> Result<(String, String), String> {
+    lab::parse_sysctl(text).map_err(|e| e.to_string())
 }
 
 /// Lab mode for any subcommand: creates a fresh network namespace with `lo`
@@ -458,21 +348,19 @@ fn run_ip(ip: &Path, args: &[&str]) -> anyhow::Result<()> {
 /// path, and returns the inner exit code. `floodgate load --netns` can use
 /// it as it is.
 pub(crate) fn rerun_in_new_netns(interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
-    let ip = find_ip()?;
-    let ns = Netns::create(ip.clone())?;
+    let ns = lab::Netns::create().context("creating the lab network namespace")?;
     let exe = std::env::current_exe().context("finding the floodgate executable")?;
     // Re-run this very command inside the namespace, minus --netns.
     let args: Vec<_> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--netns")
         .collect();
-    let mut child = Command::new(&ip)
-        .args(["netns", "exec", &ns.name])
-        .arg(&exe)
+    let mut child = ns
+        .command(&exe)
         .args(&args)
-        .args(["--inside-netns", &ns.name])
+        .args(["--inside-netns", ns.name()])
         .spawn()
-        .with_context(|| format!("starting the probe in network namespace {}", ns.name))?;
+        .with_context(|| format!("starting the probe in network namespace {}", ns.name()))?;
     let mut forwarded = false;
     let status = loop {
         if let Some(status) = child.try_wait().context("waiting for the probe")? {

@@ -1,8 +1,8 @@
-//! libFuzzer entry point for `floodgate_loadgen::read::fuzz_report_json`:
+//! libFuzzer entry point for `floodgate_reports::read::fuzz_report_json`:
 //! any bytes read as a `floodgate load --out` result file, histograms
 //! included. The harness lives there so its unit tests run the same code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| floodgate_loadgen::read::fuzz_report_json(data));
+fuzz_target!(|data: &[u8]| floodgate_reports::read::fuzz_report_json(data));

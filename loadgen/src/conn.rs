@@ -29,7 +29,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use crate::http::{Complete, Expect, Framing, Prepared, Progress, ResponseParser};
 use crate::malformed::{MAX_REPLY_BYTES, MalformedOutcome, Sent, classify};
 use crate::measure::{Recorder, record};
-use crate::outcome::Outcome;
+use crate::outcome::{Classify, Outcome};
 use crate::plan::{CloseWith, Mode, Plan};
 use crate::reactor::{OnReadable, Reactor, Stream};
 use crate::schedule::{Schedule, Slot};

@@ -23,22 +23,19 @@
 pub mod conn;
 mod exec;
 pub mod http;
-pub mod kernel;
 pub mod malformed;
 pub mod measure;
 pub mod outcome;
 pub mod plan;
 pub mod probe;
 mod reactor;
-pub mod read;
-pub mod result;
+pub mod report;
 pub mod run;
 pub mod schedule;
-pub mod summary;
 pub mod tls;
-pub mod verdict;
 
+/// The kernel's evidence, used by the engine for TCP_INFO of its sockets.
+pub use floodgate_kernel as kernel;
 pub use outcome::Outcome;
 pub use plan::{Plan, PlanError, PlanInput};
-pub use result::LoadResult;
 pub use run::{RunResult, raise_fd_limit, run};

@@ -51,41 +51,8 @@ pub struct PlanInput {
     pub malformed: Option<f64>,
 }
 
-/// Open-loop arrival process.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arrival {
-    /// Evenly spaced arrivals.
-    #[default]
-    Uniform,
-    /// Exponential gaps (a Poisson process) from the seeded RNG.
-    Poisson,
-}
-
-/// What each connection slot does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Keep-alive requests over long-lived connections.
-    #[default]
-    Requests,
-    /// Connect, then close: one "request" is one connect.
-    Connect,
-    /// Open connections and keep them idle until the end.
-    Hold,
-    /// A new connection for every request.
-    Churn,
-}
-
-/// How `--mode connect` closes each connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CloseWith {
-    #[default]
-    Fin,
-    /// SO_LINGER 0: the close sends RST and leaves no TIME_WAIT.
-    Rst,
-}
+/// The plan's vocabulary is the run model's, so a result echoes it as is.
+pub use floodgate_reports::run::{Arrival, CloseWith, Mode};
 
 /// Open or closed loop.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -26,11 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use socket2::{Domain, Socket, Type};
 
-use crate::kernel::{self, CounterDelta, Counters, Evidence, EvidenceReport};
-use crate::verdict::{self, ClientSignals, QueueSummary, Verdict};
+use crate::kernel::{self, CounterDelta, Evidence, EvidenceReport};
+use floodgate_reports::ProbeReport;
+use floodgate_reports::verdict;
 
 /// The most connects one burst may fire: enough for somaxconn 4096 + 1 plus
 /// a margin, small enough to stay a probe rather than a flood.
@@ -439,57 +439,6 @@ impl Config {
     }
 }
 
-/// What the probe found. `capacity` and `implied_backlog` are the fields
-/// scripts rely on.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeReport {
-    pub target: SocketAddr,
-    /// Connects that completed inside the window while the target was
-    /// paused: the accept queue's capacity.
-    pub capacity: u64,
-    /// `capacity - 1`: the backlog listen(2) ended up with.
-    pub implied_backlog: u64,
-    pub configured_backlog: Option<u32>,
-    pub somaxconn: Option<u32>,
-    /// `min(configured_backlog, somaxconn)`: what the kernel should use.
-    pub clamped_backlog: Option<u32>,
-    /// The listener's backlog as sock_diag reports it (local targets).
-    pub kernel_backlog: Option<u32>,
-    /// Connections waiting in the accept queue at the end of the window, as
-    /// sock_diag reports it (local targets).
-    pub queue_depth: Option<u32>,
-    /// SYN-RECV request sockets of the port at the end of the window.
-    pub syn_recv: Option<u32>,
-    pub pause: String,
-    pub connects: u64,
-    pub timed_out: u64,
-    pub refused: u64,
-    pub reset: u64,
-    pub other_errors: u64,
-    /// Connected connects whose TCP_INFO showed SYN retransmits (expected 0:
-    /// the window is shorter than the first retransmit).
-    pub syn_retransmitted: u64,
-    /// SYNs the client saw dropped, from TCP_INFO: each timed-out connect's
-    /// first SYN and its retransmits, plus the retransmits of connects that
-    /// completed late. In a namespace of its own this equals the
-    /// ListenOverflows delta.
-    pub dropped_syns: u64,
-    pub window_ms: u64,
-    /// Held connections answered with an HTTP response after the resume.
-    pub served: u64,
-    /// Held connections that got no response within `serve_timeout`.
-    pub unserved: u64,
-    /// True when the target was in this network namespace, so kernel
-    /// counters and sock_diag describe it.
-    pub local: bool,
-    /// Counter deltas over the probe (local targets).
-    pub counters: Option<CounterDelta>,
-    /// Plain-words findings, one sentence each.
-    pub explanation: Vec<String>,
-    pub verdict: Verdict,
-    pub evidence: Option<EvidenceReport>,
-}
-
 /// Runs one probe. `pause` is resumed on every path out of this function;
 /// `interrupted` (set by a signal handler) makes it stop early with
 /// [`ProbeError::Interrupted`], also after resuming.
@@ -506,14 +455,15 @@ pub fn run(
     }
     raise_fd_limit(config.connects as u64 + 64)?;
 
-    let port = config.target.port();
     let local = kernel::local_listener(config.target).is_some();
-    let counters_before = if local { Counters::read().ok() } else { None };
-    let recorder = if local {
-        Evidence::start(Some(port), Duration::from_millis(20)).ok()
+    let counters_before = if local {
+        kernel::read_counters().ok()
     } else {
         None
     };
+    let recorder = Evidence::for_target(config.target, Duration::from_millis(20))
+        .ok()
+        .flatten();
 
     let result = burst_and_check(config, pause, interrupted, local);
     // Resume on every path, including an error inside the burst.
@@ -523,7 +473,7 @@ pub fn run(
     resumed?;
     serve_check(config, &mut burst, pause.deadline(), interrupted)?;
 
-    let counters = match (counters_before, Counters::read().ok()) {
+    let counters = match (counters_before, kernel::read_counters().ok()) {
         (Some(b), Some(a)) if local => Some(a.since(&b)),
         _ => None,
     };
@@ -882,119 +832,10 @@ fn build_report(
         explanation: Vec::new(),
         verdict: verdict::diagnose(&verdict::Inputs::default()),
         evidence,
+        netns: None,
     };
-    report.explanation = explain(&report);
-    report.verdict = verdict::diagnose(&verdict::Inputs {
-        counters: report.counters,
-        queue: report
-            .evidence
-            .as_ref()
-            .and_then(QueueSummary::from_evidence),
-        client: ClientSignals {
-            connects: report.connects,
-            connect_timeouts: report.timed_out,
-            syn_retransmitted: report.syn_retransmitted,
-            resets: report.reset,
-            refused: report.refused,
-            ..ClientSignals::default()
-        },
-    });
+    report.conclude();
     report
-}
-
-/// The findings, in plain words with their numbers.
-pub fn explain(r: &ProbeReport) -> Vec<String> {
-    let mut out = Vec::new();
-    if r.capacity == 0 {
-        out.push(format!(
-            "no connect completed within {} ms: {} timed out, {} refused, {} reset; nothing to \
-             measure (is {} listening, and was it paused rather than gone?)",
-            r.window_ms, r.timed_out, r.refused, r.reset, r.target
-        ));
-        return out;
-    }
-    out.push(format!(
-        "the accept queue held {} connections while the target was paused: backlog {} + 1",
-        r.capacity, r.implied_backlog
-    ));
-    if r.timed_out == 0 {
-        out.push(format!(
-            "all {} connects completed, so the queue never filled: the capacity is at least {}; \
-             fire more connects to measure it",
-            r.connects, r.capacity
-        ));
-    } else {
-        out.push(format!(
-            "{} of {} connects did not complete within {} ms: their SYNs were dropped because \
-             the queue was full",
-            r.timed_out, r.connects, r.window_ms
-        ));
-    }
-    match (r.configured_backlog, r.somaxconn, r.clamped_backlog) {
-        (Some(asked), Some(max), Some(clamped)) if asked > max => out.push(format!(
-            "backlog {asked} was asked for, but net.core.somaxconn is {max} in the target's \
-             network namespace, so listen(2) clamped it to {clamped}; the queue holds {clamped} \
-             + 1 = {}",
-            u64::from(clamped) + 1
-        )),
-        (Some(asked), _, _) => out.push(format!(
-            "backlog {asked} was asked for; the queue should hold {asked} + 1 = {}",
-            u64::from(asked) + 1
-        )),
-        _ => {}
-    }
-    if let Some(expected) = r.clamped_backlog {
-        if r.timed_out > 0 && u64::from(expected) != r.implied_backlog {
-            out.push(format!(
-                "MISMATCH: the measured backlog {} differs from the expected {expected}",
-                r.implied_backlog
-            ));
-        }
-    }
-    if let (Some(depth), Some(backlog)) = (r.queue_depth, r.kernel_backlog) {
-        let agree = if u64::from(depth) == r.capacity {
-            "agrees"
-        } else {
-            "DISAGREES"
-        };
-        out.push(format!(
-            "sock_diag {agree}: {depth} connections were waiting in the accept queue of a \
-             listener with backlog {backlog}, {} SYN-RECV request sockets",
-            r.syn_recv.unwrap_or(0)
-        ));
-    } else if !r.local {
-        out.push(
-            "the target is not in this network namespace: no sock_diag or counter evidence, the \
-             count rests on the client side"
-                .to_owned(),
-        );
-    }
-    if let Some(c) = &r.counters {
-        out.push(format!(
-            "kernel counters: ListenOverflows +{}, ListenDrops +{}, TCPReqQFullDoCookies +{}, \
-             TCPReqQFullDrop +{}, TCPSynRetrans +{}; the client saw {} SYNs dropped ({} timed-out \
-             connects x (1 + their SYN retransmits), plus retransmits of late connects)",
-            c.listen_overflows,
-            c.listen_drops,
-            c.tcp_req_q_full_do_cookies,
-            c.tcp_req_q_full_drop,
-            c.tcp_syn_retrans,
-            r.dropped_syns,
-            r.timed_out
-        ));
-    }
-    if r.unserved == 0 {
-        out.push(format!(
-            "all {} held connections were served after the target resumed",
-            r.served
-        ));
-    } else {
-        out.push(format!(
-            "{} of {} held connections got no response after the target resumed",
-            r.unserved, r.capacity
-        ));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -313,8 +313,8 @@ mod evidence {
     use std::net::SocketAddr;
     use std::time::{Duration, Instant};
 
-    use floodgate_loadgen::kernel::{Evidence, EvidenceReport, STATE_ESTABLISHED, tcp_info};
-    use floodgate_loadgen::verdict::{self, ClientSignals, Diagnosis, Inputs, Verdict};
+    use floodgate_kernel::{Evidence, EvidenceReport, STATE_ESTABLISHED, tcp_info};
+    use floodgate_reports::verdict::{self, ClientSignals, Diagnosis, Inputs, Verdict};
     use socket2::{Domain, Socket, Type};
 
     use crate::util::{ServeProcess, in_fresh_netns};
@@ -353,8 +353,9 @@ mod evidence {
             move || {
                 let server = ServeProcess::start(&["--backlog", &backlog, "--accept-delay", "20"]);
                 let addr = server.addr();
-                let recorder =
-                    Evidence::start(Some(addr.port()), Duration::from_millis(20)).unwrap();
+                let recorder = Evidence::for_target(addr, Duration::from_millis(20))
+                    .unwrap()
+                    .expect("the server listens in this namespace");
                 // 200 connects/s against an accept loop that manages 50/s.
                 let (done, pending) = connect_at_rate(
                     addr,

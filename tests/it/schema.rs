@@ -1,5 +1,5 @@
 //! A small JSON Schema checker for the keywords the committed schemas in
-//! `loadgen/schema/` use (type, enum, required, properties,
+//! `reports/schema/` use (type, enum, required, properties,
 //! additionalProperties: false, items, minItems, minimum, exclusiveMinimum,
 //! anyOf, and `$ref` to `FILE#/json/pointer` beside the schema). The
 //! jsonschema crate would add a long dependency tree to every build for a
@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 fn schema_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("loadgen/schema")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema")
 }
 
-/// The committed schema `loadgen/schema/NAME`.
+/// The committed schema `reports/schema/NAME`.
 pub fn load(name: &str) -> Value {
     let path = schema_dir().join(name);
     let text =
@@ -25,7 +25,7 @@ pub fn load(name: &str) -> Value {
 /// first violation and where it is.
 pub fn assert_valid(name: &str, doc: &Value) {
     if let Err(e) = validate(&load(name), doc) {
-        panic!("does not match loadgen/schema/{name}: {e}");
+        panic!("does not match reports/schema/{name}: {e}");
     }
 }
 

@@ -129,27 +129,8 @@ impl Drop for ServeProcess {
 pub mod http;
 
 /// Runs `f` on a thread that has moved into a fresh network namespace
-/// (unshare(CLONE_NEWNET), root) with `lo` up; processes it starts inherit
-/// the namespace, so kernel counters describe this test alone.
+/// (root) with `lo` up; processes it starts inherit the namespace, so kernel
+/// counters describe this test alone.
 pub fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        // SAFETY: unshare(2) with a constant flag; it affects only this
-        // thread and the processes it starts.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare(CLONE_NEWNET) needs root");
-        let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("iproute2's ip is installed");
-        // `ip` started from this thread runs in the new namespace too.
-        let ok = std::process::Command::new(ip)
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip link set lo up");
-        f()
-    })
-    .join()
-    .unwrap()
+    floodgate_kernel::lab::in_fresh_netns(&[], f).expect("a fresh network namespace (root)")
 }

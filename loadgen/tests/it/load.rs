@@ -8,14 +8,16 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use floodgate_loadgen::plan::{Mode, PlanInput};
-use floodgate_loadgen::{LoadResult, Outcome, Plan, run};
+use floodgate_loadgen::report::build;
+use floodgate_loadgen::{Outcome, Plan, run};
+use floodgate_reports::Run;
 
 use crate::util::{TestServer, input, ok, plan};
 
-fn run_plan(plan: &Plan) -> LoadResult {
+fn run_plan(plan: &Plan) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let ran = run(plan, &stop, |_| {});
-    let result = LoadResult::new(plan, &ran);
+    let result = build(plan, &ran);
     assert_eq!(
         result.outcomes_total(),
         result.scheduled,
@@ -25,8 +27,8 @@ fn run_plan(plan: &Plan) -> LoadResult {
     result
 }
 
-fn count(r: &LoadResult, o: Outcome) -> u64 {
-    r.outcomes[o.name()]
+fn count(r: &Run, o: Outcome) -> u64 {
+    r.outcomes[&o]
 }
 
 #[test]
@@ -234,7 +236,7 @@ fn ctrl_c_stops_with_a_partial_balanced_result() {
             stopper.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     });
-    let r = LoadResult::new(&p, &ran);
+    let r = build(&p, &ran);
     assert!(r.partial);
     assert!(t0.elapsed() < Duration::from_secs(10), "stopped promptly");
     assert_eq!(r.outcomes_total(), r.scheduled);
@@ -266,7 +268,7 @@ fn ctrl_c_in_a_closed_loop_counts_hanging_requests_as_cancelled() {
             stopper.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     });
-    let r = LoadResult::new(&p, &ran);
+    let r = build(&p, &ran);
     assert!(r.partial);
     assert!(t0.elapsed() < Duration::from_secs(10), "stopped promptly");
     assert_eq!(r.outcomes_total(), r.scheduled, "{:?}", r.outcomes);
@@ -403,14 +405,14 @@ fn https_with_ca_insecure_and_an_untrusted_certificate() {
 /// room: the connect succeeds, and TCP_INFO shows the retransmission.
 #[test]
 fn a_retransmitted_syn_is_syn_retransmitted() {
-    use floodgate_loadgen::kernel::Counters;
+    use floodgate_loadgen::kernel::read_counters;
     let (listener, addr, held) = full_accept_queue();
     // Once the kernel has dropped the run's first SYN (ListenOverflows goes
     // up), one accept makes room for the retransmitted SYN about 1 s later.
-    let before = Counters::read().expect("read TcpExt counters");
+    let before = read_counters().expect("read TcpExt counters");
     let freer = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Counters::read().unwrap().listen_overflows == before.listen_overflows {
+        while read_counters().unwrap().listen_overflows == before.listen_overflows {
             assert!(Instant::now() < deadline, "no SYN was dropped");
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -2,5 +2,6 @@
 //! loopback that misbehave on purpose (stall once, corrupt an echo, never
 //! accept). One test binary; `util` holds the servers.
 
+mod lab;
 mod load;
 mod util;

@@ -3,19 +3,19 @@
 //! listener samples and the client-side outcome counts.
 //!
 //! This module only interprets numbers it is given; collecting them is
-//! `crate::kernel`'s job (kernel side) and the runner's (client side). When
+//! floodgate-kernel's job (kernel side) and the runner's (client side). When
 //! the target is not in this network namespace there are no kernel numbers,
 //! and the verdict says that it rests on client-side signatures alone.
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::Outcome;
-use crate::kernel::{CounterDelta, EvidenceReport};
+use crate::evidence::{CounterDelta, EvidenceReport};
+use crate::outcome::Outcome;
 
 /// What the client saw, counted by outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientSignals {
     /// Connects attempted.
     pub connects: u64,
@@ -62,7 +62,7 @@ impl ClientSignals {
 }
 
 /// The listener as sock_diag saw it over the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueSummary {
     pub backlog: u32,
     pub max_queue_depth: u32,
@@ -83,7 +83,7 @@ impl QueueSummary {
 }
 
 /// Everything the verdict is drawn from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inputs {
     /// Kernel counter deltas for the run; `None` when the target is not in
     /// this network namespace (its counters are not ours to read).
@@ -94,7 +94,7 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// The inputs for a run recorded by [`crate::kernel::Evidence`]: pass the
+    /// The inputs for a run recorded by floodgate-kernel's evidence recorder: pass the
     /// recorder's report when the target was local (its counters and queue
     /// samples describe the target), `None` when it was not.
     pub fn from_evidence(evidence: Option<&EvidenceReport>, client: ClientSignals) -> Inputs {
@@ -107,7 +107,7 @@ impl Inputs {
 }
 
 /// The cause named by a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Diagnosis {
     /// The accept queue was full and SYNs or final ACKs were dropped.
@@ -128,7 +128,7 @@ pub enum Diagnosis {
 }
 
 /// A diagnosis and the sentence that explains it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     pub diagnosis: Diagnosis,
     /// One sentence with the numbers, for the human summary.

@@ -4,51 +4,18 @@
 //! that thread, and threads it starts, live in the namespace; it is freed
 //! when they exit.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use super::{Counters, Evidence, tcp_info};
-use crate::verdict::{self, ClientSignals, Diagnosis, Inputs};
+use floodgate_reports::verdict::{self, ClientSignals, Diagnosis, Inputs};
+
+use super::{Evidence, read_counters, tcp_info};
 
 /// Runs `f` on a new thread inside a fresh network namespace with `lo` up.
 fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        // SAFETY: unshare(2) with a constant flag; it affects only this thread.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET) needs root: {}",
-            io::Error::last_os_error()
-        );
-        loopback_up().expect("bring lo up in the new namespace");
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-/// `ip link set lo up`, by SIOCSIFFLAGS on a `struct ifreq` (16-byte name,
-/// then the flags as a short).
-fn loopback_up() -> io::Result<()> {
-    let sock = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
-    let mut ifreq = [0u8; 40];
-    ifreq[..2].copy_from_slice(b"lo");
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
-    // SAFETY: `ifreq` is a 40-byte buffer, the size of `struct ifreq`.
-    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, ifreq.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let flags = i16::from_ne_bytes([ifreq[16], ifreq[17]]) | libc::IFF_UP as i16;
-    ifreq[16..18].copy_from_slice(&flags.to_ne_bytes());
-    // SAFETY: as above.
-    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, ifreq.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::lab::in_fresh_netns(&[], f).expect("a fresh network namespace (root)")
 }
 
 fn never_accepting_listener(backlog: i32) -> (Socket, SocketAddr) {
@@ -76,7 +43,7 @@ fn listen_overflows_equal_failed_connects_times_one_plus_syn_retransmits() {
     in_fresh_netns(|| {
         let (_listener, addr) = never_accepting_listener(2);
         let recorder = Evidence::start(Some(addr.port()), Duration::from_millis(20)).unwrap();
-        let before = Counters::read().unwrap();
+        let before = read_counters().unwrap();
         let clients: Vec<Socket> = (0..10).map(|_| connect_nonblocking(addr)).collect();
 
         // 3 fit the queue (backlog 2 + 1); the other 7 stay in SYN_SENT. Wait
@@ -89,7 +56,7 @@ fn listen_overflows_equal_failed_connects_times_one_plus_syn_retransmits() {
                 .iter()
                 .filter(|i| i.state != super::STATE_ESTABLISHED)
                 .collect();
-            let overflows = Counters::read().unwrap().since(&before).listen_overflows;
+            let overflows = read_counters().unwrap().since(&before).listen_overflows;
             let expected: u64 = stuck.iter().map(|i| 1 + u64::from(i.total_retrans)).sum();
             if stuck.len() == 7
                 && stuck.iter().all(|i| i.total_retrans == 1)
@@ -165,31 +132,11 @@ fn an_idle_namespace_gets_a_no_overflow_verdict() {
 
 /// Writes a `net.*` sysctl of the calling thread's namespace.
 fn sysctl(key: &str, value: &str) {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::write(&path, value).unwrap_or_else(|e| panic!("write {path}: {e}"));
-    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), value);
+    crate::lab::write_sysctl(key, value).unwrap();
 }
 
-/// A listener with TCP_DEFER_ACCEPT: a handshake's bare final ACK is
-/// ignored, so each connection stays a SYN-RECV request socket until its
-/// client sends data. That lets a test choose the moment each handshake
-/// completes into the accept queue, and so overflow the queue at ACK time
-/// deterministically.
 fn deferring_listener(backlog: i32) -> (Socket, SocketAddr) {
-    let (sock, addr) = never_accepting_listener(backlog);
-    let secs: libc::c_int = 30;
-    // SAFETY: setsockopt with a pointer to a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&sock),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&raw const secs).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "TCP_DEFER_ACCEPT: {}", io::Error::last_os_error());
-    (sock, addr)
+    crate::lab::deferring_listener(backlog).unwrap()
 }
 
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
@@ -364,17 +311,17 @@ fn a_full_syn_queue_without_cookies_drops_syns() {
     in_fresh_netns(|| {
         sysctl("net.ipv4.tcp_syncookies", "0");
         let (_listener, addr) = deferring_listener(4);
-        let before = Counters::read().unwrap();
+        let before = read_counters().unwrap();
         let (_held, extra) = fill_syn_queue(addr);
         wait_for("2 SYN drops", || {
-            Counters::read().unwrap().since(&before).tcp_req_q_full_drop == 2
+            read_counters().unwrap().since(&before).tcp_req_q_full_drop == 2
         });
         assert!(
             extra
                 .iter()
                 .all(|c| tcp_info(c).unwrap().state == super::STATE_SYN_SENT)
         );
-        let delta = Counters::read().unwrap().since(&before);
+        let delta = read_counters().unwrap().since(&before);
         assert_eq!(delta.syncookies_sent, 0);
         let verdict = verdict::diagnose(&Inputs {
             counters: Some(delta),
@@ -391,65 +338,5 @@ fn a_full_syn_queue_without_cookies_drops_syns() {
             "SYN queue overflowed without SYN cookies: 2 SYNs dropped (TCPReqQFullDrop +2), 2 \
              connects timed out."
         );
-    });
-}
-
-/// `request_unacked` end to end: a whole load run's requests meet an accept
-/// queue that fills between their handshake and their first bytes. The
-/// listener defers accept (TCP_DEFER_ACCEPT), so a connection joins the
-/// queue only with its first data. The queue (backlog 8, room for 9) starts
-/// full, so the run's 6 SYNs are dropped; once they are, 3 queued
-/// connections are accepted. About a second later the 6 connects retransmit
-/// their SYNs together, all find room, and all 6 send: 3 requests take the
-/// last places (and are never answered: read_timeout), the other 3 are
-/// dropped with their handshake and never acknowledged: request_unacked.
-#[test]
-fn a_request_dropped_with_its_handshake_is_request_unacked() {
-    use std::io::Write;
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-
-    use crate::plan::{Plan, PlanInput};
-    use crate::{LoadResult, Outcome};
-
-    in_fresh_netns(|| {
-        sysctl("net.ipv4.tcp_abort_on_overflow", "0");
-        let (listener, addr) = deferring_listener(8);
-        let queued: Vec<_> = (0..9)
-            .map(|_| {
-                let mut c = std::net::TcpStream::connect(addr).unwrap();
-                c.write_all(b"x").unwrap();
-                c
-            })
-            .collect();
-        wait_for("a full queue", || {
-            super::port_state(addr.port()).unwrap().queue_depth() == 9
-        });
-        let plan = Plan::new(PlanInput {
-            target: format!("http://{addr}/"),
-            connections: 6,
-            requests: Some(6),
-            threads: 1,
-            connect_timeout: Duration::from_secs(3),
-            read_timeout: Duration::from_secs(1),
-            lag_threshold: Duration::from_secs(1),
-            grace: Duration::from_secs(1),
-            ..PlanInput::default()
-        })
-        .unwrap();
-        let base = Counters::read().unwrap().listen_overflows;
-        let run = std::thread::spawn(move || {
-            let ran = crate::run(&plan, &Arc::new(AtomicBool::new(false)), |_| {});
-            LoadResult::new(&plan, &ran)
-        });
-        wait_for("the run's 6 SYNs dropped", || {
-            Counters::read().unwrap().listen_overflows - base == 6
-        });
-        let accepted: Vec<_> = (0..3).map(|_| listener.accept().unwrap()).collect();
-        let result = run.join().unwrap();
-        let count = |o: Outcome| result.outcomes[o.name()];
-        assert_eq!(count(Outcome::RequestUnacked), 3, "{:?}", result.outcomes);
-        assert_eq!(count(Outcome::ReadTimeout), 3, "{:?}", result.outcomes);
-        drop((queued, accepted));
     });
 }

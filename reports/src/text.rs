@@ -1,14 +1,15 @@
-//! The human summary of a [`LoadResult`], rendered over any `W: Write`
+//! The human summaries of a [`Run`] and of a probe report, rendered over any `W: Write`
 //! (stdout for the command, a `Vec` in tests). It reads only the result
 //! model, never the recorder.
 
 use std::io::{self, Write};
 
-use crate::plan::Mode;
-use crate::result::{LoadResult, MalformedReport, Percentiles};
+use crate::probe::ProbeReport;
+use crate::run::{LoadKind, Mode};
+use crate::run::{MalformedReport, Percentiles, Run};
 
 /// Writes the summary: rate achieved against asked, percentiles, outcomes.
-pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
+pub fn write<W: Write>(r: &Run, mut w: W) -> io::Result<()> {
     let p = &r.plan;
     writeln!(
         w,
@@ -19,7 +20,10 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
         } else {
             ""
         },
-        p.load,
+        match p.load {
+            LoadKind::Closed => "closed",
+            LoadKind::Open => "open",
+        },
         match p.mode {
             Mode::Requests => "requests",
             Mode::Connect => "connect",
@@ -94,9 +98,9 @@ pub fn write<W: Write>(r: &LoadResult, mut w: W) -> io::Result<()> {
         "  outcomes ({} scheduled, {} connects):",
         r.scheduled, r.connects
     )?;
-    for (name, n) in r.outcomes.iter().filter(|(_, n)| **n > 0) {
+    for (outcome, n) in r.outcomes.iter().filter(|(_, n)| **n > 0) {
         let pct = 100.0 * *n as f64 / r.scheduled.max(1) as f64;
-        writeln!(w, "    {name:<24}{n:>12}  {pct:>6.2}%")?;
+        writeln!(w, "    {:<24}{n:>12}  {pct:>6.2}%", outcome.name())?;
     }
     if r.outcomes_total() != r.scheduled {
         writeln!(
@@ -154,4 +158,21 @@ fn write_malformed<W: Write>(m: &MalformedReport, w: &mut W) -> io::Result<()> {
         "    malformed inputs coinciding with a failure: {}",
         m.coinciding
     )
+}
+
+/// Writes a probe report: the capacity, the findings, the verdict.
+pub fn write_probe<W: Write>(r: &ProbeReport, mut w: W) -> io::Result<()> {
+    writeln!(
+        w,
+        "capacity: {} (implied backlog {}) on {}",
+        r.capacity, r.implied_backlog, r.target
+    )?;
+    for line in &r.explanation {
+        writeln!(w, "  - {line}")?;
+    }
+    writeln!(w, "verdict: {}", r.verdict.summary)?;
+    for note in &r.verdict.notes {
+        writeln!(w, "  - {note}")?;
+    }
+    Ok(())
 }

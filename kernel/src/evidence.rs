@@ -7,14 +7,15 @@
 //! finish or a phase mark is handled at once rather than after a sleep.
 //! Memory is bounded: past [`MAX_SAMPLES`] samples are counted, not kept.
 
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use floodgate_reports::evidence::{EvidenceReport, Phase, Sample};
 
-use super::counters::{CounterDelta, CounterFiles, Counters, CountersError};
-use super::diag::Diag;
+use super::counters::{CounterFiles, Counters, CountersError};
+use super::diag::{Diag, local_listener};
 
 /// Samples kept per run: 2.7 hours at 10 Hz.
 pub const MAX_SAMPLES: usize = 100_000;
@@ -33,14 +34,33 @@ pub enum EvidenceError {
     Spawn(std::io::Error),
 }
 
-/// Entry point: `Evidence::start(Some(port), Duration::from_millis(50))`.
+/// Entry point: `Evidence::for_target(addr, Duration::from_millis(50))`.
 pub struct Evidence;
 
 impl Evidence {
-    /// Starts recording. `local_port` is the target listener's port when the
-    /// target is in this network namespace (pass `None` otherwise: only the
-    /// counters are recorded). `interval` must be at most 100 ms.
-    pub fn start(local_port: Option<u16>, interval: Duration) -> Result<Recorder, EvidenceError> {
+    /// Starts recording for a run against `target`, if its listener is in
+    /// this network namespace: the counters and sock_diag describe only this
+    /// namespace, so for any other target there is nothing to record and
+    /// this gives `Ok(None)`. `interval` must be at most 100 ms.
+    ///
+    /// This is the one place that decides whether kernel counters are read
+    /// for a target; callers never read them for a target that is not local.
+    pub fn for_target(
+        target: SocketAddr,
+        interval: Duration,
+    ) -> Result<Option<Recorder>, EvidenceError> {
+        if local_listener(target).is_none() {
+            return Ok(None);
+        }
+        Evidence::start(Some(target.port()), interval).map(Some)
+    }
+
+    /// Starts recording. `local_port` is the listener's port to sample
+    /// (`None`: only the counters are recorded, at marks and the finish).
+    pub(crate) fn start(
+        local_port: Option<u16>,
+        interval: Duration,
+    ) -> Result<Recorder, EvidenceError> {
         if interval.is_zero() || interval > MAX_INTERVAL {
             return Err(EvidenceError::Interval(interval));
         }
@@ -101,64 +121,6 @@ impl Drop for Recorder {
             let _ = thread.join();
         }
     }
-}
-
-/// The recorded timeline of one run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct EvidenceReport {
-    /// The listener port sampled, if the target was local.
-    pub local_port: Option<u16>,
-    pub interval_ms: u64,
-    pub duration_ms: u64,
-    /// Counter changes over the whole run.
-    pub counters: CounterDelta,
-    /// Counter changes per phase, in order.
-    pub phases: Vec<Phase>,
-    /// Listener samples (empty when no port was given).
-    pub samples: Vec<Sample>,
-    /// Samples taken but not kept because [`MAX_SAMPLES`] was reached.
-    pub samples_dropped: u64,
-    /// Whether sock_diag ever found a listener on the port.
-    pub listener_seen: bool,
-    /// The listener's backlog as sock_diag reported it (last seen).
-    pub backlog: Option<u32>,
-    /// The deepest accept queue seen.
-    pub max_queue_depth: u32,
-    /// The most SYN-RECV request sockets seen at once, over the samples that
-    /// counted them.
-    pub max_syn_recv: u32,
-    /// Time the accept queue was sampled full (`depth > backlog`, that is
-    /// `backlog + 1` connections waiting), in ms: samples seen full times the
-    /// interval.
-    pub full_ms: u64,
-    /// Sampling failures (first few only), so a gap in the timeline is
-    /// explained rather than silent.
-    pub errors: Vec<String>,
-}
-
-/// Counter deltas between two marks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Phase {
-    pub name: String,
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub counters: CounterDelta,
-}
-
-/// One sample of the listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Sample {
-    /// Milliseconds since the recorder started.
-    pub t_ms: u64,
-    pub queue_depth: u32,
-    pub backlog: u32,
-    /// SYN-RECV request sockets on the port; `None` when not counted, which
-    /// is whenever the accept queue was empty and no SYN had been dropped or
-    /// answered with a cookie since the last sample (counting walks every
-    /// TCP socket in the namespace).
-    pub syn_recv: Option<u32>,
-    /// ListenOverflows since the recorder started.
-    pub listen_overflows: u64,
 }
 
 const MAX_ERRORS: usize = 8;
@@ -342,11 +304,7 @@ mod tests {
         recorder.mark("filled");
         // Wait (bounded) until the sampler has seen the queue holding all four.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while crate::kernel::port_state(addr.port())
-            .unwrap()
-            .queue_depth()
-            < 4
-        {
+        while crate::port_state(addr.port()).unwrap().queue_depth() < 4 {
             assert!(Instant::now() < deadline);
             std::thread::yield_now();
         }

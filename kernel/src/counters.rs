@@ -12,8 +12,6 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 /// Why the counters could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CountersError {
@@ -30,134 +28,57 @@ pub enum CountersError {
     },
 }
 
-/// The counters floodgate explains overflows with, at one instant.
-///
-/// Field names are the kernel's (`ListenOverflows` is `listen_overflows`).
-/// A counter the running kernel does not have reads as 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    /// TcpExt ListenOverflows: a SYN or a handshake's final ACK arrived while
-    /// the accept queue was full, and was dropped.
-    pub listen_overflows: u64,
-    /// TcpExt ListenDrops: every packet dropped by a listener, overflows
-    /// included.
-    pub listen_drops: u64,
-    /// TcpExt TCPReqQFullDoCookies: the SYN queue was full and a SYN cookie
-    /// was sent instead.
-    pub tcp_req_q_full_do_cookies: u64,
-    /// TcpExt TCPReqQFullDrop: the SYN queue was full and the SYN dropped
-    /// (syncookies off).
-    pub tcp_req_q_full_drop: u64,
-    /// TcpExt SyncookiesSent.
-    pub syncookies_sent: u64,
-    /// TcpExt SyncookiesRecv: valid cookies received back.
-    pub syncookies_recv: u64,
-    /// TcpExt SyncookiesFailed: cookies received back that did not validate.
-    pub syncookies_failed: u64,
-    /// TcpExt EmbryonicRsts: resets sent for handshakes that could not
-    /// complete, which `tcp_abort_on_overflow=1` produces.
-    pub embryonic_rsts: u64,
-    /// TcpExt TCPSynRetrans: SYN and SYN-ACK retransmissions.
-    pub tcp_syn_retrans: u64,
-    /// Tcp ActiveOpens: connects started in this namespace.
-    pub active_opens: u64,
-    /// Tcp PassiveOpens: handshakes completed by listeners.
-    pub passive_opens: u64,
-    /// Tcp AttemptFails: connects that failed (timed out or were reset).
-    pub attempt_fails: u64,
-    /// Tcp OutRsts: resets sent.
-    pub out_rsts: u64,
+pub use floodgate_reports::evidence::{CounterDelta, Counters};
+
+/// Reads the counters of the calling thread's network namespace.
+pub fn read_counters() -> Result<Counters, CountersError> {
+    CounterFiles::open()?.read()
 }
 
-/// `after - before` for every counter, saturating at 0 (a counter never
-/// goes down unless the namespace was replaced between the snapshots).
-pub type CounterDelta = Counters;
-
-impl Counters {
-    /// Reads the counters of the calling thread's network namespace.
-    pub fn read() -> Result<Counters, CountersError> {
-        CounterFiles::open()?.read()
-    }
-
-    /// Sets the counters found in the text of `/proc/net/netstat` or
-    /// `/proc/net/snmp` (read from `path`, for errors), scanning it in place
-    /// for the 13 counters wanted, without building a table of all ~150.
-    fn scan(&mut self, text: &str, path: &Path) -> Result<(), CountersError> {
-        parse_pairs(text, path, |prefix, name, value| {
-            // Only the kept counters' values are parsed.
-            if let Some(field) = self.field(prefix, name) {
-                if let Ok(v) = value.parse() {
-                    *field = v;
-                }
-            }
-        })
-    }
-
-    /// The counter `prefix: name`, if floodgate keeps it.
-    fn field(&mut self, prefix: &str, name: &str) -> Option<&mut u64> {
-        Some(match (prefix, name) {
-            ("TcpExt", "ListenOverflows") => &mut self.listen_overflows,
-            ("TcpExt", "ListenDrops") => &mut self.listen_drops,
-            ("TcpExt", "TCPReqQFullDoCookies") => &mut self.tcp_req_q_full_do_cookies,
-            ("TcpExt", "TCPReqQFullDrop") => &mut self.tcp_req_q_full_drop,
-            ("TcpExt", "SyncookiesSent") => &mut self.syncookies_sent,
-            ("TcpExt", "SyncookiesRecv") => &mut self.syncookies_recv,
-            ("TcpExt", "SyncookiesFailed") => &mut self.syncookies_failed,
-            ("TcpExt", "EmbryonicRsts") => &mut self.embryonic_rsts,
-            ("TcpExt", "TCPSynRetrans") => &mut self.tcp_syn_retrans,
-            ("Tcp", "ActiveOpens") => &mut self.active_opens,
-            ("Tcp", "PassiveOpens") => &mut self.passive_opens,
-            ("Tcp", "AttemptFails") => &mut self.attempt_fails,
-            ("Tcp", "OutRsts") => &mut self.out_rsts,
-            _ => return None,
-        })
-    }
-
-    /// Picks floodgate's counters out of parsed `/proc/net/netstat` and
-    /// `/proc/net/snmp` tables.
-    pub fn from_tables(netstat: &Table, snmp: &Table) -> Counters {
-        let mut c = Counters::default();
-        for ((prefix, name), &v) in netstat.values.iter().chain(&snmp.values) {
-            if let Some(field) = c.field(prefix, name) {
+/// Sets the counters found in the text of `/proc/net/netstat` or
+/// `/proc/net/snmp` (read from `path`, for errors), scanning it in place
+/// for the 13 counters wanted, without building a table of all ~150.
+fn scan(c: &mut Counters, text: &str, path: &Path) -> Result<(), CountersError> {
+    parse_pairs(text, path, |prefix, name, value| {
+        // Only the kept counters' values are parsed.
+        if let Some(field) = field(c, prefix, name) {
+            if let Ok(v) = value.parse() {
                 *field = v;
             }
         }
-        c
-    }
+    })
+}
 
-    /// The change from `before` to `self`.
-    pub fn since(&self, before: &Counters) -> CounterDelta {
-        let d = |a: u64, b: u64| a.saturating_sub(b);
-        Counters {
-            listen_overflows: d(self.listen_overflows, before.listen_overflows),
-            listen_drops: d(self.listen_drops, before.listen_drops),
-            tcp_req_q_full_do_cookies: d(
-                self.tcp_req_q_full_do_cookies,
-                before.tcp_req_q_full_do_cookies,
-            ),
-            tcp_req_q_full_drop: d(self.tcp_req_q_full_drop, before.tcp_req_q_full_drop),
-            syncookies_sent: d(self.syncookies_sent, before.syncookies_sent),
-            syncookies_recv: d(self.syncookies_recv, before.syncookies_recv),
-            syncookies_failed: d(self.syncookies_failed, before.syncookies_failed),
-            embryonic_rsts: d(self.embryonic_rsts, before.embryonic_rsts),
-            tcp_syn_retrans: d(self.tcp_syn_retrans, before.tcp_syn_retrans),
-            active_opens: d(self.active_opens, before.active_opens),
-            passive_opens: d(self.passive_opens, before.passive_opens),
-            attempt_fails: d(self.attempt_fails, before.attempt_fails),
-            out_rsts: d(self.out_rsts, before.out_rsts),
+/// The counter `prefix: name`, if floodgate keeps it.
+fn field<'a>(c: &'a mut Counters, prefix: &str, name: &str) -> Option<&'a mut u64> {
+    Some(match (prefix, name) {
+        ("TcpExt", "ListenOverflows") => &mut c.listen_overflows,
+        ("TcpExt", "ListenDrops") => &mut c.listen_drops,
+        ("TcpExt", "TCPReqQFullDoCookies") => &mut c.tcp_req_q_full_do_cookies,
+        ("TcpExt", "TCPReqQFullDrop") => &mut c.tcp_req_q_full_drop,
+        ("TcpExt", "SyncookiesSent") => &mut c.syncookies_sent,
+        ("TcpExt", "SyncookiesRecv") => &mut c.syncookies_recv,
+        ("TcpExt", "SyncookiesFailed") => &mut c.syncookies_failed,
+        ("TcpExt", "EmbryonicRsts") => &mut c.embryonic_rsts,
+        ("TcpExt", "TCPSynRetrans") => &mut c.tcp_syn_retrans,
+        ("Tcp", "ActiveOpens") => &mut c.active_opens,
+        ("Tcp", "PassiveOpens") => &mut c.passive_opens,
+        ("Tcp", "AttemptFails") => &mut c.attempt_fails,
+        ("Tcp", "OutRsts") => &mut c.out_rsts,
+        _ => return None,
+    })
+}
+
+/// Picks floodgate's counters out of parsed `/proc/net/netstat` and
+/// `/proc/net/snmp` tables.
+pub fn from_tables(netstat: &Table, snmp: &Table) -> Counters {
+    let mut c = Counters::default();
+    for ((prefix, name), &v) in netstat.values.iter().chain(&snmp.values) {
+        if let Some(field) = field(&mut c, prefix, name) {
+            *field = v;
         }
     }
-
-    /// True when no overflow-related counter moved (the Tcp open counters
-    /// are ignored: they move with any traffic).
-    pub fn no_overflow_signs(&self) -> bool {
-        self.listen_overflows == 0
-            && self.listen_drops == 0
-            && self.tcp_req_q_full_do_cookies == 0
-            && self.tcp_req_q_full_drop == 0
-            && self.syncookies_sent == 0
-            && self.embryonic_rsts == 0
-    }
+    c
 }
 
 /// The two counter files, held open for a sampler that reads them many
@@ -209,7 +130,7 @@ impl CounterFiles {
         let mut c = Counters::default();
         for f in [&mut self.netstat, &mut self.snmp] {
             f.read_into(&mut self.text)?;
-            c.scan(&self.text, &f.path)?;
+            scan(&mut c, &self.text, &f.path)?;
         }
         Ok(c)
     }
@@ -219,7 +140,7 @@ impl CounterFiles {
     /// listener sample needs, for half the kernel's formatting work.
     pub(crate) fn refresh_tcp_ext(&mut self, c: &mut Counters) -> Result<(), CountersError> {
         self.netstat.read_into(&mut self.text)?;
-        c.scan(&self.text, &self.netstat.path)
+        scan(c, &self.text, &self.netstat.path)
     }
 }
 
@@ -335,7 +256,7 @@ mod tests {
     fn captured() -> Counters {
         let netstat = Table::parse(NETSTAT, Path::new("netstat")).unwrap();
         let snmp = Table::parse(SNMP, Path::new("snmp")).unwrap();
-        Counters::from_tables(&netstat, &snmp)
+        from_tables(&netstat, &snmp)
     }
 
     #[test]
@@ -388,14 +309,14 @@ mod tests {
     #[test]
     fn the_in_place_scan_matches_the_table() {
         let mut c = Counters::default();
-        c.scan(NETSTAT, Path::new("netstat")).unwrap();
-        c.scan(SNMP, Path::new("snmp")).unwrap();
+        scan(&mut c, NETSTAT, Path::new("netstat")).unwrap();
+        scan(&mut c, SNMP, Path::new("snmp")).unwrap();
         assert_eq!(c, captured());
     }
 
     #[test]
     fn live_counters_are_readable() {
-        Counters::read().unwrap();
+        read_counters().unwrap();
     }
 
     /// The evidence sampler keeps the files open: each read must see the

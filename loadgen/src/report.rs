@@ -1,0 +1,154 @@
+//! Turns a finished load (the plan and what the threads recorded) into the
+//! run model, `floodgate_reports::Run`. The model itself, its reader and its
+//! renderers live in floodgate-reports.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use floodgate_reports::run::{
+    ANSWERED, Histograms, LoadKind, MalformedReport, MixEcho, Percentiles, PlanEcho,
+    SCHEMA_VERSION, draw_verdict,
+};
+use floodgate_reports::{Outcome, OutcomeCounts, Run};
+
+use crate::malformed::{MalformedOutcome, Source};
+use crate::measure::Recorder;
+use crate::plan::{Load, Mode, Plan};
+use crate::run::RunResult;
+
+/// The run model of a finished load; attach the kernel's evidence with
+/// `Run::with_evidence` when it was recorded.
+pub fn build(plan: &Plan, run: &RunResult) -> Run {
+    let rec: &Recorder = &run.recorder;
+    let elapsed_s = run.elapsed.as_secs_f64();
+    let window = match plan.duration {
+        Some(d) if !run.partial && run.elapsed >= d => d,
+        _ => run.elapsed,
+    };
+    let window_s = window.as_secs_f64().max(1e-9);
+    let answered = answered(&rec.outcomes);
+    let (rate_per_s, arrival) = match plan.load {
+        Load::Closed => (None, None),
+        Load::Open {
+            rate_per_s,
+            arrival,
+        } => (Some(rate_per_s), Some(arrival)),
+    };
+    Run {
+        schema_version: SCHEMA_VERSION,
+        floodgate_version: env!("CARGO_PKG_VERSION").to_string(),
+        seed: plan.seed,
+        partial: run.partial,
+        target: plan.target.url.clone(),
+        plan: PlanEcho {
+            load: if plan.is_open() {
+                LoadKind::Open
+            } else {
+                LoadKind::Closed
+            },
+            rate_per_s,
+            arrival,
+            mode: plan.mode,
+            close_with: (plan.mode == Mode::Connect).then_some(plan.close_with),
+            connections: plan.connections,
+            threads: plan.threads,
+            duration_s: plan.duration.map(|d| d.as_secs_f64()),
+            requests: plan.requests,
+            requests_mix: plan
+                .kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| MixEcho {
+                    weight: k.weight,
+                    request: k.label.clone(),
+                    scheduled: rec.scheduled_by_kind.get(i).copied().unwrap_or(0),
+                })
+                .collect(),
+            verify: plan.verify,
+            connect_timeout_ms: ms(plan.connect_timeout),
+            read_timeout_ms: ms(plan.read_timeout),
+            lag_threshold_ms: ms(plan.lag_threshold),
+            grace_ms: ms(plan.grace),
+            sources: plan.sources.iter().map(|s| s.to_string()).collect(),
+        },
+        started_at_unix_s: run
+            .started_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        elapsed_s,
+        window_s,
+        scheduled: rec.scheduled,
+        outcomes: Outcome::ALL
+            .iter()
+            .map(|o| (*o, rec.outcomes.get(*o)))
+            .collect(),
+        achieved_rate_per_s: (answered as f64 / window_s * 10.0).round() / 10.0,
+        asked_rate_per_s: rate_per_s,
+        connects: rec.connects,
+        held_max: (plan.mode == Mode::Hold).then_some(rec.open_max),
+        latency_us: Percentiles::of(&rec.response),
+        service_time_us: Percentiles::of(&rec.service),
+        connect_time_us: Percentiles::of(&rec.connect),
+        generator_lag_us: Percentiles::of(&rec.lag),
+        // Encoding fails only for histograms too large to encode, which the
+        // recorder's fixed bounds rule out; the reader would refuse the
+        // empty strings, so such a file could not pass unnoticed.
+        histograms: Histograms::encode(&rec.response, &rec.service, &rec.connect, &rec.lag)
+            .unwrap_or_else(|_| Histograms {
+                response_time: String::new(),
+                service_time: String::new(),
+                connect_time: String::new(),
+                generator_lag: String::new(),
+            }),
+        evidence: None,
+        verdict: draw_verdict(|o| rec.outcomes.get(o), rec.connects, None),
+        malformed: plan
+            .malformed
+            .as_ref()
+            .map(|m| malformed_report(m.fraction, rec)),
+    }
+}
+
+fn malformed_report(fraction: f64, rec: &Recorder) -> MalformedReport {
+    let m = &rec.malformed;
+    let counts = &rec.outcomes;
+    let success = counts.get(Outcome::Ok) + counts.get(Outcome::SynRetransmitted);
+    let answered = answered(counts);
+    MalformedReport {
+        fraction,
+        scheduled: m.scheduled,
+        outcomes: MalformedOutcome::ALL
+            .iter()
+            .map(|o| (o.name().to_owned(), m.get(*o)))
+            .collect(),
+        unexpected: MalformedOutcome::ALL
+            .iter()
+            .filter(|o| o.unexpected())
+            .map(|o| m.get(*o))
+            .sum(),
+        by_source: Source::ALL
+            .iter()
+            .map(|s| (s.name().to_owned(), m.by_source[*s as usize]))
+            .collect(),
+        valid_success_rate: if rec.scheduled == 0 {
+            0.0
+        } else {
+            success as f64 / rec.scheduled as f64
+        },
+        valid_lost: rec
+            .scheduled
+            .saturating_sub(answered + counts.get(Outcome::GeneratorLagged)),
+        echo_checks: m.echo_checks,
+        echo_mismatches: m.echo_mismatches,
+        coinciding: m.coinciding().len() as u64,
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// Requests that got a complete response, whatever its status.
+fn answered(counts: &OutcomeCounts) -> u64 {
+    ANSWERED.iter().map(|o| counts.get(*o)).sum()
+}

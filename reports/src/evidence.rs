@@ -1,0 +1,143 @@
+//! What the kernel said about a run, as data: the TcpExt/Tcp counters
+//! floodgate explains overflows with and their deltas, and the evidence
+//! timeline (phases, listener samples). Reading them from `/proc` and
+//! sock_diag is floodgate-kernel's job; interpreting them is `verdict`'s.
+
+use serde::{Deserialize, Serialize};
+
+/// The counters floodgate explains overflows with, at one instant.
+///
+/// Field names are the kernel's (`ListenOverflows` is `listen_overflows`).
+/// A counter the running kernel does not have reads as 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// TcpExt ListenOverflows: a SYN or a handshake's final ACK arrived while
+    /// the accept queue was full, and was dropped.
+    pub listen_overflows: u64,
+    /// TcpExt ListenDrops: every packet dropped by a listener, overflows
+    /// included.
+    pub listen_drops: u64,
+    /// TcpExt TCPReqQFullDoCookies: the SYN queue was full and a SYN cookie
+    /// was sent instead.
+    pub tcp_req_q_full_do_cookies: u64,
+    /// TcpExt TCPReqQFullDrop: the SYN queue was full and the SYN dropped
+    /// (syncookies off).
+    pub tcp_req_q_full_drop: u64,
+    /// TcpExt SyncookiesSent.
+    pub syncookies_sent: u64,
+    /// TcpExt SyncookiesRecv: valid cookies received back.
+    pub syncookies_recv: u64,
+    /// TcpExt SyncookiesFailed: cookies received back that did not validate.
+    pub syncookies_failed: u64,
+    /// TcpExt EmbryonicRsts: resets sent for handshakes that could not
+    /// complete, which `tcp_abort_on_overflow=1` produces.
+    pub embryonic_rsts: u64,
+    /// TcpExt TCPSynRetrans: SYN and SYN-ACK retransmissions.
+    pub tcp_syn_retrans: u64,
+    /// Tcp ActiveOpens: connects started in this namespace.
+    pub active_opens: u64,
+    /// Tcp PassiveOpens: handshakes completed by listeners.
+    pub passive_opens: u64,
+    /// Tcp AttemptFails: connects that failed (timed out or were reset).
+    pub attempt_fails: u64,
+    /// Tcp OutRsts: resets sent.
+    pub out_rsts: u64,
+}
+
+/// `after - before` for every counter, saturating at 0 (a counter never
+/// goes down unless the namespace was replaced between the snapshots).
+pub type CounterDelta = Counters;
+
+impl Counters {
+    /// The change from `before` to `self`.
+    pub fn since(&self, before: &Counters) -> CounterDelta {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        Counters {
+            listen_overflows: d(self.listen_overflows, before.listen_overflows),
+            listen_drops: d(self.listen_drops, before.listen_drops),
+            tcp_req_q_full_do_cookies: d(
+                self.tcp_req_q_full_do_cookies,
+                before.tcp_req_q_full_do_cookies,
+            ),
+            tcp_req_q_full_drop: d(self.tcp_req_q_full_drop, before.tcp_req_q_full_drop),
+            syncookies_sent: d(self.syncookies_sent, before.syncookies_sent),
+            syncookies_recv: d(self.syncookies_recv, before.syncookies_recv),
+            syncookies_failed: d(self.syncookies_failed, before.syncookies_failed),
+            embryonic_rsts: d(self.embryonic_rsts, before.embryonic_rsts),
+            tcp_syn_retrans: d(self.tcp_syn_retrans, before.tcp_syn_retrans),
+            active_opens: d(self.active_opens, before.active_opens),
+            passive_opens: d(self.passive_opens, before.passive_opens),
+            attempt_fails: d(self.attempt_fails, before.attempt_fails),
+            out_rsts: d(self.out_rsts, before.out_rsts),
+        }
+    }
+
+    /// True when no overflow-related counter moved (the Tcp open counters
+    /// are ignored: they move with any traffic).
+    pub fn no_overflow_signs(&self) -> bool {
+        self.listen_overflows == 0
+            && self.listen_drops == 0
+            && self.tcp_req_q_full_do_cookies == 0
+            && self.tcp_req_q_full_drop == 0
+            && self.syncookies_sent == 0
+            && self.embryonic_rsts == 0
+    }
+}
+
+/// The recorded timeline of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceReport {
+    /// The listener port sampled, if the target was local.
+    pub local_port: Option<u16>,
+    pub interval_ms: u64,
+    pub duration_ms: u64,
+    /// Counter changes over the whole run.
+    pub counters: CounterDelta,
+    /// Counter changes per phase, in order.
+    pub phases: Vec<Phase>,
+    /// Listener samples (empty when no port was given).
+    pub samples: Vec<Sample>,
+    /// Samples taken but not kept because the sampler's limit was reached.
+    pub samples_dropped: u64,
+    /// Whether sock_diag ever found a listener on the port.
+    pub listener_seen: bool,
+    /// The listener's backlog as sock_diag reported it (last seen).
+    pub backlog: Option<u32>,
+    /// The deepest accept queue seen.
+    pub max_queue_depth: u32,
+    /// The most SYN-RECV request sockets seen at once, over the samples that
+    /// counted them.
+    pub max_syn_recv: u32,
+    /// Time the accept queue was sampled full (`depth > backlog`, that is
+    /// `backlog + 1` connections waiting), in ms: samples seen full times the
+    /// interval.
+    pub full_ms: u64,
+    /// Sampling failures (first few only), so a gap in the timeline is
+    /// explained rather than silent.
+    pub errors: Vec<String>,
+}
+
+/// Counter deltas between two marks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub counters: CounterDelta,
+}
+
+/// One sample of the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Milliseconds since the recorder started.
+    pub t_ms: u64,
+    pub queue_depth: u32,
+    pub backlog: u32,
+    /// SYN-RECV request sockets on the port; `None` when not counted, which
+    /// is whenever the accept queue was empty and no SYN had been dropped or
+    /// answered with a cookie since the last sample (counting walks every
+    /// TCP socket in the namespace).
+    pub syn_recv: Option<u32>,
+    /// ListenOverflows since the recorder started.
+    pub listen_overflows: u64,
+}
