@@ -13,14 +13,11 @@
 //! threads, stopping and merging live in `run`.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -33,6 +30,12 @@ use crate::outcome::Outcome;
 use crate::plan::{CloseWith, Mode, Plan};
 use crate::reactor::{OnReadable, Reactor, Stream};
 use crate::schedule::{Schedule, Slot};
+
+mod buffer;
+mod deadline;
+
+use buffer::Buffer;
+pub(crate) use deadline::{Deadline, SWEEP_TICK};
 
 /// Connects faster than this cannot have retransmitted their SYN: Linux's
 /// initial SYN timeout is 1 s; a margin covers lowered route RTOs.
@@ -85,64 +88,6 @@ pub(crate) struct Shared {
     pub reactor: Rc<Reactor>,
     /// Every slot's read deadline, checked by the thread's sweeper.
     pub deadlines: RefCell<Vec<Rc<Deadline>>>,
-}
-
-/// A slot's read deadline. Per-request reactor timers cost system calls
-/// (an eventfd notify, a timerfd update and a re-arm, a few per request);
-/// one sweeper per thread checking these cells every `SWEEP_TICK` costs
-/// none, at the price of timeouts firing up to one tick late.
-#[derive(Default)]
-pub(crate) struct Deadline {
-    at: Cell<Option<Instant>>,
-    fired: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-/// How often the sweeper checks read deadlines: the slack of `--read-timeout`.
-pub(crate) const SWEEP_TICK: Duration = Duration::from_millis(20);
-
-impl Deadline {
-    fn arm(&self, at: Instant) {
-        self.fired.set(false);
-        self.at.set(Some(at));
-    }
-
-    fn disarm(&self) {
-        self.at.set(None);
-    }
-
-    /// Fires the deadline if it has passed; called by the sweeper.
-    pub(crate) fn sweep(&self, now: Instant) {
-        if self.at.get().is_some_and(|at| now >= at) {
-            self.at.set(None);
-            self.fired.set(true);
-            if let Some(w) = self.waker.borrow_mut().take() {
-                w.wake();
-            }
-        }
-    }
-
-    /// Completes once the armed deadline has fired.
-    fn expired(&self) -> Expired<'_> {
-        Expired(self)
-    }
-}
-
-struct Expired<'a>(&'a Deadline);
-
-impl Future for Expired<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.fired.get() {
-            return Poll::Ready(());
-        }
-        let mut w = self.0.waker.borrow_mut();
-        if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *w = Some(cx.waker().clone());
-        }
-        Poll::Pending
-    }
 }
 
 /// A slot's accounting; its `Drop` makes the books balance even when the
@@ -426,67 +371,6 @@ fn bind_source(sock: &Socket, ip: IpAddr) -> io::Result<()> {
         }
     }
     sock.bind(&SocketAddr::new(ip, 0).into())
-}
-
-/// The read buffer of one connection; it grows only for long heads or
-/// delimited replies.
-struct Buffer {
-    data: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl Buffer {
-    const INITIAL: usize = 16 * 1024;
-
-    fn new() -> Buffer {
-        Buffer {
-            data: vec![0; Buffer::INITIAL],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// A buffer without storage, left behind while another owner has the
-    /// real one.
-    fn moved() -> Buffer {
-        Buffer {
-            data: Vec::new(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
-    }
-
-    fn filled(&self) -> &[u8] {
-        &self.data[self.start..self.end]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.clear();
-        }
-    }
-
-    /// Free space at the end, after compacting or growing if there is none.
-    fn spare(&mut self) -> &mut [u8] {
-        if self.end == self.data.len() {
-            if self.start > 0 {
-                self.data.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            } else {
-                let len = self.data.len() * 2;
-                self.data.resize(len, 0);
-            }
-        }
-        &mut self.data[self.end..]
-    }
 }
 
 async fn write_all(stream: &Stream, mut buf: &[u8]) -> io::Result<()> {
