@@ -24,7 +24,7 @@ use futures_lite::future;
 use socket2::SockRef;
 
 use crate::http::{Complete, Expect, Framing, Prepared, Progress, ResponseParser};
-use crate::malformed::{MAX_REPLY_BYTES, MalformedOutcome, Sent, classify};
+use crate::malformed::{MalformedOutcome, Sent};
 use crate::measure::{Recorder, record};
 use crate::outcome::Outcome;
 use crate::plan::{CloseWith, Mode, Plan};
@@ -35,11 +35,13 @@ mod buffer;
 mod connect;
 mod deadline;
 mod keepalive;
+mod malformed;
 
 use buffer::Buffer;
 use connect::{Conn, connect, connect_uncounted, open};
 pub(crate) use deadline::{Deadline, SWEEP_TICK};
 use keepalive::{Resume, Resumed, keep_alive};
+use malformed::{malformed_exchange, ms_since, note_failure};
 
 /// Live counters of one thread, read by the progress reporter on another.
 /// Aligned so that threads never share a cache line.
@@ -532,78 +534,6 @@ async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>) {
             }
         }
     }
-}
-
-/// Milliseconds from `start` to `t`, for the coincidence log.
-fn ms_since(start: Instant, t: Instant) -> u32 {
-    t.saturating_duration_since(start).as_millis() as u32
-}
-
-/// With `--malformed`, remembers when a valid request failed, so malformed
-/// inputs sent around that time can be saved.
-fn note_failure(sh: &Shared, intended: Instant, o: Outcome) {
-    if sh.plan.malformed.is_none() || matches!(o, Outcome::Ok | Outcome::SynRetransmitted) {
-        return;
-    }
-    let end = ms_since(sh.start, Instant::now());
-    sh.rec
-        .borrow_mut()
-        .malformed
-        .failure(ms_since(sh.start, intended), end);
-}
-
-/// Sends one malformed input on a connection of its own, half-closes, and
-/// reads until the server closes or `--read-timeout` passes. The slot's
-/// deadline is reused: the slot does nothing else meanwhile.
-async fn malformed_exchange(
-    sh: &Shared,
-    source: Option<IpAddr>,
-    input: &[u8],
-    deadline: &Deadline,
-) -> MalformedOutcome {
-    let Ok(c) = connect_uncounted(sh, source).await else {
-        return MalformedOutcome::ConnectFailed;
-    };
-    let stream = c.stream;
-    deadline.arm(Instant::now() + sh.plan.read_timeout);
-    let work = async {
-        // A server may answer and close before it has read everything; a
-        // failed write is then no failure of the exchange, and what it sent
-        // is still read below.
-        let _ = write_all(&stream, input).await;
-        // The half-close tells the server no more bytes come, so an input
-        // cut short ends now instead of at the server's head timeout.
-        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
-        let mut reply = Vec::new();
-        let mut truncated = false;
-        // On the heap: an array here would sit in every slot's task, used
-        // or not (see the size test below).
-        let mut chunk = vec![0u8; 16 * 1024];
-        loop {
-            stream.readable().await;
-            match stream.read(&mut chunk) {
-                Ok(0) => return classify(&reply, truncated),
-                Ok(n) => {
-                    let keep = n.min(MAX_REPLY_BYTES - reply.len());
-                    reply.extend_from_slice(&chunk[..keep]);
-                    truncated |= keep < n;
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::Interrupted => {}
-                // A reset ends the reply as a close does; what came before
-                // it still counts.
-                Err(_) => return classify(&reply, true),
-            }
-        }
-    };
-    let o = future::or(work, async {
-        deadline.expired().await;
-        MalformedOutcome::Hung
-    })
-    .await;
-    deadline.disarm();
-    o
 }
 
 /// `--mode connect`: each request is a connect, then a close by FIN or RST.
