@@ -18,16 +18,15 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_lite::future;
-use socket2::SockRef;
 
 use crate::http::{Complete, Expect, Framing, Prepared, Progress, ResponseParser};
 use crate::malformed::{MalformedOutcome, Sent};
 use crate::measure::{Recorder, record};
 use crate::outcome::Outcome;
-use crate::plan::{CloseWith, Mode, Plan};
+use crate::plan::{Mode, Plan};
 use crate::reactor::{Reactor, Stream};
 use crate::schedule::{Schedule, Slot};
 
@@ -36,12 +35,14 @@ mod connect;
 mod deadline;
 mod keepalive;
 mod malformed;
+mod modes;
 
 use buffer::Buffer;
 use connect::{Conn, connect, connect_uncounted, open};
 pub(crate) use deadline::{Deadline, SWEEP_TICK};
 use keepalive::{Resume, Resumed, keep_alive};
 use malformed::{malformed_exchange, ms_since, note_failure};
+use modes::{connects, hold};
 
 /// Live counters of one thread, read by the progress reporter on another.
 /// Aligned so that threads never share a cache line.
@@ -536,98 +537,10 @@ async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>) {
     }
 }
 
-/// `--mode connect`: each request is a connect, then a close by FIN or RST.
-async fn connects(g: &mut Guard, source: Option<IpAddr>) {
-    let sh = g.sh.clone();
-    while let Some((intended, _)) = g.next().await {
-        g.begin();
-        let outcome = match connect(&sh, source).await {
-            Ok(c) => {
-                {
-                    let mut rec = sh.rec.borrow_mut();
-                    record(&mut rec.connect, c.took);
-                    record(&mut rec.service, c.took);
-                    record(&mut rec.response, intended.elapsed());
-                }
-                if sh.plan.close_with == CloseWith::Rst {
-                    // Linger 0 makes close(2) send RST; a failure here only
-                    // means a FIN is sent instead.
-                    let _ = SockRef::from(c.stream.get_ref()).set_linger(Some(Duration::ZERO));
-                }
-                drop(c.stream);
-                if c.syn_retransmitted {
-                    Outcome::SynRetransmitted
-                } else {
-                    Outcome::Ok
-                }
-            }
-            Err(o) => o,
-        };
-        g.finish(outcome);
-    }
-}
-
-/// `--mode hold`: one connect per slot, then hold it idle until the end.
-async fn hold(g: &mut Guard, source: Option<IpAddr>) {
-    let sh = g.sh.clone();
-    let Some((intended, _)) = g.next().await else {
-        return;
-    };
-    g.begin();
-    let c = match connect(&sh, source).await {
-        Ok(c) => c,
-        Err(o) => {
-            g.finish(o);
-            return;
-        }
-    };
-    {
-        let mut rec = sh.rec.borrow_mut();
-        record(&mut rec.connect, c.took);
-        record(&mut rec.response, intended.elapsed());
-        rec.opened();
-    }
-    let mut byte = [0u8; 1];
-    // Without an end (not possible for a valid hold plan), an hour stands in.
-    let end = sh
-        .end
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-    let outcome = loop {
-        if sh.stop.load(Ordering::Relaxed) || Instant::now() >= end {
-            break if c.syn_retransmitted {
-                Outcome::SynRetransmitted
-            } else {
-                Outcome::Ok
-            };
-        }
-        let woke = future::or(
-            async {
-                c.stream.readable().await;
-                true
-            },
-            async {
-                // Ctrl-C fires this timer early.
-                sh.reactor.sleep_until(end).await;
-                false
-            },
-        )
-        .await;
-        if woke {
-            match c.stream.read(&mut byte) {
-                Ok(0) => break Outcome::EofBeforeResponse,
-                // A server that talks first is still holding the connection.
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => break Outcome::from_io_error(&e),
-            }
-        }
-    };
-    sh.rec.borrow_mut().closed();
-    g.finish(outcome);
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::plan::PlanInput;
 
