@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use futures_lite::future;
 
-use super::{Buffer, Deadline, Guard, Shared, add, count_finish};
+use super::buffer::Buffer;
+use super::{Deadline, Guard, Shared, add, count_finish};
 use crate::http::{Complete, Progress, ResponseParser};
 use crate::measure::record;
 use crate::outcome::Outcome;

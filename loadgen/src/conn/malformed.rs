@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use futures_lite::future;
 
-use super::{Deadline, Shared, connect_uncounted, write_all};
+use super::connect::connect_uncounted;
+use super::exchange::write_all;
+use super::{Deadline, Shared};
 use crate::malformed::{MAX_REPLY_BYTES, MalformedOutcome, classify};
 use crate::outcome::Outcome;
 

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use socket2::SockRef;
 
-use super::{Guard, connect};
+use super::Guard;
+use super::connect::connect;
 use crate::measure::record;
 use crate::outcome::Outcome;
 use crate::plan::CloseWith;
