@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use floodgate_loadgen::plan::{Arrival, CloseWith, Mode};
-use floodgate_loadgen::{LoadResult, Plan, PlanInput};
+use floodgate_loadgen::{LoadResult, Plan, PlanError, PlanInput};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::flags::duration;
@@ -179,8 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         target: probe_target,
         ..input.clone()
     }) {
-        eprintln!("floodgate load: error: {e}");
-        return Ok(ExitCode::from(EXIT_USAGE));
+        return Ok(usage_error(&args, &e));
     }
     let server = match &args.target {
         Some(_) => None,
@@ -203,10 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let plan = match Plan::new(PlanInput { target, ..input }) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("floodgate load: error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
+        Err(e) => return Ok(usage_error(&args, &e)),
     };
     if matches!(plan.mode, Mode::Requests | Mode::Churn) {
         // One connect first, so an unreachable target is one clear error
@@ -374,6 +370,67 @@ fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
         insecure: args.insecure,
         malformed: args.malformed,
     })
+}
+
+/// Reports a plan error in the words of the flags, and gives the exit code
+/// for flags that cannot run.
+fn usage_error(args: &Flags, e: &PlanError) -> ExitCode {
+    eprintln!("floodgate load: error: {}", flag_message(args, e));
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// `e` with its field and the fields its reason names (in backticks) put
+/// as flags: `rate: must be above 0 ..., got 0` reads
+/// `--rate 0: must be above 0 ...`.
+fn flag_message(args: &Flags, e: &PlanError) -> String {
+    let flag = flag_of(args, e.field());
+    let reason: String = e
+        .reason()
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                flag_of(args, part)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect();
+    match e.got() {
+        Some(got) => format!("{flag} {got}: {reason}"),
+        None => format!("{flag}: {reason}"),
+    }
+}
+
+/// The flag (or the part of one) that sets the plan field at `path`:
+/// `rate` is `--rate`, `mix[1].path` is `--mix entry 2 PATH`.
+fn flag_of(args: &Flags, path: &str) -> String {
+    let mix = || match &args.mix_file {
+        Some(file) => format!("--mix-file {}", file.display()),
+        None => "--mix".to_string(),
+    };
+    if let Some((index, rest)) = path
+        .strip_prefix("mix[")
+        .and_then(|p| p.split_once(']'))
+        .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)))
+    {
+        let word = match rest {
+            ".weight" => " WEIGHT",
+            ".method" => " METHOD",
+            ".path" => " PATH",
+            ".body_bytes" => " BODY_BYTES",
+            _ => "",
+        };
+        return format!("{} entry {}{word}", mix(), index + 1);
+    }
+    match path {
+        "mix" => mix(),
+        // The value is in the message; which --header it was is plain.
+        _ if path.starts_with("headers[") => "--header".to_string(),
+        "payload" if args.payload_file.is_some() => "--payload-file".to_string(),
+        "sources" => "--source".to_string(),
+        _ => format!("--{}", path.replace('_', "-")),
+    }
 }
 
 /// Writes the malformed inputs that coincided with a failure into `dir`,

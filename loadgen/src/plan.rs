@@ -1,7 +1,9 @@
-//! The validated load plan: [`PlanInput`] is what the command line said,
-//! [`Plan`] is what will run, with every request's bytes prepared. All flag
-//! validation lives here so the messages name the flag and what is allowed;
-//! scheduling, sockets and measurement do not.
+//! The validated load plan: [`PlanInput`] is what was asked for, [`Plan`]
+//! is what will run, with every request's bytes prepared. All validation
+//! lives here, in the input's own words: a [`PlanError`] names the field
+//! (`rate`, `mix[1].path`) and says what is allowed, and a front end (the
+//! command line's flags) maps the field to its own words. Scheduling,
+//! sockets and measurement validate nothing.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -173,65 +175,89 @@ pub fn probe_token(seed: u64, slot: usize, n: u64) -> Vec<u8> {
     format!("{seed:016x}{:08x}{:08x}", slot as u32, n as u32).into_bytes()
 }
 
-/// A flag that cannot run, with the flag named.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PlanError {
-    #[error(
-        "--target {0:?}: expected http://HOST:PORT/PATH, https://HOST:PORT/PATH or tcp://HOST:PORT"
-    )]
-    TargetScheme(String),
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    #[error("--ca and --insecure are for https:// targets")]
-    TlsOnPlain,
-    #[error("--target {url:?}: cannot resolve {host:?}: {reason}")]
-    Resolve {
-        url: String,
-        host: String,
-        reason: String,
-    },
-    #[error("--rate {0}: must be a positive number of requests per second")]
-    Rate(f64),
-    #[error(
-        "--rate and --closed exclude each other: choose open loop (--rate R) or closed loop (--closed)"
-    )]
-    RateAndClosed,
-    #[error("--connections 0: at least one connection is needed")]
-    Connections,
-    #[error("--threads 0: at least one thread is needed")]
-    Threads,
-    #[error("--duration 0: must be longer than zero")]
-    Duration,
-    #[error("--requests 0: at least one request is needed")]
-    Requests,
-    #[error("--header {0:?}: expected 'Name: value'")]
-    Header(String),
-    #[error(
-        "--mix {item:?}: {reason}; expected comma-separated 'WEIGHT METHOD PATH [BODY_BYTES]', e.g. '8 GET /, 1 POST /echo 1024'"
-    )]
-    Mix { item: String, reason: String },
-    #[error("--method {0:?}: expected an HTTP method token such as GET or POST")]
-    Method(String),
-    #[error(
-        "--payload/--payload-file are for tcp:// targets; for http:// use --body-bytes or --mix"
-    )]
-    PayloadOnHttp,
-    #[error(
-        "a tcp:// target needs --payload or --payload-file, and --expect-bytes N or --expect-delimiter STR"
-    )]
-    TcpNeedsPayloadAndExpect,
-    #[error("--expect-bytes and --expect-delimiter exclude each other")]
-    BothExpects,
-    #[error(
-        "--mode hold needs no --requests: it opens --connections and holds them for --duration"
-    )]
-    HoldWithRequests,
-    #[error("--connect-timeout and --read-timeout must be longer than zero")]
-    Timeout,
-    #[error("--malformed {0}: must be a fraction above 0 and at most 0.5, e.g. 0.1")]
-    MalformedFraction(f64),
-    #[error("--malformed needs an http:// target and --mode requests or churn")]
-    MalformedTarget,
+/// An input that cannot run: the field, named as in [`PlanInput`] (`rate`,
+/// `target`, `mix[1].path`, `headers[2]`), what is wrong with it and what is
+/// allowed. Other fields the reason mentions are written in backticks
+/// (`` `closed` ``), so a front end can put all of them in its own words.
+///
+/// Displays as `FIELD: REASON, got VALUE`, e.g.
+/// `rate: must be above 0 and finite (requests per second), got -1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    field: String,
+    reason: String,
+    got: Option<String>,
+}
+
+impl PlanError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> PlanError {
+        PlanError {
+            field: field.into(),
+            reason: reason.into(),
+            got: None,
+        }
+    }
+
+    /// The offending value, as the field's display: numbers bare, strings
+    /// quoted.
+    fn with_got(mut self, got: impl std::fmt::Display) -> PlanError {
+        self.got = Some(got.to_string());
+        self
+    }
+
+    /// The field path: `rate`, `target`, `mix[1].path`, `headers[2]`.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong and what is allowed, without the value; other fields
+    /// are named in backticks.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The offending value when one value is the problem (not for two
+    /// fields that exclude each other): `-1`, `"ftp://x"`.
+    pub fn got(&self) -> Option<&str> {
+        self.got.as_deref()
+    }
+
+    /// The reason followed by the offending value: everything but the field.
+    pub fn message(&self) -> String {
+        match &self.got {
+            Some(got) => format!("{}, got {got}", self.reason),
+            None => self.reason.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message())
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// A TLS setup error, with the field to blame.
+fn tls_error(e: TlsError, target: &str) -> PlanError {
+    match e {
+        TlsError::NoCertificate(why) => {
+            PlanError::new("ca", format!("must hold PEM certificates: {why}"))
+        }
+        TlsError::BadCertificate(why) => {
+            PlanError::new("ca", format!("holds a certificate that is rejected: {why}"))
+        }
+        TlsError::NoTrust => PlanError::new(
+            "ca",
+            "is needed for an https:// target (PEM roots to trust), unless `insecure` (no verification)",
+        ),
+        TlsError::ServerName(_) => {
+            PlanError::new("target", "has a HOST that is not a valid TLS server name")
+                .with_got(format!("{target:?}"))
+        }
+        TlsError::Rustls(why) => PlanError::new("target", format!("TLS setup failed: {why}")),
+    }
 }
 
 impl Plan {
@@ -239,8 +265,19 @@ impl Plan {
     pub fn new(input: PlanInput) -> Result<Plan, PlanError> {
         let target = parse_target(&input.target)?;
         let load = match (input.rate_per_s, input.closed) {
-            (Some(_), true) => return Err(PlanError::RateAndClosed),
-            (Some(r), false) if !(r.is_finite() && r > 0.0) => return Err(PlanError::Rate(r)),
+            (Some(_), true) => {
+                return Err(PlanError::new(
+                    "rate",
+                    "cannot be combined with `closed`: choose an open loop (`rate`) or a closed loop (`closed`)",
+                ));
+            }
+            (Some(r), false) if !(r.is_finite() && r > 0.0) => {
+                return Err(PlanError::new(
+                    "rate",
+                    "must be above 0 and finite (requests per second)",
+                )
+                .with_got(r));
+            }
             (Some(rate_per_s), false) => Load::Open {
                 rate_per_s,
                 arrival: input.arrival,
@@ -248,44 +285,65 @@ impl Plan {
             (None, _) => Load::Closed,
         };
         if input.connections == 0 {
-            return Err(PlanError::Connections);
+            return Err(PlanError::new("connections", "must be at least 1").with_got(0));
         }
         if input.threads == 0 {
-            return Err(PlanError::Threads);
+            return Err(PlanError::new("threads", "must be at least 1").with_got(0));
         }
-        if input.duration == Some(Duration::ZERO) {
-            return Err(PlanError::Duration);
+        if let Some(d @ Duration::ZERO) = input.duration {
+            return Err(
+                PlanError::new("duration", "must be longer than zero").with_got(format!("{d:?}"))
+            );
         }
         if input.requests == Some(0) {
-            return Err(PlanError::Requests);
+            return Err(PlanError::new("requests", "must be at least 1").with_got(0));
         }
-        if input.connect_timeout.is_zero() || input.read_timeout.is_zero() {
-            return Err(PlanError::Timeout);
+        for (field, t) in [
+            ("connect_timeout", input.connect_timeout),
+            ("read_timeout", input.read_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(
+                    PlanError::new(field, "must be longer than zero").with_got(format!("{t:?}"))
+                );
+            }
         }
-        if input.mode == Mode::Hold && input.requests.is_some() {
-            return Err(PlanError::HoldWithRequests);
+        if let (Mode::Hold, Some(n)) = (input.mode, input.requests) {
+            return Err(PlanError::new(
+                "requests",
+                "must be unset in `mode` hold, which opens `connections` connections and holds them for `duration`",
+            )
+            .with_got(n));
         }
-        // Neither --duration nor --requests: ten seconds, like wrk.
+        // Neither a duration nor a request count: ten seconds, like wrk.
         let duration = match (input.duration, input.requests) {
             (None, None) => Some(Duration::from_secs(10)),
             (d, _) => d,
         };
         if let Some(f) = input.malformed {
             if !(f > 0.0 && f <= 0.5) {
-                return Err(PlanError::MalformedFraction(f));
+                return Err(PlanError::new(
+                    "malformed",
+                    "must be a fraction above 0 and at most 0.5 (e.g. 0.1)",
+                )
+                .with_got(f));
             }
             if target.scheme != "http" || !matches!(input.mode, Mode::Requests | Mode::Churn) {
-                return Err(PlanError::MalformedTarget);
+                return Err(PlanError::new(
+                    "malformed",
+                    "needs an http:// target and `mode` requests or churn",
+                ));
             }
         }
         let tls = if target.scheme == "https" {
-            Some(Tls::new(
-                &target.host,
-                input.ca_pem.as_deref(),
-                input.insecure,
-            )?)
-        } else if input.ca_pem.is_some() || input.insecure {
-            return Err(PlanError::TlsOnPlain);
+            Some(
+                Tls::new(&target.host, input.ca_pem.as_deref(), input.insecure)
+                    .map_err(|e| tls_error(e, &target.url))?,
+            )
+        } else if input.ca_pem.is_some() {
+            return Err(PlanError::new("ca", "is for https:// targets"));
+        } else if input.insecure {
+            return Err(PlanError::new("insecure", "is for https:// targets"));
         } else {
             None
         };
@@ -299,19 +357,38 @@ impl Plan {
             _ => (String::new(), String::new()),
         };
         let mut kinds = if target.scheme == "tcp" {
-            if input.expect_bytes.is_some() && input.expect_delimiter.is_some() {
-                return Err(PlanError::BothExpects);
-            }
+            let connect_or_hold = matches!(input.mode, Mode::Connect | Mode::Hold);
             let framing = match (input.expect_bytes, &input.expect_delimiter) {
+                (Some(_), Some(_)) => {
+                    return Err(PlanError::new(
+                        "expect_delimiter",
+                        "cannot be combined with `expect_bytes`: a reply ends after a byte count or after a delimiter",
+                    ));
+                }
+                (None, Some(d)) if d.is_empty() => {
+                    return Err(
+                        PlanError::new("expect_delimiter", "must not be empty").with_got("\"\"")
+                    );
+                }
                 (Some(n), None) => Framing::Bytes(n),
-                (None, Some(d)) if !d.is_empty() => Framing::Delimiter(d.clone()),
-                _ if input.mode == Mode::Connect || input.mode == Mode::Hold => Framing::Bytes(0),
-                _ => return Err(PlanError::TcpNeedsPayloadAndExpect),
+                (None, Some(d)) => Framing::Delimiter(d.clone()),
+                (None, None) if connect_or_hold => Framing::Bytes(0),
+                (None, None) => {
+                    return Err(PlanError::new(
+                        "expect_bytes",
+                        "is needed (or `expect_delimiter`) for a tcp:// target in `mode` requests or churn, to know where a reply ends",
+                    ));
+                }
             };
             let payload = match &input.payload {
                 Some(p) => p.clone(),
-                None if input.mode == Mode::Connect || input.mode == Mode::Hold => Vec::new(),
-                None => return Err(PlanError::TcpNeedsPayloadAndExpect),
+                None if connect_or_hold => Vec::new(),
+                None => {
+                    return Err(PlanError::new(
+                        "payload",
+                        "is needed for a tcp:// target in `mode` requests or churn: the bytes sent per request",
+                    ));
+                }
             };
             vec![RequestKind {
                 weight: 1,
@@ -324,10 +401,13 @@ impl Plan {
             }]
         } else {
             if input.payload.is_some() {
-                return Err(PlanError::PayloadOnHttp);
+                return Err(PlanError::new(
+                    "payload",
+                    "is for tcp:// targets; an http:// or https:// target sends `body_bytes` or `mix`",
+                ));
             }
             let mut headers = Vec::new();
-            for h in &input.headers {
+            for (i, h) in input.headers.iter().enumerate() {
                 match h.split_once(':') {
                     Some((name, value))
                         if !name.is_empty()
@@ -336,7 +416,13 @@ impl Plan {
                     {
                         headers.push((name.to_string(), value.trim().to_string()))
                     }
-                    _ => return Err(PlanError::Header(h.clone())),
+                    _ => {
+                        return Err(PlanError::new(
+                            format!("headers[{i}]"),
+                            "must be 'Name: value', with a token Name and no CR or LF",
+                        )
+                        .with_got(format!("{h:?}")));
+                    }
                 }
             }
             let close = input.mode == Mode::Churn;
@@ -348,8 +434,12 @@ impl Plan {
                         None if input.body_bytes > 0 => "POST".to_string(),
                         None => "GET".to_string(),
                     };
-                    if method.is_empty() || !method.bytes().all(is_token) {
-                        return Err(PlanError::Method(method));
+                    if !is_method(&method) {
+                        return Err(PlanError::new(
+                            "method",
+                            "must be an HTTP method token such as GET or POST",
+                        )
+                        .with_got(format!("{method:?}")));
                     }
                     vec![(1, method, path, input.body_bytes)]
                 }
@@ -438,7 +528,16 @@ fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+fn is_method(method: &str) -> bool {
+    !method.is_empty() && method.bytes().all(is_token)
+}
+
+/// The target URLs this plan takes, for error messages.
+const TARGET_FORMS: &str =
+    "http://HOST[:PORT][/PATH], https://HOST[:PORT][/PATH] or tcp://HOST:PORT";
+
 fn parse_target(url: &str) -> Result<Target, PlanError> {
+    let bad = |reason: String| PlanError::new("target", reason).with_got(format!("{url:?}"));
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
         ("http", rest)
     } else if let Some(rest) = url.strip_prefix("https://") {
@@ -446,11 +545,11 @@ fn parse_target(url: &str) -> Result<Target, PlanError> {
     } else if let Some(rest) = url.strip_prefix("tcp://") {
         ("tcp", rest)
     } else {
-        return Err(PlanError::TargetScheme(url.to_string()));
+        return Err(bad(format!("must be {TARGET_FORMS}")));
     };
     let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
     if authority.is_empty() {
-        return Err(PlanError::TargetScheme(url.to_string()));
+        return Err(bad(format!("has no HOST; expected {TARGET_FORMS}")));
     }
     // A missing port means 80 for http and 443 for https; tcp:// must say
     // its port.
@@ -469,23 +568,17 @@ fn parse_target(url: &str) -> Result<Target, PlanError> {
     } else if scheme == "https" {
         format!("{authority}:443")
     } else {
-        return Err(PlanError::TargetScheme(url.to_string()));
+        return Err(bad(format!(
+            "has no PORT, which a tcp:// target needs; expected {TARGET_FORMS}"
+        )));
     };
     let lookup = with_port.trim_start_matches('[').replace("]:", ":");
     let resolved = with_port
         .to_socket_addrs()
         .or_else(|_| lookup.to_socket_addrs())
-        .map_err(|e| PlanError::Resolve {
-            url: url.to_string(),
-            host: authority.to_string(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| bad(format!("cannot resolve {authority:?}: {e}")))?
         .next();
-    let addr = resolved.ok_or_else(|| PlanError::Resolve {
-        url: url.to_string(),
-        host: authority.to_string(),
-        reason: "no addresses".to_string(),
-    })?;
+    let addr = resolved.ok_or_else(|| bad(format!("{authority:?} resolves to no addresses")))?;
     Ok(Target {
         url: url.to_string(),
         scheme: scheme.to_string(),
@@ -498,45 +591,50 @@ type MixItem = (u32, String, String, usize);
 
 fn parse_mix(mix: &str) -> Result<Vec<MixItem>, PlanError> {
     let mut items = Vec::new();
-    for item in mix
+    for (i, item) in mix
         .split([',', '\n'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
+        .enumerate()
     {
-        let err = |reason: &str| PlanError::Mix {
-            item: item.to_string(),
-            reason: reason.to_string(),
+        let err = |field: &str, reason: &str, got: &str| {
+            PlanError::new(format!("mix[{i}]{field}"), reason).with_got(format!("{got:?}"))
         };
         let words: Vec<&str> = item.split_whitespace().collect();
         if !(3..=4).contains(&words.len()) {
-            return Err(err("expected 3 or 4 words"));
+            return Err(err(
+                "",
+                "must be 'WEIGHT METHOD PATH [BODY_BYTES]', e.g. '1 POST /echo 1024'",
+                item,
+            ));
         }
         let weight: u32 = words[0]
             .parse()
             .ok()
             .filter(|w| *w > 0)
-            .ok_or_else(|| err("WEIGHT must be a positive integer"))?;
+            .ok_or_else(|| err(".weight", "must be a whole number, at least 1", words[0]))?;
         let method = words[1].to_string();
-        if !method.bytes().all(is_token) {
-            return Err(err("METHOD must be a token such as GET"));
+        if !is_method(&method) {
+            return Err(err(
+                ".method",
+                "must be an HTTP method token such as GET or POST",
+                words[1],
+            ));
         }
         let path = words[2].to_string();
         if !path.starts_with('/') {
-            return Err(err("PATH must start with /"));
+            return Err(err(".path", "must start with /", words[2]));
         }
         let body = match words.get(3) {
             Some(b) => b
                 .parse()
-                .map_err(|_| err("BODY_BYTES must be a byte count"))?,
+                .map_err(|_| err(".body_bytes", "must be a byte count", b))?,
             None => 0,
         };
         items.push((weight, method, path, body));
     }
     if items.is_empty() {
-        return Err(PlanError::Mix {
-            item: mix.to_string(),
-            reason: "no requests".to_string(),
-        });
+        return Err(PlanError::new("mix", "must have at least one entry"));
     }
     Ok(items)
 }
@@ -604,57 +702,248 @@ mod tests {
         }
     }
 
+    /// `input` is refused, naming `field`, with `needle` in the message.
+    #[track_caller]
+    fn check(input: PlanInput, field: &str, needle: &str) {
+        let e = Plan::new(input).expect_err(field);
+        assert_eq!(e.field(), field, "{e}");
+        assert!(e.to_string().contains(needle), "{field}: {e}");
+    }
+
     #[test]
-    fn bad_flags_name_the_flag() {
-        let err = |i: PlanInput| Plan::new(i).unwrap_err().to_string();
-        assert!(err(input("ftp://x")).starts_with("--target \"ftp://x\""));
-        assert!(
-            err(PlanInput {
-                rate_per_s: Some(0.0),
-                ..input("http://127.0.0.1:1/")
-            })
-            .starts_with("--rate 0")
-        );
-        assert!(
-            err(PlanInput {
-                connections: 0,
-                ..input("http://127.0.0.1:1/")
-            })
-            .starts_with("--connections 0")
-        );
-        assert!(
-            err(PlanInput {
-                rate_per_s: Some(5.0),
-                closed: true,
-                ..input("http://127.0.0.1:1/")
-            })
-            .starts_with("--rate and --closed")
-        );
-        assert!(
-            err(PlanInput {
-                mix: Some("x GET /".into()),
-                ..input("http://127.0.0.1:1/")
-            })
-            .starts_with("--mix")
-        );
-        assert!(err(input("tcp://127.0.0.1:1")).contains("tcp:// target needs --payload"));
+    fn bad_input_names_the_field() {
+        let ok = || input("http://127.0.0.1:1/");
+        let cases: Vec<(PlanInput, &str, &str)> = vec![
+            (input("ftp://x"), "target", "must be http://HOST"),
+            (input("http:///"), "target", "has no HOST"),
+            (input("tcp://127.0.0.1"), "target", "has no PORT"),
+            (
+                PlanInput {
+                    rate_per_s: Some(0.0),
+                    ..ok()
+                },
+                "rate",
+                "must be above 0 and finite (requests per second), got 0",
+            ),
+            (
+                PlanInput {
+                    rate_per_s: Some(-1.0),
+                    ..ok()
+                },
+                "rate",
+                "got -1",
+            ),
+            (
+                PlanInput {
+                    rate_per_s: Some(f64::INFINITY),
+                    ..ok()
+                },
+                "rate",
+                "got inf",
+            ),
+            (
+                PlanInput {
+                    rate_per_s: Some(5.0),
+                    closed: true,
+                    ..ok()
+                },
+                "rate",
+                "cannot be combined with `closed`",
+            ),
+            (
+                PlanInput {
+                    connections: 0,
+                    ..ok()
+                },
+                "connections",
+                "must be at least 1, got 0",
+            ),
+            (
+                PlanInput { threads: 0, ..ok() },
+                "threads",
+                "must be at least 1, got 0",
+            ),
+            (
+                PlanInput {
+                    duration: Some(Duration::ZERO),
+                    ..ok()
+                },
+                "duration",
+                "must be longer than zero",
+            ),
+            (
+                PlanInput {
+                    requests: Some(0),
+                    ..ok()
+                },
+                "requests",
+                "must be at least 1, got 0",
+            ),
+            (
+                PlanInput {
+                    read_timeout: Duration::ZERO,
+                    ..ok()
+                },
+                "read_timeout",
+                "must be longer than zero",
+            ),
+            (
+                PlanInput {
+                    connect_timeout: Duration::ZERO,
+                    ..ok()
+                },
+                "connect_timeout",
+                "must be longer than zero",
+            ),
+            (
+                PlanInput {
+                    mode: Mode::Hold,
+                    requests: Some(5),
+                    ..ok()
+                },
+                "requests",
+                "must be unset in `mode` hold",
+            ),
+            (
+                PlanInput {
+                    method: Some("GE T".into()),
+                    ..ok()
+                },
+                "method",
+                "got \"GE T\"",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["A: b".into(), "C: d".into(), "nocolon".into()],
+                    ..ok()
+                },
+                "headers[2]",
+                "must be 'Name: value'",
+            ),
+            (
+                PlanInput {
+                    mix: Some("1 GET /, x GET /".into()),
+                    ..ok()
+                },
+                "mix[1].weight",
+                "got \"x\"",
+            ),
+            (
+                PlanInput {
+                    payload: Some(b"x".to_vec()),
+                    ..ok()
+                },
+                "payload",
+                "is for tcp:// targets",
+            ),
+            (
+                PlanInput {
+                    insecure: true,
+                    ..ok()
+                },
+                "insecure",
+                "is for https:// targets",
+            ),
+            (
+                PlanInput {
+                    ca_pem: Some(Vec::new()),
+                    ..ok()
+                },
+                "ca",
+                "is for https:// targets",
+            ),
+            (
+                input("https://127.0.0.1:1/"),
+                "ca",
+                "is needed for an https:// target",
+            ),
+            (
+                PlanInput {
+                    ca_pem: Some(b"junk".to_vec()),
+                    ..input("https://127.0.0.1:1/")
+                },
+                "ca",
+                "must hold PEM certificates",
+            ),
+            (
+                input("tcp://127.0.0.1:1"),
+                "expect_bytes",
+                "is needed (or `expect_delimiter`) for a tcp:// target",
+            ),
+            (
+                PlanInput {
+                    expect_bytes: Some(4),
+                    ..input("tcp://127.0.0.1:1")
+                },
+                "payload",
+                "is needed for a tcp:// target",
+            ),
+            (
+                PlanInput {
+                    expect_bytes: Some(4),
+                    expect_delimiter: Some(b"\n".to_vec()),
+                    ..input("tcp://127.0.0.1:1")
+                },
+                "expect_delimiter",
+                "cannot be combined with `expect_bytes`",
+            ),
+            (
+                PlanInput {
+                    expect_delimiter: Some(Vec::new()),
+                    ..input("tcp://127.0.0.1:1")
+                },
+                "expect_delimiter",
+                "must not be empty",
+            ),
+            (
+                PlanInput {
+                    malformed: Some(0.1),
+                    mode: Mode::Connect,
+                    ..ok()
+                },
+                "malformed",
+                "needs an http:// target",
+            ),
+            (
+                PlanInput {
+                    malformed: Some(0.1),
+                    ..input("tcp://127.0.0.1:1")
+                },
+                "malformed",
+                "needs an http:// target",
+            ),
+        ];
+        for (input, field, needle) in cases {
+            check(input, field, needle);
+        }
         for f in [0.0, 0.51, -1.0, f64::NAN] {
-            assert!(
-                err(PlanInput {
+            check(
+                PlanInput {
                     malformed: Some(f),
-                    ..input("http://127.0.0.1:1/")
-                })
-                .starts_with(&format!("--malformed {f}: must be a fraction")),
-                "{f}"
+                    ..ok()
+                },
+                "malformed",
+                &format!("must be a fraction above 0 and at most 0.5 (e.g. 0.1), got {f}"),
             );
         }
-        assert!(
-            err(PlanInput {
-                malformed: Some(0.1),
-                mode: Mode::Connect,
-                ..input("http://127.0.0.1:1/")
-            })
-            .starts_with("--malformed needs an http:// target")
+    }
+
+    #[test]
+    fn an_error_displays_field_colon_message() {
+        let e = Plan::new(PlanInput {
+            rate_per_s: Some(-1.0),
+            ..input("http://127.0.0.1:1/")
+        })
+        .unwrap_err();
+        assert_eq!(e.field(), "rate");
+        assert_eq!(
+            e.reason(),
+            "must be above 0 and finite (requests per second)"
+        );
+        assert_eq!(e.got(), Some("-1"));
+        assert_eq!(
+            e.to_string(),
+            "rate: must be above 0 and finite (requests per second), got -1"
         );
     }
 

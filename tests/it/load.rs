@@ -243,7 +243,18 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["--rate", "0"][..], "--rate 0"),
         (&["--target", "ftp://x"][..], "--target \"ftp://x\""),
         (&["--connections", "0"][..], "--connections 0"),
-        (&["--rate", "5", "--closed"][..], "--rate and --closed"),
+        (
+            &["--rate", "5", "--closed"][..],
+            "--rate: cannot be combined with --closed",
+        ),
+        (
+            &["--mix", "1 GET /, x GET /"][..],
+            "--mix entry 2 WEIGHT \"x\": must be a whole number",
+        ),
+        (
+            &["--header", "A: b", "--header", "nocolon"][..],
+            "--header \"nocolon\": must be 'Name: value'",
+        ),
         (&["--duration", "ten"][..], "--duration"),
     ] {
         usage_error(args, needle);
@@ -590,7 +601,7 @@ fn bad_malformed_flags_name_the_flag_and_exit_2() {
         (&["--malformed", "lots"][..], "--malformed"),
         (
             &["--malformed", "0.1", "--mode", "connect"][..],
-            "--malformed needs an http:// target",
+            "--malformed: needs an http:// target and --mode requests or churn",
         ),
         (&["--malformed-save", "/tmp/x"][..], "--malformed"),
     ] {
