@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use floodgate_loadgen::plan::{Arrival, CloseWith, Mode};
+use floodgate_loadgen::plan::{Arrival, CloseWith, MixEntry, Mode};
 use floodgate_loadgen::{LoadResult, Plan, PlanError, PlanInput};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -168,7 +168,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }
     let seed = args.seed.unwrap_or_else(random_seed);
-    let input = plan_input(&args, seed)?;
+    let mix = match mix_text(&args)?.as_deref().map(MixEntry::parse_list) {
+        Some(Err(e)) => return Ok(usage_error(&args, &e)),
+        Some(Ok(mix)) => Some(mix),
+        None => None,
+    };
+    let input = plan_input(&args, seed, mix)?;
     // Validate the flags before starting anything, with a placeholder
     // target when the reference server is to be started.
     let probe_target = args
@@ -307,14 +312,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
-    let mix = match &args.mix_file {
+/// The text of `--mix`, or of the `--mix-file` (one entry per line).
+fn mix_text(args: &Flags) -> anyhow::Result<Option<String>> {
+    Ok(match &args.mix_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading --mix-file {}", path.display()))?,
         ),
         None => args.mix.clone(),
-    };
+    })
+}
+
+fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Result<PlanInput> {
     let payload = match (&args.payload, &args.payload_file) {
         (Some(p), _) => Some(unescape(p)),
         (None, Some(path)) => Some(

@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::{Expect, Framing, Prepared};
 use crate::malformed::Generator;
@@ -34,8 +34,9 @@ pub struct PlanInput {
     /// `--header 'Name: value'`, repeatable.
     pub headers: Vec<String>,
     pub body_bytes: usize,
-    /// `--mix`: comma-separated `WEIGHT METHOD PATH [BODY_BYTES]`.
-    pub mix: Option<String>,
+    /// Weighted request kinds, instead of one request from `method`,
+    /// `body_bytes` and the target's path.
+    pub mix: Option<Vec<MixEntry>>,
     pub verify: bool,
     pub payload: Option<Vec<u8>>,
     pub expect_bytes: Option<u64>,
@@ -51,6 +52,132 @@ pub struct PlanInput {
     pub insecure: bool,
     /// `--malformed`: the fraction of requests sent malformed.
     pub malformed: Option<f64>,
+}
+
+/// One weighted request kind of a mix: in a scenario file
+/// `{ weight = 8, method = "GET", path = "/" }`, with `body_bytes`
+/// defaulting to 0; on the command line `8 GET /` ([`MixEntry::parse_list`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixEntry {
+    /// The share of requests of this kind, relative to the other entries.
+    pub weight: u32,
+    pub method: String,
+    /// The request target, starting with `/`.
+    pub path: String,
+    /// A request body of this many bytes (a pattern that depends on the seed).
+    #[serde(default)]
+    pub body_bytes: usize,
+}
+
+impl MixEntry {
+    /// Parses the command line's mix: `WEIGHT METHOD PATH [BODY_BYTES]`
+    /// entries separated by commas or newlines (a mix file has one entry per
+    /// line), e.g. `8 GET /, 1 POST /echo 1024`. Blank entries are skipped;
+    /// an entry's index in errors (`mix[1].weight`) counts the others. Only
+    /// the syntax is checked here: the values are checked with the rest of
+    /// the plan.
+    pub fn parse_list(list: &str) -> Result<Vec<MixEntry>, PlanError> {
+        list.split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .map(|(i, item)| MixEntry::parse(i, item))
+            .collect()
+    }
+
+    fn parse(i: usize, item: &str) -> Result<MixEntry, PlanError> {
+        let err = |field: &str, reason: &str, got: &str| {
+            PlanError::new(format!("mix[{i}]{field}"), reason).with_got(format!("{got:?}"))
+        };
+        let words: Vec<&str> = item.split_whitespace().collect();
+        if !(3..=4).contains(&words.len()) {
+            return Err(err(
+                "",
+                "must be 'WEIGHT METHOD PATH [BODY_BYTES]', e.g. '1 POST /echo 1024'",
+                item,
+            ));
+        }
+        let weight = words[0]
+            .parse()
+            .map_err(|_| err(".weight", "must be a whole number, at least 1", words[0]))?;
+        let body_bytes = match words.get(3) {
+            Some(b) => b
+                .parse()
+                .map_err(|_| err(".body_bytes", "must be a byte count", b))?,
+            None => 0,
+        };
+        Ok(MixEntry {
+            weight,
+            method: words[1].to_string(),
+            path: words[2].to_string(),
+            body_bytes,
+        })
+    }
+
+    /// For the plan echo: `GET /bytes/10`, `POST /echo (1024 body bytes)`.
+    fn label(&self) -> String {
+        let MixEntry {
+            method,
+            path,
+            body_bytes,
+            ..
+        } = self;
+        if *body_bytes > 0 {
+            format!("{method} {path} ({body_bytes} body bytes)")
+        } else {
+            format!("{method} {path}")
+        }
+    }
+}
+
+/// The command line's syntax, which [`MixEntry::parse_list`] reads back:
+/// `8 GET /`, `1 POST /echo 1024`.
+impl std::fmt::Display for MixEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.weight, self.method, self.path)?;
+        if self.body_bytes > 0 {
+            write!(f, " {}", self.body_bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the entries of a mix: weights of at least 1 that add up to a
+/// `u32`, method tokens, and paths a request line can carry.
+fn check_mix(mix: &[MixEntry]) -> Result<(), PlanError> {
+    if mix.is_empty() {
+        return Err(PlanError::new("mix", "must have at least one entry"));
+    }
+    let mut total = 0u32;
+    for (i, e) in mix.iter().enumerate() {
+        let field = |name: &str| format!("mix[{i}].{name}");
+        if e.weight == 0 {
+            return Err(PlanError::new(field("weight"), "must be at least 1").with_got(0));
+        }
+        total = total.checked_add(e.weight).ok_or_else(|| {
+            PlanError::new(
+                field("weight"),
+                format!("makes the weights add up to more than {}", u32::MAX),
+            )
+            .with_got(e.weight)
+        })?;
+        if !is_method(&e.method) {
+            return Err(PlanError::new(
+                field("method"),
+                "must be an HTTP method token such as GET or POST",
+            )
+            .with_got(format!("{:?}", e.method)));
+        }
+        if !is_request_path(&e.path) {
+            return Err(PlanError::new(
+                field("path"),
+                "must start with / and hold no spaces or control characters",
+            )
+            .with_got(format!("{:?}", e.path)));
+        }
+    }
+    Ok(())
 }
 
 /// Open-loop arrival process.
@@ -427,7 +554,22 @@ impl Plan {
             }
             let close = input.mode == Mode::Churn;
             let specs = match &input.mix {
-                Some(mix) => parse_mix(mix)?,
+                Some(mix) => {
+                    if input.method.is_some() {
+                        return Err(PlanError::new(
+                            "method",
+                            "cannot be combined with `mix`: each mix entry names its method",
+                        ));
+                    }
+                    if input.body_bytes > 0 {
+                        return Err(PlanError::new(
+                            "body_bytes",
+                            "cannot be combined with `mix`: each mix entry sets its body size",
+                        ));
+                    }
+                    check_mix(mix)?;
+                    mix.clone()
+                }
                 None => {
                     let method = match &input.method {
                         Some(m) => m.clone(),
@@ -441,24 +583,25 @@ impl Plan {
                         )
                         .with_got(format!("{method:?}")));
                     }
-                    vec![(1, method, path, input.body_bytes)]
+                    vec![MixEntry {
+                        weight: 1,
+                        method,
+                        path,
+                        body_bytes: input.body_bytes,
+                    }]
                 }
             };
             specs
                 .into_iter()
-                .map(|(weight, method, path, body_len)| RequestKind {
-                    weight,
-                    label: if body_len > 0 {
-                        format!("{method} {path} ({body_len} body bytes)")
-                    } else {
-                        format!("{method} {path}")
-                    },
+                .map(|e| RequestKind {
+                    weight: e.weight,
+                    label: e.label(),
                     prepared: prepare_http(
-                        &method,
-                        &path,
+                        &e.method,
+                        &e.path,
                         &host_header,
                         &headers,
-                        body_len,
+                        e.body_bytes,
                         close,
                         input.seed,
                     ),
@@ -532,6 +675,12 @@ fn is_method(method: &str) -> bool {
     !method.is_empty() && method.bytes().all(is_token)
 }
 
+/// A request line's target: from `/`, with no space or control character
+/// to break the line.
+fn is_request_path(path: &str) -> bool {
+    path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// The target URLs this plan takes, for error messages.
 const TARGET_FORMS: &str =
     "http://HOST[:PORT][/PATH], https://HOST[:PORT][/PATH] or tcp://HOST:PORT";
@@ -585,58 +734,6 @@ fn parse_target(url: &str) -> Result<Target, PlanError> {
         addr,
         host: host.to_string(),
     })
-}
-
-type MixItem = (u32, String, String, usize);
-
-fn parse_mix(mix: &str) -> Result<Vec<MixItem>, PlanError> {
-    let mut items = Vec::new();
-    for (i, item) in mix
-        .split([',', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .enumerate()
-    {
-        let err = |field: &str, reason: &str, got: &str| {
-            PlanError::new(format!("mix[{i}]{field}"), reason).with_got(format!("{got:?}"))
-        };
-        let words: Vec<&str> = item.split_whitespace().collect();
-        if !(3..=4).contains(&words.len()) {
-            return Err(err(
-                "",
-                "must be 'WEIGHT METHOD PATH [BODY_BYTES]', e.g. '1 POST /echo 1024'",
-                item,
-            ));
-        }
-        let weight: u32 = words[0]
-            .parse()
-            .ok()
-            .filter(|w| *w > 0)
-            .ok_or_else(|| err(".weight", "must be a whole number, at least 1", words[0]))?;
-        let method = words[1].to_string();
-        if !is_method(&method) {
-            return Err(err(
-                ".method",
-                "must be an HTTP method token such as GET or POST",
-                words[1],
-            ));
-        }
-        let path = words[2].to_string();
-        if !path.starts_with('/') {
-            return Err(err(".path", "must start with /", words[2]));
-        }
-        let body = match words.get(3) {
-            Some(b) => b
-                .parse()
-                .map_err(|_| err(".body_bytes", "must be a byte count", b))?,
-            None => 0,
-        };
-        items.push((weight, method, path, body));
-    }
-    if items.is_empty() {
-        return Err(PlanError::new("mix", "must have at least one entry"));
-    }
-    Ok(items)
 }
 
 /// The request body: a printable pattern that depends on the seed, so a
@@ -700,6 +797,10 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             ..PlanInput::default()
         }
+    }
+
+    fn mix(list: &str) -> Vec<MixEntry> {
+        MixEntry::parse_list(list).unwrap()
     }
 
     /// `input` is refused, naming `field`, with `needle` in the message.
@@ -822,11 +923,74 @@ mod tests {
             ),
             (
                 PlanInput {
-                    mix: Some("1 GET /, x GET /".into()),
+                    mix: Some(mix("1 GET /, 0 GET /")),
                     ..ok()
                 },
                 "mix[1].weight",
-                "got \"x\"",
+                "must be at least 1, got 0",
+            ),
+            (
+                PlanInput {
+                    mix: Some(mix("1 GET /, 4294967295 GET /")),
+                    ..ok()
+                },
+                "mix[1].weight",
+                "makes the weights add up to more than 4294967295",
+            ),
+            (
+                PlanInput {
+                    mix: Some(mix("1 GET /, 1 G\"T /")),
+                    ..ok()
+                },
+                "mix[1].method",
+                "must be an HTTP method token",
+            ),
+            (
+                PlanInput {
+                    mix: Some(mix("1 GET /, 1 GET echo")),
+                    ..ok()
+                },
+                "mix[1].path",
+                "must start with /",
+            ),
+            (
+                PlanInput {
+                    mix: Some(vec![MixEntry {
+                        weight: 1,
+                        method: "GET".into(),
+                        path: "/a b".into(),
+                        body_bytes: 0,
+                    }]),
+                    ..ok()
+                },
+                "mix[0].path",
+                "no spaces",
+            ),
+            (
+                PlanInput {
+                    mix: Some(Vec::new()),
+                    ..ok()
+                },
+                "mix",
+                "must have at least one entry",
+            ),
+            (
+                PlanInput {
+                    mix: Some(mix("1 GET /")),
+                    body_bytes: 10,
+                    ..ok()
+                },
+                "body_bytes",
+                "cannot be combined with `mix`",
+            ),
+            (
+                PlanInput {
+                    mix: Some(mix("1 GET /")),
+                    method: Some("GET".into()),
+                    ..ok()
+                },
+                "method",
+                "cannot be combined with `mix`",
             ),
             (
                 PlanInput {
@@ -948,9 +1112,92 @@ mod tests {
     }
 
     #[test]
+    fn mix_syntax_round_trips() {
+        let list = "8 GET /, 1 POST /echo 1024,\n\n 1   GET /bytes/4096 \n";
+        let entries = mix(list);
+        assert_eq!(
+            entries,
+            vec![
+                MixEntry {
+                    weight: 8,
+                    method: "GET".into(),
+                    path: "/".into(),
+                    body_bytes: 0,
+                },
+                MixEntry {
+                    weight: 1,
+                    method: "POST".into(),
+                    path: "/echo".into(),
+                    body_bytes: 1024,
+                },
+                MixEntry {
+                    weight: 1,
+                    method: "GET".into(),
+                    path: "/bytes/4096".into(),
+                    body_bytes: 0,
+                },
+            ]
+        );
+        let written: Vec<String> = entries.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            written,
+            ["8 GET /", "1 POST /echo 1024", "1 GET /bytes/4096"]
+        );
+        // A mix file: one entry per line.
+        assert_eq!(mix(&written.join("\n")), entries);
+        assert_eq!(mix(&written.join(", ")), entries);
+        assert_eq!(mix(" , \n"), []);
+    }
+
+    #[test]
+    fn mix_syntax_errors_name_the_entry() {
+        for (list, field, needle) in [
+            (
+                "1 GET /, 1 GET",
+                "mix[1]",
+                "must be 'WEIGHT METHOD PATH [BODY_BYTES]'",
+            ),
+            ("1 GET /, 1 GET / 2 3", "mix[1]", "got \"1 GET / 2 3\""),
+            (
+                ",,x GET /",
+                "mix[0].weight",
+                "must be a whole number, at least 1, got \"x\"",
+            ),
+            ("-1 GET /", "mix[0].weight", "got \"-1\""),
+            (
+                "1 GET /, 2 POST /echo lots",
+                "mix[1].body_bytes",
+                "must be a byte count, got \"lots\"",
+            ),
+        ] {
+            let e = MixEntry::parse_list(list).expect_err(list);
+            assert_eq!(e.field(), field, "{list}: {e}");
+            assert!(e.to_string().contains(needle), "{list}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_mix_entry_deserializes_with_body_bytes_defaulting_to_0() {
+        let e: MixEntry =
+            serde_json::from_str(r#"{"weight": 8, "method": "GET", "path": "/"}"#).unwrap();
+        assert_eq!(e, mix("8 GET /")[0]);
+        let e: MixEntry = serde_json::from_str(
+            r#"{"weight": 1, "method": "POST", "path": "/echo", "body_bytes": 1024}"#,
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_value(&e).unwrap()["body_bytes"], 1024);
+        assert!(
+            serde_json::from_str::<MixEntry>(
+                r#"{"weight": 1, "method": "GET", "path": "/", "body": 1}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn http_request_bytes() {
         let plan = Plan::new(PlanInput {
-            mix: Some("3 GET /bytes/10, 1 POST /echo 4".into()),
+            mix: Some(mix("3 GET /bytes/10, 1 POST /echo 4")),
             ..input("http://127.0.0.1:8080/ignored")
         })
         .unwrap();

@@ -183,7 +183,7 @@ mod tests {
             threads: 2,
             duration: Some(Duration::from_secs(1)),
             seed,
-            mix: Some("3 GET /, 1 POST /echo 10".into()),
+            mix: Some(crate::plan::MixEntry::parse_list("3 GET /, 1 POST /echo 10").unwrap()),
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             ..PlanInput::default()
