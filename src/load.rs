@@ -1,8 +1,9 @@
 //! `floodgate load`: the flags (parsed input), turning them into a
-//! `floodgate_loadgen::Plan` (validated input), starting the in-process
-//! reference server when no `--target` is given, Ctrl-C handling, progress
-//! display, and writing the summary and `--out` JSON. Scheduling, sockets
-//! and measurement live in `floodgate-loadgen`.
+//! `floodgate_loadgen::Plan` (validated offline, then resolved), starting
+//! the in-process reference server when no `--target` is given, putting
+//! plan errors in the flags' words, Ctrl-C handling, progress display, and
+//! writing the summary and `--out` JSON. Scheduling, sockets and
+//! measurement live in `floodgate-loadgen`.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -173,20 +174,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Ok(mix)) => Some(mix),
         None => None,
     };
-    let input = plan_input(&args, seed, mix)?;
-    // Validate the flags before starting anything, with a placeholder
-    // target when the reference server is to be started.
-    let probe_target = args
-        .target
-        .clone()
-        .unwrap_or("http://127.0.0.1:1/".to_string());
-    if let Err(e) = Plan::new(PlanInput {
-        target: probe_target,
-        ..input.clone()
-    }) {
-        return Ok(usage_error(&args, &e));
-    }
-    let server = match &args.target {
+    // Validate the flags before starting anything: without --target, for
+    // the reference server started next.
+    let valid = match Plan::validate(plan_input(&args, seed, mix)?) {
+        Ok(valid) => valid,
+        Err(e) => return Ok(usage_error(&args, &e)),
+    };
+    let server = match valid.target() {
         Some(_) => None,
         None => {
             let config = floodgate_server::Config {
@@ -200,14 +194,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(server)
         }
     };
-    let target = match (&args.target, &server) {
-        (Some(t), _) => t.clone(),
-        (None, Some(s)) => format!("http://{}/", s.local_addrs()[0]),
-        (None, None) => unreachable!("a server is started when there is no target"),
-    };
-    let plan = match Plan::new(PlanInput { target, ..input }) {
-        Ok(p) => p,
-        Err(e) => return Ok(usage_error(&args, &e)),
+    // Then the target's address: the server's own, or --target's host
+    // looked up (the only lookup).
+    let plan = match &server {
+        Some(s) => valid.with_target_addr(s.local_addrs()[0]),
+        None => match valid.resolve() {
+            Ok(plan) => plan,
+            Err(e) => return Ok(usage_error(&args, &e)),
+        },
     };
     if matches!(plan.mode, Mode::Requests | Mode::Churn) {
         // One connect first, so an unreachable target is one clear error
@@ -340,7 +334,7 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(PlanInput {
-        target: String::new(),
+        target: args.target.clone(),
         rate_per_s: args.rate,
         closed: args.closed,
         arrival: match args.arrival {

@@ -4,8 +4,15 @@
 //! (`rate`, `mix[1].path`) and says what is allowed, and a front end (the
 //! command line's flags) maps the field to its own words. Scheduling,
 //! sockets and measurement validate nothing.
+//!
+//! Validation and name resolution are two steps. [`Plan::validate`] checks
+//! the input offline, the target URL included, and gives a [`ValidPlan`]
+//! whose target is unresolved (or absent: the caller supplies an address).
+//! [`ValidPlan::resolve`] then looks the host up, or
+//! [`ValidPlan::with_target_addr`] takes an address the caller has, such as
+//! a server it started after validating; either gives the [`Plan`].
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -14,12 +21,17 @@ use crate::http::{Expect, Framing, Prepared};
 use crate::malformed::Generator;
 use crate::tls::{Tls, TlsError};
 
-/// Flags as given, before validation.
+/// What to run, before validation. Errors name these fields as written
+/// here, except `rate` (`rate_per_s`) and `ca` (`ca_pem`).
 #[derive(Debug, Clone, Default)]
 pub struct PlanInput {
-    /// `--target`: `http://host:port/path` or `tcp://host:port`.
-    pub target: String,
+    /// `http://HOST[:PORT][/PATH]`, `https://HOST[:PORT][/PATH]` or
+    /// `tcp://HOST:PORT`. `None`: an `http://` target whose address the
+    /// caller supplies after validation ([`ValidPlan::with_target_addr`]).
+    pub target: Option<String>,
+    /// `rate`: an open loop of this many requests per second in total.
     pub rate_per_s: Option<f64>,
+    /// A closed loop (the default without `rate`).
     pub closed: bool,
     pub arrival: Arrival,
     pub connections: usize,
@@ -28,29 +40,35 @@ pub struct PlanInput {
     pub threads: usize,
     pub seed: u64,
     pub mode: Mode,
-    /// `--close-with`, for `--mode connect`.
+    /// How `mode` connect closes.
     pub close_with: CloseWith,
+    /// The method of the one request when there is no `mix` (default GET,
+    /// or POST with `body_bytes`).
     pub method: Option<String>,
-    /// `--header 'Name: value'`, repeatable.
+    /// Extra request headers, `Name: value`.
     pub headers: Vec<String>,
+    /// The body size of the one request when there is no `mix`.
     pub body_bytes: usize,
     /// Weighted request kinds, instead of one request from `method`,
     /// `body_bytes` and the target's path.
     pub mix: Option<Vec<MixEntry>>,
     pub verify: bool,
+    /// tcp://: the bytes sent per request.
     pub payload: Option<Vec<u8>>,
+    /// tcp://: a reply is complete after this many bytes.
     pub expect_bytes: Option<u64>,
+    /// tcp://: a reply is complete after this delimiter.
     pub expect_delimiter: Option<Vec<u8>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub lag_threshold: Duration,
     pub grace: Duration,
     pub sources: Vec<IpAddr>,
-    /// `--ca`: PEM roots to trust for an https target.
+    /// `ca`: PEM roots to trust for an https target.
     pub ca_pem: Option<Vec<u8>>,
-    /// `--insecure`: no certificate verification for an https target.
+    /// No certificate verification for an https target.
     pub insecure: bool,
-    /// `--malformed`: the fraction of requests sent malformed.
+    /// The fraction of requests sent malformed.
     pub malformed: Option<f64>,
 }
 
@@ -226,7 +244,7 @@ pub enum Load {
     Open { rate_per_s: f64, arrival: Arrival },
 }
 
-/// Where the load goes.
+/// Where the load goes, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
     /// The URL as given.
@@ -238,6 +256,151 @@ pub struct Target {
     pub host: String,
 }
 
+/// A target URL checked offline ([`TargetUrl::parse`]) and not resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetUrl {
+    /// The URL as given.
+    pub url: String,
+    /// `http`, `https` or `tcp`.
+    pub scheme: String,
+    /// HOST and PORT as written (the `Host` header).
+    pub authority: String,
+    /// The host as written: a name, an IPv4 address, or an IPv6 address in
+    /// brackets.
+    pub host: String,
+    /// As written, or 80 for http and 443 for https.
+    pub port: u16,
+    /// The request target of the one request without a `mix`: `/` when the
+    /// URL has none; empty for tcp.
+    pub path: String,
+}
+
+/// The target URLs a plan takes, for error messages.
+const TARGET_FORMS: &str =
+    "http://HOST[:PORT][/PATH], https://HOST[:PORT][/PATH] or tcp://HOST:PORT";
+
+impl TargetUrl {
+    /// Checks `url` without any lookup: the scheme, a HOST that is a name
+    /// (letters, digits, `-`, `.`, `_`), an IPv4 address or an IPv6 address
+    /// in brackets, a PORT of 1 to 65535 (needed for tcp://), and a PATH a
+    /// request line can carry (none for tcp://). Errors name `target`.
+    pub fn parse(url: &str) -> Result<TargetUrl, PlanError> {
+        let bad = |problem: &str| {
+            PlanError::new("target", format!("{problem}; expected {TARGET_FORMS}"))
+                .with_got(format!("{url:?}"))
+        };
+        let (scheme, rest) = ["http", "https", "tcp"]
+            .into_iter()
+            .find_map(|s| Some((s, url.strip_prefix(s)?.strip_prefix("://")?)))
+            .ok_or_else(|| {
+                PlanError::new("target", format!("must be {TARGET_FORMS}"))
+                    .with_got(format!("{url:?}"))
+            })?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.contains('@') {
+            return Err(bad("has user info (USER@), which is not supported"));
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (addr, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| bad("has an IPv6 HOST without its closing ]"))?;
+                if addr.parse::<Ipv6Addr>().is_err() {
+                    return Err(bad("has a HOST in brackets that is not an IPv6 address"));
+                }
+                let port = match after {
+                    "" => None,
+                    _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                        bad("has something other than :PORT after its IPv6 HOST")
+                    })?),
+                };
+                (&authority[..addr.len() + 2], port)
+            }
+            None => match authority.rsplit_once(':') {
+                Some((host, _)) if host.contains(':') => {
+                    return Err(bad("has an IPv6 HOST without brackets, e.g. [::1]"));
+                }
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
+        };
+        if host.is_empty() {
+            return Err(bad("has no HOST"));
+        }
+        if !host.starts_with('[')
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return Err(bad(
+                "has a HOST with characters other than letters, digits, '-', '.' and '_'",
+            ));
+        }
+        let port = match (port, scheme) {
+            (Some(p), _) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("has a PORT that is not 1 to 65535"))?,
+            (None, "http") => 80,
+            (None, "https") => 443,
+            (None, _) => return Err(bad("has no PORT, which a tcp:// target needs")),
+        };
+        let path = match scheme {
+            "tcp" if path.is_empty() || path == "/" => String::new(),
+            "tcp" => return Err(bad("has a PATH, which a tcp:// target does not take")),
+            _ if path.is_empty() => "/".to_string(),
+            _ if is_request_path(path) => path.to_string(),
+            _ => return Err(bad("has a PATH with spaces or control characters")),
+        };
+        Ok(TargetUrl {
+            url: url.to_string(),
+            scheme: scheme.to_string(),
+            authority: authority.to_string(),
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    /// `http://ADDR/`, for an address the caller has.
+    fn of_addr(addr: SocketAddr) -> TargetUrl {
+        let host = match addr.ip() {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        TargetUrl {
+            url: format!("http://{addr}/"),
+            scheme: "http".to_string(),
+            authority: addr.to_string(),
+            host,
+            port: addr.port(),
+            path: "/".to_string(),
+        }
+    }
+
+    /// Looks the host up (a name through the system resolver) and takes
+    /// the first address. Errors name `target`.
+    pub fn resolve(&self) -> Result<SocketAddr, PlanError> {
+        let bad = |why: String| PlanError::new("target", why).with_got(format!("{:?}", self.url));
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        (host, self.port)
+            .to_socket_addrs()
+            .map_err(|e| bad(format!("cannot resolve {:?}: {e}", self.host)))?
+            .next()
+            .ok_or_else(|| bad(format!("{:?} resolves to no addresses", self.host)))
+    }
+
+    fn at(self, addr: SocketAddr) -> Target {
+        Target {
+            url: self.url,
+            scheme: self.scheme,
+            addr,
+            host: self.host,
+        }
+    }
+}
+
 /// One request kind of the mix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestKind {
@@ -247,7 +410,7 @@ pub struct RequestKind {
     pub prepared: Prepared,
 }
 
-/// A validated plan.
+/// A validated plan with its target resolved: what runs.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub target: Target,
@@ -388,9 +551,20 @@ fn tls_error(e: TlsError, target: &str) -> PlanError {
 }
 
 impl Plan {
-    /// Validates `input`, resolving the target host and preparing requests.
+    /// Validates `input` ([`Plan::validate`]) and resolves its target
+    /// ([`ValidPlan::resolve`]): for a caller with a target URL and nothing
+    /// to do between the two steps.
     pub fn new(input: PlanInput) -> Result<Plan, PlanError> {
-        let target = parse_target(&input.target)?;
+        Plan::validate(input)?.resolve()
+    }
+
+    /// Checks `input` offline: no lookup, no connection. The target URL is
+    /// parsed and checked ([`TargetUrl::parse`]) but not resolved; without
+    /// one, the rest is checked for an `http://` target whose address the
+    /// caller supplies.
+    pub fn validate(input: PlanInput) -> Result<ValidPlan, PlanError> {
+        let target = input.target.as_deref().map(TargetUrl::parse).transpose()?;
+        let scheme = target.as_ref().map_or("http", |t| t.scheme.as_str());
         let load = match (input.rate_per_s, input.closed) {
             (Some(_), true) => {
                 return Err(PlanError::new(
@@ -455,17 +629,17 @@ impl Plan {
                 )
                 .with_got(f));
             }
-            if target.scheme != "http" || !matches!(input.mode, Mode::Requests | Mode::Churn) {
+            if scheme != "http" || !matches!(input.mode, Mode::Requests | Mode::Churn) {
                 return Err(PlanError::new(
                     "malformed",
                     "needs an http:// target and `mode` requests or churn",
                 ));
             }
         }
-        let tls = if target.scheme == "https" {
+        let tls = if let Some(t) = target.as_ref().filter(|t| t.scheme == "https") {
             Some(
-                Tls::new(&target.host, input.ca_pem.as_deref(), input.insecure)
-                    .map_err(|e| tls_error(e, &target.url))?,
+                Tls::new(&t.host, input.ca_pem.as_deref(), input.insecure)
+                    .map_err(|e| tls_error(e, &t.url))?,
             )
         } else if input.ca_pem.is_some() {
             return Err(PlanError::new("ca", "is for https:// targets"));
@@ -474,16 +648,22 @@ impl Plan {
         } else {
             None
         };
-        let (path, host_header) = match target.scheme.as_str() {
-            "http" | "https" => {
-                let rest = &input.target[target.scheme.len() + "://".len()..];
-                let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-                let path = if path.is_empty() { "/" } else { path };
-                (path.to_string(), authority.to_string())
+        let mut headers = Vec::new();
+        let mut method = String::new();
+        let tcp = if scheme == "tcp" {
+            for (field, given) in [
+                ("mix", input.mix.is_some()),
+                ("method", input.method.is_some()),
+                ("headers", !input.headers.is_empty()),
+                ("body_bytes", input.body_bytes > 0),
+            ] {
+                if given {
+                    return Err(PlanError::new(
+                        field,
+                        "is for http:// and https:// targets; a tcp:// target sends `payload`",
+                    ));
+                }
             }
-            _ => (String::new(), String::new()),
-        };
-        let mut kinds = if target.scheme == "tcp" {
             let connect_or_hold = matches!(input.mode, Mode::Connect | Mode::Hold);
             let framing = match (input.expect_bytes, &input.expect_delimiter) {
                 (Some(_), Some(_)) => {
@@ -517,7 +697,7 @@ impl Plan {
                     ));
                 }
             };
-            vec![RequestKind {
+            Some(RequestKind {
                 weight: 1,
                 label: format!("tcp payload ({} bytes)", payload.len()),
                 prepared: Prepared {
@@ -525,7 +705,7 @@ impl Plan {
                     framing,
                     expect: Expect::Anything,
                 },
-            }]
+            })
         } else {
             if input.payload.is_some() {
                 return Err(PlanError::new(
@@ -533,7 +713,6 @@ impl Plan {
                     "is for tcp:// targets; an http:// or https:// target sends `body_bytes` or `mix`",
                 ));
             }
-            let mut headers = Vec::new();
             for (i, h) in input.headers.iter().enumerate() {
                 match h.split_once(':') {
                     Some((name, value))
@@ -552,8 +731,7 @@ impl Plan {
                     }
                 }
             }
-            let close = input.mode == Mode::Churn;
-            let specs = match &input.mix {
+            match &input.mix {
                 Some(mix) => {
                     if input.method.is_some() {
                         return Err(PlanError::new(
@@ -568,10 +746,9 @@ impl Plan {
                         ));
                     }
                     check_mix(mix)?;
-                    mix.clone()
                 }
                 None => {
-                    let method = match &input.method {
+                    method = match &input.method {
                         Some(m) => m.clone(),
                         None if input.body_bytes > 0 => "POST".to_string(),
                         None => "GET".to_string(),
@@ -583,15 +760,104 @@ impl Plan {
                         )
                         .with_got(format!("{method:?}")));
                     }
+                }
+            }
+            None
+        };
+        Ok(ValidPlan {
+            target,
+            input,
+            load,
+            duration,
+            tls,
+            headers,
+            method,
+            tcp,
+        })
+    }
+
+    /// True when intended send times come from a schedule.
+    pub fn is_open(&self) -> bool {
+        matches!(self.load, Load::Open { .. })
+    }
+}
+
+/// A plan checked offline ([`Plan::validate`]) with its target not yet
+/// resolved: [`ValidPlan::resolve`] or [`ValidPlan::with_target_addr`]
+/// gives the [`Plan`]. Nothing is left to refuse but a failed lookup.
+#[derive(Debug, Clone)]
+pub struct ValidPlan {
+    target: Option<TargetUrl>,
+    input: PlanInput,
+    load: Load,
+    duration: Option<Duration>,
+    tls: Option<Tls>,
+    headers: Vec<(String, String)>,
+    /// The method of the one request when there is no mix.
+    method: String,
+    /// A tcp:// target's one request kind.
+    tcp: Option<RequestKind>,
+}
+
+impl ValidPlan {
+    /// The target URL as checked; `None` when the caller is to supply the
+    /// address ([`ValidPlan::with_target_addr`]).
+    pub fn target(&self) -> Option<&TargetUrl> {
+        self.target.as_ref()
+    }
+
+    /// Resolves the target's host ([`TargetUrl::resolve`]), the one step
+    /// that looks anything up. Errors name `target`, as does a plan without
+    /// a target URL, which has nothing to resolve.
+    pub fn resolve(mut self) -> Result<Plan, PlanError> {
+        let url = self.target.take().ok_or_else(|| {
+            PlanError::new(
+                "target",
+                "is not set, so there is nothing to resolve: give a URL, or supply the address",
+            )
+        })?;
+        let addr = url.resolve()?;
+        Ok(self.finish(url, addr))
+    }
+
+    /// The plan that connects to `addr` without a lookup. With a target URL
+    /// its scheme, host (the `Host` header, the TLS server name) and path
+    /// stay; without one the target is `http://ADDR/`.
+    pub fn with_target_addr(mut self, addr: SocketAddr) -> Plan {
+        let url = self
+            .target
+            .take()
+            .unwrap_or_else(|| TargetUrl::of_addr(addr));
+        self.finish(url, addr)
+    }
+
+    /// Prepares every request's bytes for `url` (its `Host` header, and the
+    /// path of the one request without a mix) and connects to `addr`.
+    fn finish(self, url: TargetUrl, addr: SocketAddr) -> Plan {
+        let ValidPlan {
+            input,
+            load,
+            duration,
+            tls,
+            headers,
+            method,
+            tcp,
+            ..
+        } = self;
+        let host_header = &url.authority;
+        let close = input.mode == Mode::Churn;
+        let mut kinds = match tcp {
+            Some(kind) => vec![kind],
+            None => input
+                .mix
+                .unwrap_or_else(|| {
                     vec![MixEntry {
                         weight: 1,
                         method,
-                        path,
+                        path: url.path.clone(),
                         body_bytes: input.body_bytes,
                     }]
-                }
-            };
-            specs
+                })
                 .into_iter()
                 .map(|e| RequestKind {
                     weight: e.weight,
@@ -599,14 +865,14 @@ impl Plan {
                     prepared: prepare_http(
                         &e.method,
                         &e.path,
-                        &host_header,
+                        host_header,
                         &headers,
                         e.body_bytes,
                         close,
                         input.seed,
                     ),
                 })
-                .collect()
+                .collect(),
         };
         let malformed = input.malformed.map(|fraction| {
             let close = if input.mode == Mode::Churn {
@@ -639,8 +905,8 @@ impl Plan {
                 probe_head,
             }
         });
-        Ok(Plan {
-            target,
+        Plan {
+            target: url.at(addr),
             load,
             mode: input.mode,
             close_with: input.close_with,
@@ -658,12 +924,7 @@ impl Plan {
             sources: input.sources,
             tls,
             malformed,
-        })
-    }
-
-    /// True when intended send times come from a schedule.
-    pub fn is_open(&self) -> bool {
-        matches!(self.load, Load::Open { .. })
+        }
     }
 }
 
@@ -679,61 +940,6 @@ fn is_method(method: &str) -> bool {
 /// to break the line.
 fn is_request_path(path: &str) -> bool {
     path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// The target URLs this plan takes, for error messages.
-const TARGET_FORMS: &str =
-    "http://HOST[:PORT][/PATH], https://HOST[:PORT][/PATH] or tcp://HOST:PORT";
-
-fn parse_target(url: &str) -> Result<Target, PlanError> {
-    let bad = |reason: String| PlanError::new("target", reason).with_got(format!("{url:?}"));
-    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
-        ("http", rest)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        ("https", rest)
-    } else if let Some(rest) = url.strip_prefix("tcp://") {
-        ("tcp", rest)
-    } else {
-        return Err(bad(format!("must be {TARGET_FORMS}")));
-    };
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    if authority.is_empty() {
-        return Err(bad(format!("has no HOST; expected {TARGET_FORMS}")));
-    }
-    // A missing port means 80 for http and 443 for https; tcp:// must say
-    // its port.
-    let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| {
-        p.parse::<u16>().is_ok() && (!h.starts_with('[') || h.ends_with(']'))
-    });
-    let host = if has_port {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    } else {
-        authority
-    };
-    let with_port = if has_port {
-        authority.to_string()
-    } else if scheme == "http" {
-        format!("{authority}:80")
-    } else if scheme == "https" {
-        format!("{authority}:443")
-    } else {
-        return Err(bad(format!(
-            "has no PORT, which a tcp:// target needs; expected {TARGET_FORMS}"
-        )));
-    };
-    let lookup = with_port.trim_start_matches('[').replace("]:", ":");
-    let resolved = with_port
-        .to_socket_addrs()
-        .or_else(|_| lookup.to_socket_addrs())
-        .map_err(|e| bad(format!("cannot resolve {authority:?}: {e}")))?
-        .next();
-    let addr = resolved.ok_or_else(|| bad(format!("{authority:?} resolves to no addresses")))?;
-    Ok(Target {
-        url: url.to_string(),
-        scheme: scheme.to_string(),
-        addr,
-        host: host.to_string(),
-    })
 }
 
 /// The request body: a printable pattern that depends on the seed, so a
@@ -790,7 +996,7 @@ mod tests {
 
     fn input(target: &str) -> PlanInput {
         PlanInput {
-            target: target.to_string(),
+            target: Some(target.to_string()),
             connections: 4,
             threads: 1,
             connect_timeout: Duration::from_secs(1),
@@ -806,7 +1012,7 @@ mod tests {
     /// `input` is refused, naming `field`, with `needle` in the message.
     #[track_caller]
     fn check(input: PlanInput, field: &str, needle: &str) {
-        let e = Plan::new(input).expect_err(field);
+        let e = Plan::validate(input).map(|_| ()).expect_err(field);
         assert_eq!(e.field(), field, "{e}");
         assert!(e.to_string().contains(needle), "{field}: {e}");
     }
@@ -816,8 +1022,49 @@ mod tests {
         let ok = || input("http://127.0.0.1:1/");
         let cases: Vec<(PlanInput, &str, &str)> = vec![
             (input("ftp://x"), "target", "must be http://HOST"),
+            (input("http:/x/"), "target", "got \"http:/x/\""),
             (input("http:///"), "target", "has no HOST"),
+            (input("http://:80/"), "target", "has no HOST"),
             (input("tcp://127.0.0.1"), "target", "has no PORT"),
+            (
+                input("http://h:0/"),
+                "target",
+                "PORT that is not 1 to 65535",
+            ),
+            (
+                input("http://h:65536/"),
+                "target",
+                "PORT that is not 1 to 65535",
+            ),
+            (
+                input("http://h:x/"),
+                "target",
+                "PORT that is not 1 to 65535",
+            ),
+            (input("http://::1/"), "target", "IPv6 HOST without brackets"),
+            (input("http://[::1/"), "target", "without its closing ]"),
+            (input("http://[nope]/"), "target", "not an IPv6 address"),
+            (input("http://[::1]x/"), "target", "other than :PORT"),
+            (input("http://u@h/"), "target", "user info"),
+            (input("http://a b/"), "target", "characters other than"),
+            (input("http://h/a b"), "target", "PATH with spaces"),
+            (input("tcp://h:1/x"), "target", "does not take"),
+            (
+                PlanInput {
+                    body_bytes: 10,
+                    ..input("tcp://127.0.0.1:1")
+                },
+                "body_bytes",
+                "is for http:// and https:// targets",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["A: b".into()],
+                    ..input("tcp://127.0.0.1:1")
+                },
+                "headers",
+                "is for http:// and https:// targets",
+            ),
             (
                 PlanInput {
                     rate_per_s: Some(0.0),
@@ -1094,10 +1341,11 @@ mod tests {
 
     #[test]
     fn an_error_displays_field_colon_message() {
-        let e = Plan::new(PlanInput {
+        let e = Plan::validate(PlanInput {
             rate_per_s: Some(-1.0),
             ..input("http://127.0.0.1:1/")
         })
+        .map(|_| ())
         .unwrap_err();
         assert_eq!(e.field(), "rate");
         assert_eq!(
@@ -1192,6 +1440,112 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn target_urls_are_checked_offline() {
+        let t = TargetUrl::parse("http://example.com/x?y=1").unwrap();
+        assert_eq!(
+            (
+                t.scheme.as_str(),
+                t.authority.as_str(),
+                t.host.as_str(),
+                t.port,
+                t.path.as_str()
+            ),
+            ("http", "example.com", "example.com", 80, "/x?y=1")
+        );
+        let t = TargetUrl::parse("https://[::1]:8443").unwrap();
+        assert_eq!(
+            (
+                t.authority.as_str(),
+                t.host.as_str(),
+                t.port,
+                t.path.as_str()
+            ),
+            ("[::1]:8443", "[::1]", 8443, "/")
+        );
+        assert_eq!(TargetUrl::parse("https://h").unwrap().port, 443);
+        let t = TargetUrl::parse("tcp://10.0.0.1:6379/").unwrap();
+        assert_eq!((t.port, t.path.as_str()), (6379, ""));
+        assert_eq!(
+            TargetUrl::parse("http://[::1]:9/").unwrap().resolve(),
+            Ok("[::1]:9".parse().unwrap())
+        );
+    }
+
+    /// A host that does not resolve (`.invalid` never does) is a valid
+    /// plan; only the lookup fails, naming the target.
+    #[test]
+    fn a_host_that_does_not_resolve_validates_and_fails_at_resolve() {
+        let valid = Plan::validate(input("http://no-such-host.invalid:8080/x")).unwrap();
+        assert_eq!(valid.target().unwrap().host, "no-such-host.invalid");
+        let e = valid.clone().resolve().unwrap_err();
+        assert_eq!(e.field(), "target", "{e}");
+        assert!(
+            e.to_string()
+                .contains("cannot resolve \"no-such-host.invalid\""),
+            "{e}"
+        );
+        assert_eq!(e.got(), Some("\"http://no-such-host.invalid:8080/x\""));
+        // With an address supplied, no lookup: the URL still gives the
+        // Host header and the path.
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let plan = valid.with_target_addr(addr);
+        assert_eq!(plan.target.addr, addr);
+        assert_eq!(plan.target.url, "http://no-such-host.invalid:8080/x");
+        assert_eq!(
+            plan.kinds[0].prepared.wire,
+            b"GET /x HTTP/1.1\r\nHost: no-such-host.invalid:8080\r\n\r\n"
+        );
+        assert!(Plan::new(input("http://no-such-host.invalid/")).is_err());
+    }
+
+    /// Without a target the rest is checked for an http:// target, and the
+    /// caller's address becomes it.
+    #[test]
+    fn without_a_target_the_caller_supplies_the_address() {
+        let no_target = || PlanInput {
+            target: None,
+            ..input("")
+        };
+        check(
+            PlanInput {
+                connections: 0,
+                ..no_target()
+            },
+            "connections",
+            "must be at least 1",
+        );
+        check(
+            PlanInput {
+                payload: Some(b"x".to_vec()),
+                ..no_target()
+            },
+            "payload",
+            "is for tcp:// targets",
+        );
+        let valid = Plan::validate(PlanInput {
+            malformed: Some(0.1),
+            body_bytes: 2,
+            ..no_target()
+        })
+        .unwrap();
+        assert_eq!(valid.target(), None);
+        let e = valid.clone().resolve().unwrap_err();
+        assert_eq!(e.field(), "target", "{e}");
+        for (addr, host) in [("127.0.0.1:8080", "127.0.0.1"), ("[::1]:8080", "[::1]")] {
+            let plan = valid.clone().with_target_addr(addr.parse().unwrap());
+            assert_eq!(plan.target.url, format!("http://{addr}/"));
+            assert_eq!(plan.target.scheme, "http");
+            assert_eq!(plan.target.host, host);
+            let head = format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\n\r\n");
+            assert!(plan.kinds[0].prepared.wire.starts_with(head.as_bytes()));
+            let probe = plan.malformed.as_ref().unwrap();
+            assert!(
+                String::from_utf8_lossy(&probe.probe_head).contains(&format!("Host: {addr}\r\n"))
+            );
+        }
     }
 
     #[test]

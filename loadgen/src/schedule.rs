@@ -176,7 +176,7 @@ mod tests {
 
     fn plan(seed: u64, arrival: Arrival) -> Plan {
         Plan::new(PlanInput {
-            target: "http://127.0.0.1:1/".into(),
+            target: Some("http://127.0.0.1:1/".into()),
             rate_per_s: Some(1000.0),
             arrival,
             connections: 4,
