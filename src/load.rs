@@ -1,8 +1,9 @@
 //! `floodgate load`: the flags (parsed input), turning them into a
-//! `floodgate_loadgen::Plan` (validated input), starting the in-process
-//! reference server when no `--target` is given, Ctrl-C handling, progress
-//! display, and writing the summary and `--out` JSON. Scheduling, sockets
-//! and measurement live in `floodgate-loadgen`.
+//! `floodgate_loadgen::Plan` (validated offline, then resolved), starting
+//! the in-process reference server when no `--target` is given, putting
+//! plan errors in the flags' words, Ctrl-C handling, progress display, and
+//! writing the summary and `--out` JSON. Scheduling, sockets and
+//! measurement live in `floodgate-loadgen`.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -14,8 +15,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use floodgate_loadgen::plan::{Arrival, CloseWith, Mode};
-use floodgate_loadgen::{Plan, PlanInput};
+use floodgate_loadgen::plan::{Arrival, CloseWith, MixEntry, Mode};
+use floodgate_loadgen::{Plan, PlanError, PlanInput};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::flags::duration;
@@ -168,21 +169,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }
     let seed = args.seed.unwrap_or_else(random_seed);
-    let input = plan_input(&args, seed)?;
-    // Validate the flags before starting anything, with a placeholder
-    // target when the reference server is to be started.
-    let probe_target = args
-        .target
-        .clone()
-        .unwrap_or("http://127.0.0.1:1/".to_string());
-    if let Err(e) = Plan::new(PlanInput {
-        target: probe_target,
-        ..input.clone()
-    }) {
-        eprintln!("floodgate load: error: {e}");
-        return Ok(ExitCode::from(EXIT_USAGE));
-    }
-    let server = match &args.target {
+    let mix = match mix_text(&args)?.as_deref().map(MixEntry::parse_list) {
+        Some(Err(e)) => return Ok(usage_error(&args, &e)),
+        Some(Ok(mix)) => Some(mix),
+        None => None,
+    };
+    // Validate the flags before starting anything: without --target, for
+    // the reference server started next.
+    let valid = match Plan::validate(plan_input(&args, seed, mix)?) {
+        Ok(valid) => valid,
+        Err(e) => return Ok(usage_error(&args, &e)),
+    };
+    let server = match valid.target() {
         Some(_) => None,
         None => {
             let config = floodgate_server::Config {
@@ -196,17 +194,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(server)
         }
     };
-    let target = match (&args.target, &server) {
-        (Some(t), _) => t.clone(),
-        (None, Some(s)) => format!("http://{}/", s.local_addrs()[0]),
-        (None, None) => unreachable!("a server is started when there is no target"),
-    };
-    let plan = match Plan::new(PlanInput { target, ..input }) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("floodgate load: error: {e}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
+    // Then the target's address: the server's own, or --target's host
+    // looked up (the only lookup).
+    let plan = match &server {
+        Some(s) => valid.with_target_addr(s.local_addrs()[0]),
+        None => match valid.resolve() {
+            Ok(plan) => plan,
+            Err(e) => return Ok(usage_error(&args, &e)),
+        },
     };
     if matches!(plan.mode, Mode::Requests | Mode::Churn) {
         // One connect first, so an unreachable target is one clear error
@@ -308,14 +303,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
-    let mix = match &args.mix_file {
+/// The text of `--mix`, or of the `--mix-file` (one entry per line).
+fn mix_text(args: &Flags) -> anyhow::Result<Option<String>> {
+    Ok(match &args.mix_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading --mix-file {}", path.display()))?,
         ),
         None => args.mix.clone(),
-    };
+    })
+}
+
+fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Result<PlanInput> {
     let payload = match (&args.payload, &args.payload_file) {
         (Some(p), _) => Some(unescape(p)),
         (None, Some(path)) => Some(
@@ -332,7 +331,7 @@ fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(PlanInput {
-        target: String::new(),
+        target: args.target.clone(),
         rate_per_s: args.rate,
         closed: args.closed,
         arrival: match args.arrival {
@@ -371,6 +370,67 @@ fn plan_input(args: &Flags, seed: u64) -> anyhow::Result<PlanInput> {
         insecure: args.insecure,
         malformed: args.malformed,
     })
+}
+
+/// Reports a plan error in the words of the flags, and gives the exit code
+/// for flags that cannot run.
+fn usage_error(args: &Flags, e: &PlanError) -> ExitCode {
+    eprintln!("floodgate load: error: {}", flag_message(args, e));
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// `e` with its field and the fields its reason names (in backticks) put
+/// as flags: `rate: must be above 0 ..., got 0` reads
+/// `--rate 0: must be above 0 ...`.
+fn flag_message(args: &Flags, e: &PlanError) -> String {
+    let flag = flag_of(args, e.field());
+    let reason: String = e
+        .reason()
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                flag_of(args, part)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect();
+    match e.got() {
+        Some(got) => format!("{flag} {got}: {reason}"),
+        None => format!("{flag}: {reason}"),
+    }
+}
+
+/// The flag (or the part of one) that sets the plan field at `path`:
+/// `rate` is `--rate`, `mix[1].path` is `--mix entry 2 PATH`.
+fn flag_of(args: &Flags, path: &str) -> String {
+    let mix = || match &args.mix_file {
+        Some(file) => format!("--mix-file {}", file.display()),
+        None => "--mix".to_string(),
+    };
+    if let Some((index, rest)) = path
+        .strip_prefix("mix[")
+        .and_then(|p| p.split_once(']'))
+        .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)))
+    {
+        let word = match rest {
+            ".weight" => " WEIGHT",
+            ".method" => " METHOD",
+            ".path" => " PATH",
+            ".body_bytes" => " BODY_BYTES",
+            _ => "",
+        };
+        return format!("{} entry {}{word}", mix(), index + 1);
+    }
+    match path {
+        "mix" => mix(),
+        // The value is in the message; which --header it was is plain.
+        _ if path.starts_with("headers[") => "--header".to_string(),
+        "payload" if args.payload_file.is_some() => "--payload-file".to_string(),
+        "sources" => "--source".to_string(),
+        _ => format!("--{}", path.replace('_', "-")),
+    }
 }
 
 /// Writes the malformed inputs that coincided with a failure into `dir`,

@@ -176,14 +176,14 @@ mod tests {
 
     fn plan(seed: u64, arrival: Arrival) -> Plan {
         Plan::new(PlanInput {
-            target: "http://127.0.0.1:1/".into(),
+            target: Some("http://127.0.0.1:1/".into()),
             rate_per_s: Some(1000.0),
             arrival,
             connections: 4,
             threads: 2,
             duration: Some(Duration::from_secs(1)),
             seed,
-            mix: Some("3 GET /, 1 POST /echo 10".into()),
+            mix: Some(crate::plan::MixEntry::parse_list("3 GET /, 1 POST /echo 10").unwrap()),
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             ..PlanInput::default()

@@ -241,13 +241,60 @@ fn same_seed_same_request_mix() {
     assert_eq!(first, mix("7", "seed-b.json"));
 }
 
+/// A --mix-file holds one entry per line; a bad entry is named by the
+/// file and its number.
+#[test]
+fn a_mix_file_has_one_entry_per_line() {
+    let mix = out_path("mix.txt");
+    std::fs::write(&mix, "3 GET /\n\n1 POST /echo 16\n").unwrap();
+    let out = out_path("mix-file.json");
+    let o = load(&[
+        "--mix-file",
+        mix.to_str().unwrap(),
+        "--requests",
+        "40",
+        "--connections",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_json(&out);
+    let kinds: Vec<&str> = r["plan"]["requests_mix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["GET /", "POST /echo (16 body bytes)"]);
+    assert_eq!(balanced(&r)["ok"], 40);
+
+    std::fs::write(&mix, "3 GET /\n1 POST echo\n").unwrap();
+    let file = mix.display().to_string();
+    usage_error(
+        &["--mix-file", &file],
+        &format!("--mix-file {file} entry 2 PATH \"echo\": must start with /"),
+    );
+}
+
 #[test]
 fn bad_flags_name_the_flag_and_exit_2() {
     for (args, needle) in [
         (&["--rate", "0"][..], "--rate 0"),
         (&["--target", "ftp://x"][..], "--target \"ftp://x\""),
         (&["--connections", "0"][..], "--connections 0"),
-        (&["--rate", "5", "--closed"][..], "--rate and --closed"),
+        (
+            &["--rate", "5", "--closed"][..],
+            "--rate: cannot be combined with --closed",
+        ),
+        (
+            &["--mix", "1 GET /, x GET /"][..],
+            "--mix entry 2 WEIGHT \"x\": must be a whole number",
+        ),
+        (
+            &["--header", "A: b", "--header", "nocolon"][..],
+            "--header \"nocolon\": must be 'Name: value'",
+        ),
         (&["--duration", "ten"][..], "--duration"),
     ] {
         usage_error(args, needle);
@@ -594,7 +641,7 @@ fn bad_malformed_flags_name_the_flag_and_exit_2() {
         (&["--malformed", "lots"][..], "--malformed"),
         (
             &["--malformed", "0.1", "--mode", "connect"][..],
-            "--malformed needs an http:// target",
+            "--malformed: needs an http:// target and --mode requests or churn",
         ),
         (&["--malformed-save", "/tmp/x"][..], "--malformed"),
     ] {

@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn a_connection_slot_task_is_small() {
         let plan = Plan::new(PlanInput {
-            target: "http://127.0.0.1:9/".into(),
+            target: Some("http://127.0.0.1:9/".into()),
             connections: 1,
             threads: 1,
             requests: Some(1),

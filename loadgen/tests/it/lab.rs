@@ -46,7 +46,7 @@ fn a_request_dropped_with_its_handshake_is_request_unacked() {
             kernel::port_state(addr.port()).unwrap().queue_depth() == 9
         });
         let plan = Plan::new(PlanInput {
-            target: format!("http://{addr}/"),
+            target: Some(format!("http://{addr}/")),
             connections: 6,
             requests: Some(6),
             threads: 1,

@@ -168,7 +168,7 @@ pub fn ok(body: &[u8]) -> Vec<u8> {
 /// A plan input with short timeouts and one thread.
 pub fn input(target: &str) -> PlanInput {
     PlanInput {
-        target: target.to_string(),
+        target: Some(target.to_string()),
         connections: 2,
         threads: 1,
         seed: 1,
