@@ -1,13 +1,12 @@
-//! `floodgate load`: the flags (parsed input), turning them into a
-//! `floodgate_loadgen::Plan` (validated offline, then resolved), starting
-//! the in-process reference server when no `--target` is given, putting
-//! plan errors in the flags' words, Ctrl-C handling, progress display, and
-//! writing the summary and `--out` JSON. Scheduling, sockets and
-//! measurement live in `floodgate-loadgen`.
+//! `floodgate load`: the flags (parsed input), turning them into a plan
+//! input validated offline, putting plan errors in the flags' words, Ctrl-C
+//! handling, progress display, and writing the summary and `--out` JSON.
+//! Running it (the reference server when no `--target` is given, the
+//! target's resolution, evidence, the engine) is `floodgate_runner::load`.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,16 +14,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use floodgate_loadgen::plan::{Arrival, CloseWith, MixEntry, Mode};
-use floodgate_loadgen::{Plan, PlanError, PlanInput};
+use floodgate_runner::plan::{Arrival, CloseWith, MixEntry, Mode, Plan, PlanError, PlanInput};
+use floodgate_runner::{Exit, LoadError, LoadRequest};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::flags::duration;
-
-/// The exit code after Ctrl-C, as shells report a SIGINT death.
-const EXIT_INTERRUPTED: u8 = 130;
-/// The exit code for flags that cannot run, as clap uses for usage errors.
-const EXIT_USAGE: u8 = 2;
 
 /// Flags of `floodgate load`; boxed so the subcommand enum stays small.
 #[derive(Debug, clap::Args)]
@@ -164,128 +158,53 @@ enum CloseArg {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let args = *args.flags;
-    match floodgate_loadgen::raise_fd_limit() {
-        Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE"),
-        Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
-    }
     let seed = args.seed.unwrap_or_else(random_seed);
     let mix = match mix_text(&args)?.as_deref().map(MixEntry::parse_list) {
         Some(Err(e)) => return Ok(usage_error(&args, &e)),
         Some(Ok(mix)) => Some(mix),
         None => None,
     };
-    // Validate the flags before starting anything: without --target, for
-    // the reference server started next.
-    let valid = match Plan::validate(plan_input(&args, seed, mix)?) {
+    // Validate the flags before starting anything.
+    let plan = match Plan::validate(plan_input(&args, seed, mix)?) {
         Ok(valid) => valid,
         Err(e) => return Ok(usage_error(&args, &e)),
     };
-    let server = match valid.target() {
-        Some(_) => None,
-        None => {
-            let config = floodgate_server::Config {
-                listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-                ..floodgate_server::Config::default()
-            };
-            let server = floodgate_server::Server::bind(config)
-                .context("starting the reference server on 127.0.0.1:0")?
-                .start();
-            tracing::info!(addr = %server.local_addrs()[0], "started the reference server for this run");
-            Some(server)
-        }
-    };
-    // Then the target's address: the server's own, or --target's host
-    // looked up (the only lookup).
-    let plan = match &server {
-        Some(s) => valid.with_target_addr(s.local_addrs()[0]),
-        None => match valid.resolve() {
-            Ok(plan) => plan,
-            Err(e) => return Ok(usage_error(&args, &e)),
-        },
-    };
-    if matches!(plan.mode, Mode::Requests | Mode::Churn) {
-        // One connect first, so an unreachable target is one clear error
-        // rather than a run full of connect_refused.
-        TcpStream::connect_timeout(&plan.target.addr, plan.connect_timeout).with_context(|| {
-            format!(
-                "cannot connect to --target {} ({}); is a server listening there?",
-                plan.target.url, plan.target.addr
-            )
-        })?;
-    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing the Ctrl-C handler")?;
     }
-    tracing::info!(
-        seed = plan.seed,
-        target = %plan.target.url,
-        connections = plan.connections,
-        threads = plan.threads,
-        "load starting"
+    let request = LoadRequest {
+        plan,
+        server: floodgate_runner::server::Config::default(),
+    };
+    let progress = Progress::default();
+    let finished = floodgate_runner::run_load(
+        request,
+        &stop,
+        |plan| progress.start(plan),
+        |s| progress.show(s),
     );
-    // On a terminal, an indicatif bar (over the duration, or the request
-    // count); otherwise one log line a second.
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let len = match (plan.requests, plan.duration) {
-            (Some(n), _) => n,
-            (None, Some(d)) => d.as_secs().max(1),
-            (None, None) => 0,
-        };
-        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style.progress_chars("=> "));
-        bar
-    });
-    // Kernel evidence only when the target listens in this network
-    // namespace: TcpExt counters and sock_diag describe this namespace alone.
-    let evidence =
-        floodgate_kernel::Evidence::for_target(plan.target.addr, Duration::from_millis(50))
-            .inspect_err(|e| tracing::warn!("recording no kernel evidence: {e}"))
-            .ok()
-            .flatten();
-    let ran = floodgate_loadgen::run(&plan, &stop, |s| {
-        let secs = s.elapsed.as_secs_f64();
-        let rate = s.done as f64 / secs.max(1e-9);
-        let p99_ms = s.p99_us as f64 / 1000.0;
-        match &bar {
-            Some(bar) => {
-                bar.set_position(match plan.requests {
-                    Some(_) => s.done,
-                    None => s.elapsed.as_secs(),
-                });
-                bar.set_message(format!(
-                    "{rate:.0}/s  {} in flight  p99 {p99_ms:.3} ms  {} errors",
-                    s.in_flight, s.errors
-                ));
-            }
-            None => tracing::info!(
-                elapsed_s = format!("{secs:.1}"),
-                done = s.done,
-                rate_per_s = format!("{rate:.0}"),
-                in_flight = s.in_flight,
-                p99_ms = format!("{p99_ms:.3}"),
-                errors = s.errors,
-                "progress"
-            ),
+    progress.finish();
+    let finished = match finished {
+        Ok(f) => f,
+        Err(LoadError::Resolve(e)) => return Ok(usage_error(&args, &e)),
+        Err(LoadError::Unreachable { url, addr, error }) => {
+            eprintln!(
+                "floodgate load: error: cannot connect to --target {url} ({addr}): {error}; is a \
+                 server listening there?"
+            );
+            return Ok(Exit::CouldNotRun.into());
         }
-    });
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+        Err(e) => {
+            eprintln!("floodgate load: error: {e}");
+            return Ok(Exit::CouldNotRun.into());
+        }
+    };
+    let result = &finished.run;
+    if let Some(dir) = &args.malformed_save {
+        save_malformed(dir, &finished.malformed_files)?;
     }
-    let mut result = floodgate_loadgen::report::build(&plan, &ran);
-    if let (Some(dir), Some(m)) = (&args.malformed_save, &plan.malformed) {
-        save_malformed(dir, m, &ran.recorder)?;
-    }
-    if let Some(recorder) = evidence {
-        result = result.with_evidence(recorder.finish());
-    }
-    if let Some(server) = server {
-        let outcome = server.shutdown();
-        tracing::info!(?outcome, "stopped the reference server");
-    }
-    floodgate_reports::text::write(&result, std::io::stdout().lock())
+    floodgate_reports::text::write(result, std::io::stdout().lock())
         .context("writing the summary to stdout")?;
     if let Some(path) = &args.out {
         let file =
@@ -298,9 +217,68 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing --out {}", path.display()))?;
     }
     if result.partial {
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(Exit::Interrupted.into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a terminal, an indicatif bar (over the duration, or the request
+/// count); otherwise one log line a second.
+#[derive(Default)]
+struct Progress {
+    bar: std::cell::OnceCell<Option<(ProgressBar, bool)>>,
+}
+
+impl Progress {
+    fn start(&self, plan: &Plan) {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let len = match (plan.requests, plan.duration) {
+                (Some(n), _) => n,
+                (None, Some(d)) => d.as_secs().max(1),
+                (None, None) => 0,
+            };
+            let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            (bar, plan.requests.is_some())
+        });
+        let _ = self.bar.set(bar);
+    }
+
+    fn show(&self, s: &floodgate_runner::Snapshot) {
+        let secs = s.elapsed.as_secs_f64();
+        let rate = s.done as f64 / secs.max(1e-9);
+        let p99_ms = s.p99_us as f64 / 1000.0;
+        match self.bar.get() {
+            Some(Some((bar, by_count))) => {
+                bar.set_position(if *by_count {
+                    s.done
+                } else {
+                    s.elapsed.as_secs()
+                });
+                bar.set_message(format!(
+                    "{rate:.0}/s  {} in flight  p99 {p99_ms:.3} ms  {} errors",
+                    s.in_flight, s.errors
+                ));
+            }
+            _ => tracing::info!(
+                elapsed_s = format!("{secs:.1}"),
+                done = s.done,
+                rate_per_s = format!("{rate:.0}"),
+                in_flight = s.in_flight,
+                p99_ms = format!("{p99_ms:.3}"),
+                errors = s.errors,
+                "progress"
+            ),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(Some((bar, _))) = self.bar.get() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The text of `--mix`, or of the `--mix-file` (one entry per line).
@@ -376,7 +354,7 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
 /// for flags that cannot run.
 fn usage_error(args: &Flags, e: &PlanError) -> ExitCode {
     eprintln!("floodgate load: error: {}", flag_message(args, e));
-    ExitCode::from(EXIT_USAGE)
+    Exit::Usage.into()
 }
 
 /// `e` with its field and the fields its reason names (in backticks) put
@@ -435,18 +413,13 @@ fn flag_of(args: &Flags, path: &str) -> String {
 
 /// Writes the malformed inputs that coincided with a failure into `dir`,
 /// ready to copy into `fuzz/regressions/http_connection/` for replay.
-fn save_malformed(
-    dir: &Path,
-    m: &floodgate_loadgen::plan::Malformed,
-    recorder: &floodgate_loadgen::measure::Recorder,
-) -> anyhow::Result<()> {
-    let files = floodgate_loadgen::malformed::files_to_save(&m.generator, &recorder.malformed);
+fn save_malformed(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     if files.is_empty() {
         return Ok(());
     }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating --malformed-save {}", dir.display()))?;
-    for (name, bytes) in &files {
+    for (name, bytes) in files {
         let path = dir.join(name);
         std::fs::write(&path, bytes)
             .with_context(|| format!("writing --malformed-save {}", path.display()))?;

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use floodgate_proto::Limits;
-use floodgate_server::{Config, Outcome, Server};
+use floodgate_runner::server::{Config, Limits, Outcome, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 

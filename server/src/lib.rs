@@ -73,7 +73,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use floodgate_proto::{Limits, Stats};
+use floodgate_proto::Stats;
+
+/// The connection limits and timeouts, part of [`Config`].
+pub use floodgate_proto::Limits;
 
 /// Everything `floodgate serve` can be told.
 #[derive(Debug, Clone)]

@@ -311,7 +311,7 @@ fn unreachable_target_is_a_clear_error() {
     let target = format!("http://{addr}/");
     let o = load(&["--target", &target, "--requests", "10"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(3), "could not run: {stderr}");
     assert!(
         stderr.contains("cannot connect to --target") && stderr.contains(&addr.to_string()),
         "{stderr}"

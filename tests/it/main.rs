@@ -2,6 +2,7 @@
 //! One module per subcommand; `util` starts and stops the processes,
 //! `schema` checks JSON output against the committed schemas.
 
+mod architecture;
 mod load;
 mod probe;
 mod schema;
