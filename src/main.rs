@@ -12,7 +12,7 @@ mod serve;
 
 /// Load, fuzz and probe a server socket.
 #[derive(Debug, Parser)]
-#[command(name = "floodgate", version, about, long_about = None)]
+#[command(name = "floodgate", version, about, long_about = None, after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,9 +45,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // What is left to end up here failed while running (an IO edge
+        // the subcommand could not get past): the run could not be done.
         Err(err) => {
             eprintln!("floodgate: error: {err:#}");
-            ExitCode::FAILURE
+            floodgate_runner::Exit::CouldNotRun.into()
         }
     }
 }
