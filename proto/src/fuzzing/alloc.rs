@@ -23,7 +23,7 @@ thread_local! {
     static PEAK: Cell<isize> = const { Cell::new(0) };
 }
 
-pub(super) static COUNTING: AtomicBool = AtomicBool::new(false);
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
 fn note_alloc(size: usize) {
     let _ = LIVE.try_with(|live| {
@@ -103,8 +103,50 @@ const HEAP_SLACK: usize = 96 * 1024;
 /// body twice (as received and as echoed), the pending output it is allowed
 /// plus one response beyond it, one read of input beyond any limit, each
 /// doubled for `Vec` growth, plus fixed slack.
-pub(super) fn heap_bound(limits: &Limits, max_read: usize) -> usize {
+fn heap_bound(limits: &Limits, max_read: usize) -> usize {
     let per_request = limits.max_head_bytes + 2 * limits.max_body_bytes + max_read;
     let output = limits.max_pending_output + limits.max_body_bytes + 1024;
     2 * (per_request + output) + HEAP_SLACK
+}
+
+/// The heap one connection holds, summed over every measured call into it,
+/// and the bound it must stay within.
+pub(super) struct Heap {
+    limits: Limits,
+    /// Net heap bytes the connection holds, summed over every call into it.
+    held: isize,
+    bound: isize,
+}
+
+impl Heap {
+    /// For a connection with these limits, read at most `max_read` bytes at
+    /// a time, whose making left `held` bytes allocated.
+    pub(super) fn new(limits: Limits, max_read: usize, held: isize) -> Self {
+        Heap {
+            limits,
+            held,
+            bound: heap_bound(&limits, max_read) as isize,
+        }
+    }
+
+    /// Runs `f`, a call into the connection, accounting for the heap it
+    /// keeps and checking the bound at its peak.
+    pub(super) fn measure<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let (r, net, peak) = measured(f);
+        self.check(peak);
+        self.held += net;
+        r
+    }
+
+    fn check(&self, peak: isize) {
+        if COUNTING.load(Relaxed) {
+            let at_peak = self.held + peak;
+            assert!(
+                at_peak <= self.bound,
+                "connection held {at_peak} heap bytes, over the bound {} for {:?}",
+                self.bound,
+                self.limits
+            );
+        }
+    }
 }

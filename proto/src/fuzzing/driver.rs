@@ -1,13 +1,15 @@
-//! The in-memory glue: [`Driver`] runs one [`Connection`] the way the server
-//! glue does, with fabricated time, and hands back what the peer saw as an
-//! [`Outcome`]; also the limits the harnesses choose from.
+//! The harnesses' in-memory glue: [`Driver`] runs one [`Connection`] on the
+//! shared [`memory::Driver`], with fabricated time, the heap measured on
+//! every call and the checks a run ends with, and hands back what the peer
+//! saw as an [`Outcome`]; also the limits the harnesses choose from.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::alloc::{COUNTING, heap_bound, measured};
+use super::alloc::{Heap, measured};
 use super::responses::ResponseStream;
+use crate::memory::{self, Hooks};
 use crate::{Close, Connection, Event, Limits, Stats};
 
 /// The largest single read the in-memory glue performs, like the server's
@@ -58,31 +60,30 @@ pub(super) enum Clock {
     Frozen,
 }
 
-/// One connection driven in memory the way the server glue drives it.
+/// One connection driven in memory the way the server glue drives it: the
+/// shared [`memory::Driver`], with every call into the connection measured
+/// against the heap bound, time that a [`Clock`] may freeze, and the checks
+/// a run ends with.
 pub(super) struct Driver {
-    conn: Connection,
-    stats: Arc<Stats>,
-    limits: Limits,
-    now: Instant,
+    peer: memory::Driver<Checks>,
     clock: Clock,
-    /// Bytes the peer has sent, of which the glue has read `inbox_read`.
-    inbox: Vec<u8>,
-    /// How much of `inbox` the glue has read.
-    inbox_read: usize,
-    /// The peer has half-closed; the glue reports EOF once the inbox is empty.
-    pub(super) peer_done: bool,
-    eof_delivered: bool,
-    /// Every byte written to the peer, in order.
-    out: Vec<u8>,
-    events: Vec<Event>,
-    closed: Option<Close>,
-    /// Net heap bytes the connection holds, summed over every call into it.
-    held: isize,
-    heap_bound: isize,
-    max_read: usize,
-    /// Whether the peer reads everything offered at once (otherwise only
-    /// when the script says so, or when the glue needs room to read).
-    eager_writes: bool,
+}
+
+/// What is checked on every call into the connection: the heap it holds,
+/// and that a graceful close leaves nothing unwritten.
+struct Checks(Heap);
+
+impl Hooks for Checks {
+    fn call<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.0.measure(f)
+    }
+
+    fn graceful_close(&mut self, pending: usize) {
+        assert_eq!(
+            pending, 0,
+            "poll_close offered Graceful with {pending} bytes still to write"
+        );
+    }
 }
 
 impl Driver {
@@ -91,174 +92,46 @@ impl Driver {
         // A fixed, fabricated origin: nothing here may depend on the real clock.
         let now = fixed_origin();
         let (conn, held, _) = measured(|| Connection::new(limits, stats.clone(), now));
+        let checks = Checks(Heap::new(limits, max_read, held));
         Driver {
-            conn,
-            stats,
-            limits,
-            now,
+            peer: memory::Driver::with_hooks(conn, stats, now, max_read, checks),
             clock,
-            inbox: Vec::new(),
-            inbox_read: 0,
-            peer_done: false,
-            eof_delivered: false,
-            out: Vec::new(),
-            events: Vec::new(),
-            closed: None,
-            held,
-            heap_bound: heap_bound(&limits, max_read) as isize,
-            max_read,
-            eager_writes: false,
         }
-    }
-
-    /// Calls into the connection, accounting for the heap it keeps and
-    /// checking the bound at its peak.
-    fn call<R>(&mut self, f: impl FnOnce(&mut Connection, Instant) -> R) -> R {
-        let now = self.now;
-        let conn = &mut self.conn;
-        let (r, net, peak) = measured(|| f(conn, now));
-        self.check_heap(peak);
-        self.held += net;
-        r
-    }
-
-    fn check_heap(&self, peak: isize) {
-        if COUNTING.load(Relaxed) {
-            let at_peak = self.held + peak;
-            assert!(
-                at_peak <= self.heap_bound,
-                "connection held {at_peak} heap bytes, over the bound {} for {:?}",
-                self.heap_bound,
-                self.limits
-            );
-        }
-    }
-
-    /// Collects events and the close decision after any input.
-    fn observe(&mut self) {
-        while let Some(event) = self.call(|c, _| c.poll_event()) {
-            self.events.push(event);
-        }
-        if self.closed.is_none() {
-            let close = self.call(|c, _| c.poll_close());
-            if close == Some(Close::Graceful) {
-                let pending = self.call(|c, _| c.poll_transmit().len());
-                assert_eq!(
-                    pending, 0,
-                    "poll_close offered Graceful with {pending} bytes still to write"
-                );
-            }
-            self.closed = close;
-        }
-    }
-
-    /// Bytes the peer has sent that the glue has not read yet.
-    fn unread(&self) -> usize {
-        self.inbox.len() - self.inbox_read
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.closed.is_some()
+        self.peer.is_closed()
     }
 
-    /// The peer reads up to `limit` bytes of what the connection offers.
-    fn write(&mut self, limit: usize) {
-        let mut left = limit;
-        while left > 0 && !self.is_closed() {
-            let n = self.call(|c, _| c.poll_transmit().len()).min(left);
-            if n == 0 {
-                break;
-            }
-            // Room in `out` is made outside the measured call: the copy's
-            // memory is the harness's, not the connection's. Asking again
-            // gives the same bytes.
-            self.out.reserve(n);
-            let (conn, out) = (&mut self.conn, &mut self.out);
-            let ((), net, peak) = measured(|| out.extend_from_slice(&conn.poll_transmit()[..n]));
-            self.check_heap(peak);
-            self.held += net;
-            self.call(|c, now| c.handle_written(n, now));
-            left -= n;
-            self.observe();
-        }
+    /// Whether the peer has half-closed.
+    pub(super) fn peer_done(&self) -> bool {
+        self.peer.peer_done()
     }
 
     /// The peer reads up to `limit` bytes; room in the output may let the
     /// glue read again, as a writable-then-readable socket would.
     pub(super) fn peer_reads(&mut self, limit: usize) {
-        self.write(limit);
-        self.pump();
-    }
-
-    fn write_all(&mut self) {
-        self.write(usize::MAX);
+        self.peer.peer_reads(limit);
     }
 
     /// The peer sends `bytes`; the glue reads whatever the connection wants.
     pub(super) fn send(&mut self, bytes: &[u8]) {
-        if self.peer_done {
-            return;
-        }
-        self.inbox.extend_from_slice(bytes);
-        self.pump();
-    }
-
-    /// Moves bytes between the peer and the connection until neither side
-    /// can make progress without time passing.
-    fn pump(&mut self) {
-        loop {
-            if self.is_closed() {
-                return;
-            }
-            if self.eager_writes {
-                self.write_all();
-            }
-            if !self.call(|c, _| c.wants_read()) {
-                return;
-            }
-            if self.unread() > 0 {
-                let start = self.inbox_read;
-                let end = start + self.unread().min(self.max_read);
-                self.inbox_read = end;
-                // Lent out for the call, so the connection reads the bytes
-                // in place; taking and restoring a `Vec` allocates nothing.
-                let inbox = std::mem::take(&mut self.inbox);
-                self.call(|c, now| c.handle_read(&inbox[start..end], now));
-                self.inbox = inbox;
-                if self.inbox_read == self.inbox.len() {
-                    self.inbox.clear();
-                    self.inbox_read = 0;
-                }
-                self.observe();
-            } else if self.peer_done && !self.eof_delivered {
-                self.eof_delivered = true;
-                self.call(|c, now| c.handle_eof(now));
-                self.observe();
-            } else {
-                return;
-            }
-        }
+        self.peer.send(bytes);
     }
 
     pub(super) fn half_close(&mut self) {
-        self.peer_done = true;
-        self.pump();
+        self.peer.half_close();
     }
 
     pub(super) fn shutdown(&mut self) {
-        if !self.is_closed() {
-            self.call(|c, now| c.handle_shutdown(now));
-            self.observe();
-            self.pump();
-        }
+        self.peer.shutdown();
     }
 
     /// `handle_timeout` before any deadline: documented as harmless.
     pub(super) fn early_timeout(&mut self) {
         if !self.is_closed() {
-            self.call(|c, now| c.handle_timeout(now));
-            self.observe();
-            self.pump();
+            self.peer.handle_timeout();
+            self.peer.pump();
         }
     }
 
@@ -268,22 +141,21 @@ impl Driver {
         if self.clock == Clock::Frozen {
             return;
         }
-        let target = self.now + by;
+        let target = self.peer.now() + by;
         for _ in 0..MAX_SETTLE_STEPS {
             if self.is_closed() {
                 break;
             }
-            match self.call(|c, _| c.poll_timeout()) {
+            match self.peer.poll_timeout() {
                 Some(deadline) if deadline <= target => {
-                    self.now = self.now.max(deadline);
-                    self.call(|c, now| c.handle_timeout(now));
-                    self.observe();
-                    self.pump();
+                    self.peer.advance_to(deadline);
+                    self.peer.handle_timeout();
+                    self.peer.pump();
                 }
                 _ => break,
             }
         }
-        self.now = self.now.max(target);
+        self.peer.advance_to(target);
     }
 
     /// Time jumps to the next deadline, if there is one, and it fires.
@@ -291,11 +163,10 @@ impl Driver {
         if self.clock == Clock::Frozen || self.is_closed() {
             return;
         }
-        if let Some(deadline) = self.call(|c, _| c.poll_timeout()) {
-            self.now = self.now.max(deadline);
-            self.call(|c, now| c.handle_timeout(now));
-            self.observe();
-            self.pump();
+        if let Some(deadline) = self.peer.poll_timeout() {
+            self.peer.advance_to(deadline);
+            self.peer.handle_timeout();
+            self.peer.pump();
         }
     }
 
@@ -303,14 +174,15 @@ impl Driver {
     /// to deadline until the connection closes. Every connection must end:
     /// one that neither closes nor asks to be woken would live forever.
     pub(super) fn settle(&mut self, half_close: bool) {
+        self.peer.set_eager_writes(true);
         if half_close {
-            self.peer_done = true;
+            self.peer.half_close();
+        } else {
+            self.peer.pump();
         }
-        self.eager_writes = true;
-        self.pump();
         let mut checked_error_close = false;
         for _ in 0..MAX_SETTLE_STEPS {
-            self.pump();
+            self.peer.pump();
             if self.is_closed() {
                 return;
             }
@@ -318,7 +190,10 @@ impl Driver {
                 checked_error_close = true;
                 // Everything sent so far has been read by the peer; if the
                 // last response said it closes, it must already be closing.
-                if let Some(last) = ResponseStream::parse_lenient(&self.out).responses.last() {
+                if let Some(last) = ResponseStream::parse_lenient(self.peer.output())
+                    .responses
+                    .last()
+                {
                     assert!(
                         !last.close,
                         "connection stays open after a {} with Connection: close",
@@ -326,18 +201,17 @@ impl Driver {
                     );
                 }
             }
-            match self.call(|c, _| c.poll_timeout()) {
+            match self.peer.poll_timeout() {
                 Some(deadline) => {
-                    self.now = self.now.max(deadline);
-                    self.call(|c, now| c.handle_timeout(now));
-                    self.observe();
+                    self.peer.advance_to(deadline);
+                    self.peer.handle_timeout();
                 }
                 None => panic!(
                     "connection neither closes nor has a deadline after the peer went quiet \
                      (wants_read: {}, inbox: {} bytes, eof delivered: {})",
-                    self.call(|c, _| c.wants_read()),
-                    self.unread(),
-                    self.eof_delivered
+                    self.peer.wants_read(),
+                    self.peer.unread(),
+                    self.peer.eof_delivered()
                 ),
             }
         }
@@ -345,16 +219,15 @@ impl Driver {
     }
 
     pub(super) fn finish(self) -> Outcome {
+        let stats = self.peer.stats();
+        let counters =
+            [&stats.requests, &stats.protocol_errors, &stats.timeouts].map(|c| c.load(Relaxed));
+        let (out, events, closed) = self.peer.into_parts();
         Outcome {
-            out: self.out,
-            events: self.events,
-            closed: self.closed,
-            counters: [
-                &self.stats.requests,
-                &self.stats.protocol_errors,
-                &self.stats.timeouts,
-            ]
-            .map(|c| c.load(Relaxed)),
+            out,
+            events,
+            closed,
+            counters,
         }
     }
 }

@@ -50,7 +50,7 @@ pub fn http_sequence(input: &Sequence) {
             Step::Request(request) => {
                 let built = build(request, &limits);
                 any_head |= request.method == Method::Head;
-                if tail == Tail::Predicting && !d.peer_done {
+                if tail == Tail::Predicting && !d.peer_done() {
                     match built.prediction {
                         Prediction::Respond { mut expect, then } => {
                             expect.close = then == Tail::Closed;

@@ -6,14 +6,15 @@
 //! `Instant`s, and asserts properties rather than merely surviving:
 //!
 //! - the same bytes split differently give byte-identical output, events,
-//!   close and counters ([`http_connection`]);
+//!   close and counters ([`http_connection()`]);
 //! - every response parses back as HTTP/1.1 with a correct length;
 //! - a response to a protocol error, or one carrying `Connection: close`, is
 //!   the last thing sent, and the connection then closes;
 //! - every complete well-formed request gets exactly one response, in order,
-//!   with the status and body a model predicts ([`http_sequence`]);
+//!   with the status and body a model predicts ([`http_sequence()`]);
 //! - the heap the connection holds stays within a bound derived from its
-//!   [`Limits`](crate::Limits) (measured by [`CountingAllocator`] where it is installed);
+//!   [`Limits`](crate::Limits) (measured by [`CountingAllocator`] where it
+//!   is installed);
 //! - no connection lives forever: it always either closes or has a deadline;
 //! - `Close::Graceful` is only offered once every byte has been written.
 //!
@@ -24,8 +25,10 @@
 //! - `sequence.rs`: the structured input `http_sequence` decodes
 //!   ([`Sequence`] and its parts); `build.rs`: how one request is written
 //!   out, and the model's prediction of its answer;
-//! - `driver.rs`: the in-memory glue every harness runs a connection with,
-//!   and the limits the harnesses choose from;
+//! - `driver.rs`: the in-memory glue every harness runs a connection with
+//!   (the crate's shared [`memory::Driver`](crate::memory::Driver), plus the
+//!   harnesses' clock, heap checks and end-of-run checks), and the limits
+//!   the harnesses choose from;
 //! - `responses.rs`: the output parsed back, the checks every run ends with,
 //!   and a reference chunked decoder;
 //! - `alloc.rs`: [`CountingAllocator`] and the heap bound;
