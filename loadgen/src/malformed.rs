@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use floodgate_proto::{Connection, Limits, Stats};
+use floodgate_proto::{Limits, memory};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -410,51 +410,27 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// EOF (the client half-closes after a malformed input), counts a protocol
 /// error, answers nothing with a status below 400, raises no event (such as
 /// pausing its accept loop), writes at most [`MAX_REPLY_BYTES`] and closes.
+///
+/// The connection runs on [`memory::Driver`] with time standing still: its
+/// output is read as soon as it is offered (up to one byte more than
+/// [`MAX_REPLY_BYTES`]), the input is fed 4 KiB at a time while it wants to
+/// read, then EOF. A connection left waiting on a timer (`/delay`) or stuck
+/// has not closed, so the input is not a sharp one.
 pub fn is_malformed(input: &[u8]) -> bool {
-    let stats = Arc::new(Stats::default());
-    let now = Instant::now();
-    let mut conn = Connection::new(Limits::default(), stats.clone(), now);
-    let mut rest = input;
-    let mut eof = false;
-    let mut out = 0;
-    // Each turn writes, reads or ends the input; the bound only guards
-    // against a connection that neither reads nor closes.
-    for _ in 0..10_000 {
-        loop {
-            let n = conn.poll_transmit().len();
-            if n == 0 {
-                break;
-            }
-            out += n;
-            if out > MAX_REPLY_BYTES {
-                return false;
-            }
-            conn.handle_written(n, now);
-        }
-        if conn.poll_event().is_some() {
-            return false;
-        }
-        if conn.poll_close().is_some() {
-            break;
-        }
-        if !rest.is_empty() && conn.wants_read() {
-            let n = rest.len().min(4096);
-            conn.handle_read(&rest[..n], now);
-            rest = &rest[n..];
-        } else if rest.is_empty() && !eof {
-            conn.handle_eof(now);
-            eof = true;
-        } else {
-            // Waiting on a timer (`/delay`) or stuck: not a sharp input.
-            return false;
-        }
+    let mut peer = memory::Driver::new(Limits::default(), Instant::now(), 4096);
+    peer.set_eager_writes(true);
+    peer.set_reply_limit(MAX_REPLY_BYTES + 1);
+    peer.send(input);
+    peer.half_close();
+    if peer.output().len() > MAX_REPLY_BYTES || !peer.events().is_empty() {
+        return false;
     }
-    let snap = stats.snapshot();
+    let snap = peer.stats().snapshot();
     let below_400 = snap
         .status
         .keys()
         .any(|code| code.parse::<u16>().is_ok_and(|c| c < 400));
-    conn.poll_close().is_some() && snap.protocol_errors > 0 && !below_400
+    peer.is_closed() && snap.protocol_errors > 0 && !below_400
 }
 
 /// Classifies a live server's reply to a malformed input: the bytes it

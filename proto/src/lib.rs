@@ -7,7 +7,9 @@
 //! [`Connection::handle_read`], bytes go out through
 //! [`Connection::poll_transmit`], and time comes in as a `now: Instant`
 //! argument. The server glue (`floodgate-server`) and the fuzz targets drive
-//! the very same [`Connection`].
+//! the very same [`Connection`]; [`memory::Driver`] drives one without a
+//! socket, for the fuzz harnesses and the load generator's malformed-input
+//! check.
 //!
 //! # Driving a connection
 //!
@@ -58,6 +60,7 @@ mod stats;
 
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+pub mod memory;
 
 pub use connection::{Close, Connection, Event};
 pub use error::ProtocolError;

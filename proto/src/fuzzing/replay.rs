@@ -76,7 +76,8 @@ fn regressions_replay_cleanly() {
 /// checking real traffic, not an empty stream.
 #[test]
 fn driver_sees_real_responses() {
-    use super::{Clock, Driver, HeadKnowledge, READ_CHUNK, check_common};
+    use super::driver::{Clock, Driver, READ_CHUNK};
+    use super::responses::{HeadKnowledge, check_common};
     let mut d = Driver::new(crate::Limits::default(), Clock::Scripted, READ_CHUNK);
     d.send(b"GET /bytes/5 HTTP/1.1\r\nHost: fuzz\r\n\r\nPOST /echo HTTP/1.1\r\nHost: fuzz\r\nContent-Length: 2\r\n\r\nhi");
     d.settle(true);
