@@ -1,7 +1,7 @@
 //! `floodgate probe backlog`: flags, choosing the probe subject (a reference
 //! server child, an in-process listener, or a target given by address), the
 //! lab mode that re-runs the probe inside a fresh network namespace, and
-//! printing the result. The probe itself is `floodgate_loadgen::probe`.
+//! printing the result. The probe itself is `floodgate_probe`.
 //!
 //! Lab mode (`--netns`) creates `floodgate-<pid>-<n>` with `ip netns add`,
 //! brings up its loopback, and re-executes this same command under
@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use floodgate_kernel::lab;
-use floodgate_loadgen::kernel;
-use floodgate_loadgen::probe::{
-    self, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, StopSignal,
+use floodgate_kernel as kernel;
+use floodgate_probe::{
+    self as probe, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, StopSignal,
 };
 use floodgate_reports::ProbeReport;
 

@@ -2,9 +2,8 @@
 //! (`schedule`), client connections (`conn`, `http`, `tls` for https), the
 //! per-thread event loop (`reactor`), the outcome taxonomy (`outcome`), HDR
 //! measurement (`measure`), the result model and its renderers (`result`,
-//! `summary`), malformed traffic mixed into the load (`malformed`), kernel
-//! probes (`kernel`) and the backlog probe and its diagnosis (`probe`,
-//! `verdict`).
+//! `summary`), malformed traffic mixed into the load (`malformed`) and
+//! kernel probes (`kernel`). The backlog probe is floodgate-probe's.
 //!
 //! # Implementation
 //!
@@ -27,7 +26,6 @@ pub mod malformed;
 pub mod measure;
 pub mod outcome;
 pub mod plan;
-pub mod probe;
 mod reactor;
 pub mod report;
 pub mod run;

@@ -13,7 +13,7 @@
 //!
 //! The probe runs on the calling thread: connects are non-blocking and
 //! polled with poll(2); the only other thread is the evidence recorder
-//! (`crate::kernel::Evidence`), and [`HeldListener`] starts one accept thread
+//! (`floodgate_kernel::Evidence`), and [`HeldListener`] starts one accept thread
 //! when it is resumed.
 
 use std::io::{self, Read, Write};
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
-use crate::kernel::{self, CounterDelta, Evidence, EvidenceReport};
+use floodgate_kernel::{self as kernel, CounterDelta, Evidence, EvidenceReport};
 use floodgate_reports::ProbeReport;
 use floodgate_reports::verdict;
 
