@@ -163,7 +163,7 @@ enum CloseArg {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let args = *args.flags;
-    match floodgate_loadgen::raise_fd_limit() {
+    match floodgate_kernel::raise_fd_limit(None) {
         Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE"),
         Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use floodgate_kernel::lab;
 use floodgate_kernel as kernel;
+use floodgate_kernel::lab;
 use floodgate_probe::{
     self as probe, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, StopSignal,
 };
@@ -136,8 +136,12 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
     let somaxconn = lab::somaxconn();
     // Raise the descriptor limit before any child starts, so a reference
     // server started here inherits room for the whole held queue.
-    if let Err(e) = probe::raise_fd_limit(MAX_CONNECTS as u64 + 64) {
-        tracing::warn!("{e}; a large burst may run out of descriptors");
+    let wanted = MAX_CONNECTS as u64 + 64;
+    if let Err(e) = kernel::raise_fd_limit(Some(wanted)) {
+        tracing::warn!(
+            "cannot raise the descriptor limit to {wanted}: {e}; a large burst may run out of \
+             descriptors"
+        );
     }
     let mut server = None;
     let (target, mut pause, configured): (SocketAddr, Box<dyn Pause>, Option<u32>) =

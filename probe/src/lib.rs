@@ -63,7 +63,10 @@ pub enum ProbeError {
     PauseExpired,
     #[error("cannot open a client socket: {0}")]
     Socket(io::Error),
-    #[error("cannot raise the descriptor limit to {wanted}: {error}")]
+    #[error(
+        "cannot raise the descriptor limit to {wanted}: {error}; raise the hard limit or fire \
+         fewer connects"
+    )]
     FdLimit { wanted: u64, error: io::Error },
     #[error("interrupted")]
     Interrupted,
@@ -453,7 +456,8 @@ pub fn run(
     if config.window < Duration::from_millis(10) || config.window > Duration::from_millis(950) {
         return Err(ProbeError::Window(config.window));
     }
-    raise_fd_limit(config.connects as u64 + 64)?;
+    let wanted = config.connects as u64 + 64;
+    kernel::raise_fd_limit(Some(wanted)).map_err(|error| ProbeError::FdLimit { wanted, error })?;
 
     let local = kernel::local_listener(config.target).is_some();
     let counters_before = if local {
@@ -750,36 +754,6 @@ fn status_code(response: &[u8]) -> Option<u16> {
     let rest = line.strip_prefix(b"HTTP/1.")?;
     let code = rest.get(2..5)?;
     std::str::from_utf8(code).ok()?.parse().ok()
-}
-
-/// Raises the soft RLIMIT_NOFILE to at least `wanted` (up to the hard
-/// limit). Children started afterwards inherit it, which matters for a
-/// reference server that must accept the whole held queue.
-pub fn raise_fd_limit(wanted: u64) -> Result<(), ProbeError> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    let fail = |error| ProbeError::FdLimit { wanted, error };
-    // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(fail(io::Error::last_os_error()));
-    }
-    if lim.rlim_cur >= wanted {
-        return Ok(());
-    }
-    if lim.rlim_max < wanted {
-        return Err(fail(io::Error::other(format!(
-            "the hard limit is {}; raise it or fire fewer connects",
-            lim.rlim_max
-        ))));
-    }
-    lim.rlim_cur = wanted.max(lim.rlim_cur);
-    // SAFETY: setrlimit reads the struct we pass.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-        return Err(fail(io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 fn wait_readable(fd: i32, timeout: Duration) {
