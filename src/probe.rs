@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use floodgate_kernel as kernel;
-use floodgate_kernel::lab;
+use anyhow::{Context, anyhow, bail};
+use floodgate_kernel::{self as kernel, lab};
 use floodgate_probe::{
-    self as probe, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, StopSignal,
+    self as probe, Config, ConfigError, ConfigInput, Field, HeldListener, Pause, PauseEndpoint,
+    StopSignal,
 };
 use floodgate_reports::ProbeReport;
 
@@ -136,7 +136,7 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
     let somaxconn = lab::somaxconn();
     // Raise the descriptor limit before any child starts, so a reference
     // server started here inherits room for the whole held queue.
-    let wanted = MAX_CONNECTS as u64 + 64;
+    let wanted = probe::MAX_DESCRIPTORS;
     if let Err(e) = kernel::raise_fd_limit(Some(wanted)) {
         tracing::warn!(
             "cannot raise the descriptor limit to {wanted}: {e}; a large burst may run out of \
@@ -188,29 +188,19 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
                 }
             }
         };
-    // The kernel's own backlog for the listener, when it is local, sizes the
-    // burst better than any flag.
-    let kernel_backlog = kernel::local_listener(target).map(|s| s.backlog());
-    let expected = kernel_backlog.or(match (configured, somaxconn) {
-        (Some(c), Some(s)) => Some(c.min(s)),
-        (c, _) => c,
-    });
-    let connects = args
-        .connects
-        .unwrap_or_else(|| Config::default_connects(expected));
-    if connects > MAX_CONNECTS {
-        bail!("--connects {connects} is above the limit of {MAX_CONNECTS}");
-    }
-    let local = kernel_backlog.is_some();
-    let config = Config {
+    let config = Config::new(ConfigInput {
         target,
-        connects,
+        connects: args.connects,
         window: args.window,
         serve_timeout: args.serve_timeout,
         check_path: args.check_path.clone(),
         configured_backlog: configured,
-        somaxconn: if local { somaxconn } else { None },
-    };
+        somaxconn,
+        // The kernel's own backlog for the listener, when it is local, sizes
+        // the burst better than any flag.
+        kernel_backlog: kernel::local_listener(target).map(|s| s.backlog()),
+    })
+    .map_err(flag_error)?;
     let result = probe::run(&config, pause.as_mut(), interrupted);
     // Resume (StopSignal's Drop) before the server child is killed.
     drop(pause);
@@ -234,6 +224,15 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names the flag behind a field the probe's configuration refused.
+fn flag_error(e: ConfigError) -> anyhow::Error {
+    let flag = match e.field {
+        Field::Connects => "--connects",
+        Field::Window => "--window",
+    };
+    anyhow!("{flag} {}: must be {}", e.value, e.field.allowed())
 }
 
 /// The accept pause asked of `/admin/pause-accept`: the burst's window plus

@@ -35,14 +35,14 @@ pub(crate) fn burst_and_check(
     interrupted: &AtomicBool,
     local: bool,
 ) -> Result<Burst, ProbeError> {
-    let port = config.target.port();
+    let port = config.target().port();
     pause.pause()?;
     if local {
         if let Ok(state) = kernel::port_state(port) {
             if state.queue_depth() > 0 {
                 return Err(ProbeError::QueueNotEmpty(
                     state.queue_depth(),
-                    config.target,
+                    config.target(),
                 ));
             }
         }
@@ -66,19 +66,19 @@ pub(crate) fn burst_and_check(
     // Fire every connect first, from one thread, so each SYN reaches the
     // listener after the previous one: the queue fills in order and no
     // handshake can overflow at ACK time.
-    let mut pending: Vec<Socket> = Vec::with_capacity(config.connects);
-    for _ in 0..config.connects {
-        let sock = Socket::new(Domain::for_address(config.target), Type::STREAM, None)
+    let mut pending: Vec<Socket> = Vec::with_capacity(config.connects());
+    for _ in 0..config.connects() {
+        let sock = Socket::new(Domain::for_address(config.target()), Type::STREAM, None)
             .map_err(ProbeError::Socket)?;
         sock.set_nonblocking(true).map_err(ProbeError::Socket)?;
         burst.connects += 1;
-        match sock.connect(&config.target.into()) {
+        match sock.connect(&config.target().into()) {
             Ok(()) => burst.held.push(sock),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => pending.push(sock),
             Err(e) => classify_error(&mut burst, &e),
         }
     }
-    let deadline = Instant::now() + config.window;
+    let deadline = Instant::now() + config.window();
     while !pending.is_empty() {
         if interrupted.load(Ordering::Relaxed) {
             return Err(ProbeError::Interrupted);

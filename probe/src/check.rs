@@ -18,16 +18,19 @@ pub(crate) fn serve_check(
     interrupted: &AtomicBool,
 ) -> Result<(), ProbeError> {
     let start = pause_until.unwrap_or_else(Instant::now).max(Instant::now());
-    let deadline = start + config.serve_timeout;
+    let deadline = start + config.serve_timeout();
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        config.check_path, config.target
+        config.check_path(),
+        config.target()
     );
     let mut streams = Vec::with_capacity(burst.held.len());
     for sock in burst.held.drain(..) {
         let mut stream: TcpStream = sock.into();
         let ok = stream.set_nonblocking(false).is_ok()
-            && stream.set_write_timeout(Some(config.serve_timeout)).is_ok()
+            && stream
+                .set_write_timeout(Some(config.serve_timeout()))
+                .is_ok()
             && stream.write_all(request.as_bytes()).is_ok();
         if ok {
             streams.push(stream);

@@ -45,18 +45,15 @@ use floodgate_reports::verdict;
 
 use burst::{Burst, burst_and_check};
 use check::serve_check;
-pub use config::{Config, MAX_CONNECTS};
+pub use config::{
+    Config, ConfigError, ConfigInput, Field, MAX_CONNECTS, MAX_DESCRIPTORS, MAX_WINDOW,
+    MIN_CONNECTS, MIN_WINDOW,
+};
 pub use pause::{HeldListener, Pause, PauseEndpoint, StopSignal, process_stopped};
 
 /// Why a probe failed. Every variant leaves the target resumed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("connects must be between 2 and {MAX_CONNECTS}, got {0}")]
-    Connects(usize),
-    #[error(
-        "the window must be between 10 ms and 950 ms (inside the first 1 s SYN timeout), got {0:?}"
-    )]
-    Window(Duration),
     #[error("cannot pause the target through {endpoint}: {reason}")]
     PauseEndpoint { endpoint: String, reason: String },
     #[error("cannot signal process {pid}: {error}")]
@@ -92,22 +89,16 @@ pub fn run(
     pause: &mut dyn Pause,
     interrupted: &AtomicBool,
 ) -> Result<ProbeReport, ProbeError> {
-    if !(2..=MAX_CONNECTS).contains(&config.connects) {
-        return Err(ProbeError::Connects(config.connects));
-    }
-    if config.window < Duration::from_millis(10) || config.window > Duration::from_millis(950) {
-        return Err(ProbeError::Window(config.window));
-    }
-    let wanted = config.connects as u64 + 64;
+    let wanted = config.descriptors();
     kernel::raise_fd_limit(Some(wanted)).map_err(|error| ProbeError::FdLimit { wanted, error })?;
 
-    let local = kernel::local_listener(config.target).is_some();
+    let local = kernel::local_listener(config.target()).is_some();
     let counters_before = if local {
         kernel::read_counters().ok()
     } else {
         None
     };
-    let recorder = Evidence::for_target(config.target, Duration::from_millis(20))
+    let recorder = Evidence::for_target(config.target(), Duration::from_millis(20))
         .ok()
         .flatten();
 
@@ -142,18 +133,13 @@ fn build_report(
     evidence: Option<EvidenceReport>,
 ) -> ProbeReport {
     let capacity = burst.served + burst.unserved;
-    let clamped_backlog = match (config.configured_backlog, config.somaxconn) {
-        (Some(c), Some(s)) => Some(c.min(s)),
-        (Some(c), None) => Some(c),
-        _ => None,
-    };
     let mut report = ProbeReport {
-        target: config.target,
+        target: config.target(),
         capacity,
         implied_backlog: capacity.saturating_sub(1),
-        configured_backlog: config.configured_backlog,
-        somaxconn: config.somaxconn,
-        clamped_backlog,
+        configured_backlog: config.configured_backlog(),
+        somaxconn: config.somaxconn(),
+        clamped_backlog: config.clamped_backlog(),
         kernel_backlog: burst.kernel_backlog,
         queue_depth: burst.queue_depth,
         syn_recv: burst.syn_recv,
@@ -165,7 +151,7 @@ fn build_report(
         other_errors: burst.other_errors,
         syn_retransmitted: burst.syn_retransmitted,
         dropped_syns: burst.dropped_syns,
-        window_ms: config.window.as_millis() as u64,
+        window_ms: config.window().as_millis() as u64,
         served: burst.served,
         unserved: burst.unserved,
         local,
@@ -186,15 +172,18 @@ mod tests {
 
     fn probe_held(backlog: i32, connects: usize) -> ProbeReport {
         let mut held = HeldListener::bind("127.0.0.1:0".parse().unwrap(), backlog).unwrap();
-        let config = Config {
-            target: held.local_addr(),
-            connects,
+        let target = held.local_addr();
+        let config = Config::new(ConfigInput {
+            target,
+            connects: Some(connects),
             window: Duration::from_millis(300),
             serve_timeout: Duration::from_secs(5),
             check_path: "/health".into(),
             configured_backlog: Some(backlog as u32),
             somaxconn: None,
-        };
+            kernel_backlog: kernel::local_listener(target).map(|l| l.backlog()),
+        })
+        .unwrap();
         run(&config, &mut held, &AtomicBool::new(false)).unwrap()
     }
 
@@ -214,15 +203,17 @@ mod tests {
     }
 
     fn remote_report() -> ProbeReport {
-        let config = Config {
+        let config = Config::new(ConfigInput {
             target: "192.0.2.7:80".parse().unwrap(),
-            connects: 200,
+            connects: Some(200),
             window: Duration::from_millis(900),
             serve_timeout: Duration::from_secs(5),
             check_path: "/health".into(),
             configured_backlog: Some(1024),
             somaxconn: Some(128),
-        };
+            kernel_backlog: None,
+        })
+        .unwrap();
         let burst = Burst {
             held: Vec::new(),
             connects: 200,
@@ -242,13 +233,14 @@ mod tests {
     }
 
     /// The report counts what the burst held and carries the config's
-    /// figures; what they mean is floodgate-reports' (`explain`).
+    /// figures and rules; what they mean is floodgate-reports' (`explain`).
     #[test]
     fn remote_report_counts_the_held_connections() {
         let r = remote_report();
         assert_eq!(r.capacity, 129);
         assert_eq!(r.implied_backlog, 128);
-        assert_eq!(r.clamped_backlog, Some(128));
+        // This namespace's somaxconn says nothing of a target elsewhere.
+        assert_eq!((r.somaxconn, r.clamped_backlog), (None, Some(1024)));
         assert_eq!((r.connects, r.timed_out, r.window_ms), (200, 71, 900));
         assert!(!r.local);
         assert!(r.explanation[0].contains("backlog 128 + 1"));
