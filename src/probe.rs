@@ -220,10 +220,11 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
     if let Some(path) = &args.out {
         write_json(path, &report, args.inside_netns.as_deref())?;
     }
-    if report.timed_out == 0 || report.unserved > 0 || report.capacity == 0 {
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.holds() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Names the flag behind a field the probe's configuration refused.
