@@ -5,14 +5,17 @@
 //! every held connection is then served. [`run`] does it all and gives a
 //! [`ProbeReport`].
 //!
-//! What to probe is a [`Config`] (`config`). How the target is stopped is a
+//! What to probe is a [`Config`] (`config`), which [`Config::new`] checks
+//! and completes with the probe's rules (the backlog to expect, the burst
+//! size, the limits). How the target is stopped is a
 //! [`Pause`] (`pause`): the reference server's `/admin/pause-accept` endpoint
 //! ([`PauseEndpoint`]), SIGSTOP/SIGCONT of a process ([`StopSignal`], which
 //! resumes the process in `Drop` so no exit path leaves it stopped), or an
 //! in-process listener that simply does not accept until told to
 //! ([`HeldListener`]). `burst` fires the connects and counts them; `check` is
-//! the served-after-resume check. Starting a reference server, namespaces and
-//! flags belong to the `floodgate` binary, not here.
+//! the served-after-resume check, which reads replies with the load
+//! generator's parser, `floodgate_proto::client`. Starting a reference
+//! server, namespaces and flags belong to the `floodgate` binary, not here.
 //!
 //! # Threads
 //!

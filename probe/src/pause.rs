@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::ProbeError;
-use crate::check::{exchange_on, status_code};
+use crate::check::{Reply, exchange, request};
 
 /// A way to stop a target from accepting and to let it accept again.
 pub trait Pause {
@@ -72,37 +72,38 @@ impl Pause for PauseEndpoint {
             endpoint: self.endpoint(),
             reason,
         };
-        let pause = format!(
+        let pause = request(format!(
             "POST /admin/pause-accept?ms={} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
             self.pause.as_millis(),
             self.addr
-        );
+        ));
         // A second request on the same connection, sent only after the first
         // response: the reference server applies a pause after flushing its
         // response, so the burst could otherwise start before the pause does.
         // It reads the next request only once the pause is applied, so the
         // second response proves the pause is in force.
-        let fence = format!(
+        let fence = request(format!(
             "GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             self.addr
-        );
+        ));
         let asked = Instant::now();
         let timeout = Duration::from_secs(5);
         let mut stream =
             TcpStream::connect_timeout(&self.addr, timeout).map_err(|e| fail(e.to_string()))?;
-        let response =
-            exchange_on(&mut stream, &pause, timeout).map_err(|e| fail(e.to_string()))?;
-        let status = status_code(&response).ok_or_else(|| fail("no HTTP response".into()))?;
+        let status = match exchange(&mut stream, &pause, timeout) {
+            Reply::Complete(answer) => answer.status,
+            Reply::Head => return Err(fail("the response was cut short".into())),
+            Reply::Nothing(why) => return Err(fail(why)),
+        };
         if !(200..300).contains(&status) {
             return Err(fail(format!(
                 "answered {status}; is the target floodgate's reference server?"
             )));
         }
-        let fenced = exchange_on(&mut stream, &fence, timeout).map_err(|e| fail(e.to_string()))?;
-        if status_code(&fenced).is_none() {
-            return Err(fail(
-                "no response to GET /health after the pause; keep-alive is needed".into(),
-            ));
+        if let Reply::Nothing(why) = exchange(&mut stream, &fence, timeout) {
+            return Err(fail(format!(
+                "no response to GET /health after the pause ({why}); keep-alive is needed"
+            )));
         }
         // The server counts the pause from when it handled the request,
         // which is after `asked`: measuring from `asked` is conservative.
