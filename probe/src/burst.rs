@@ -29,7 +29,10 @@ pub(crate) struct Burst {
     pub(crate) unserved: u64,
 }
 
-pub(crate) fn burst_and_check(
+/// Pauses the target, makes sure its accept queue starts empty (local
+/// targets), fires the burst and counts it. The caller resumes the target,
+/// whatever this returns.
+pub(crate) fn fire(
     config: &Config,
     pause: &mut dyn Pause,
     interrupted: &AtomicBool,

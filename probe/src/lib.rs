@@ -46,7 +46,7 @@ use floodgate_kernel::{self as kernel, CounterDelta, Evidence, EvidenceReport};
 use floodgate_reports::ProbeReport;
 use floodgate_reports::verdict;
 
-use burst::{Burst, burst_and_check};
+use burst::{Burst, fire};
 use check::serve_check;
 pub use config::{
     Config, ConfigError, ConfigInput, Field, MAX_CONNECTS, MAX_DESCRIPTORS, MAX_WINDOW,
@@ -105,7 +105,7 @@ pub fn run(
         .ok()
         .flatten();
 
-    let result = burst_and_check(config, pause, interrupted, local);
+    let result = fire(config, pause, interrupted, local);
     // Resume on every path, including an error inside the burst.
     let resumed = pause.resume();
     let evidence = recorder.map(|r| r.finish());
