@@ -347,9 +347,9 @@ fn parse_sysctl(text: &str) -> Result<(String, String), String> {
 /// Lab mode for any subcommand: creates a fresh network namespace with `lo`
 /// up, re-runs this process's own command line inside it (minus `--netns`,
 /// plus `--inside-netns NAME`, which the subcommand must accept as a hidden
-/// flag and answer by applying its `--sysctl`s with [`write_sysctl`]), waits
-/// for it while forwarding SIGINT/SIGTERM, deletes the namespace on every
-/// path, and returns the inner exit code. `floodgate load --netns` can use
+/// flag and answer by applying its `--sysctl`s with [`lab::write_sysctl`]),
+/// waits for it while forwarding SIGINT/SIGTERM, deletes the namespace on
+/// every path, and returns the inner exit code. `floodgate load --netns` can use
 /// it as it is.
 pub(crate) fn rerun_in_new_netns(interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
     let ns = lab::Netns::create().context("creating the lab network namespace")?;
