@@ -1,7 +1,7 @@
 //! `floodgate probe backlog`: flags, choosing the probe subject (a reference
 //! server child, an in-process listener, or a target given by address), the
 //! lab mode that re-runs the probe inside a fresh network namespace, and
-//! printing the result. The probe itself is `floodgate_loadgen::probe`.
+//! printing the result. The probe itself is `floodgate_probe`.
 //!
 //! Lab mode (`--netns`) creates `floodgate-<pid>-<n>` with `ip netns add`,
 //! brings up its loopback, and re-executes this same command under
@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use floodgate_kernel::lab;
-use floodgate_loadgen::kernel;
-use floodgate_loadgen::probe::{
-    self, Config, HeldListener, MAX_CONNECTS, Pause, PauseEndpoint, StopSignal,
+use anyhow::{Context, anyhow, bail};
+use floodgate_kernel::{self as kernel, lab};
+use floodgate_probe::{
+    self as probe, Config, ConfigError, ConfigInput, Field, HeldListener, Pause, PauseEndpoint,
+    StopSignal,
 };
 use floodgate_reports::ProbeReport;
 
@@ -136,8 +136,12 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
     let somaxconn = lab::somaxconn();
     // Raise the descriptor limit before any child starts, so a reference
     // server started here inherits room for the whole held queue.
-    if let Err(e) = probe::raise_fd_limit(MAX_CONNECTS as u64 + 64) {
-        tracing::warn!("{e}; a large burst may run out of descriptors");
+    let wanted = probe::MAX_DESCRIPTORS;
+    if let Err(e) = kernel::raise_fd_limit(Some(wanted)) {
+        tracing::warn!(
+            "cannot raise the descriptor limit to {wanted}: {e}; a large burst may run out of \
+             descriptors"
+        );
     }
     let mut server = None;
     let (target, mut pause, configured): (SocketAddr, Box<dyn Pause>, Option<u32>) =
@@ -184,29 +188,19 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
                 }
             }
         };
-    // The kernel's own backlog for the listener, when it is local, sizes the
-    // burst better than any flag.
-    let kernel_backlog = kernel::local_listener(target).map(|s| s.backlog());
-    let expected = kernel_backlog.or(match (configured, somaxconn) {
-        (Some(c), Some(s)) => Some(c.min(s)),
-        (c, _) => c,
-    });
-    let connects = args
-        .connects
-        .unwrap_or_else(|| Config::default_connects(expected));
-    if connects > MAX_CONNECTS {
-        bail!("--connects {connects} is above the limit of {MAX_CONNECTS}");
-    }
-    let local = kernel_backlog.is_some();
-    let config = Config {
+    let config = Config::new(ConfigInput {
         target,
-        connects,
+        connects: args.connects,
         window: args.window,
         serve_timeout: args.serve_timeout,
         check_path: args.check_path.clone(),
         configured_backlog: configured,
-        somaxconn: if local { somaxconn } else { None },
-    };
+        somaxconn,
+        // The kernel's own backlog for the listener, when it is local, sizes
+        // the burst better than any flag.
+        kernel_backlog: kernel::local_listener(target).map(|s| s.backlog()),
+    })
+    .map_err(flag_error)?;
     let result = probe::run(&config, pause.as_mut(), interrupted);
     // Resume (StopSignal's Drop) before the server child is killed.
     drop(pause);
@@ -226,10 +220,20 @@ fn probe_here(args: &Args, interrupted: &AtomicBool) -> anyhow::Result<ExitCode>
     if let Some(path) = &args.out {
         write_json(path, &report, args.inside_netns.as_deref())?;
     }
-    if report.timed_out == 0 || report.unserved > 0 || report.capacity == 0 {
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.holds() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Names the flag behind a field the probe's configuration refused.
+fn flag_error(e: ConfigError) -> anyhow::Error {
+    let flag = match e.field {
+        Field::Connects => "--connects",
+        Field::Window => "--window",
+    };
+    anyhow!("{flag} {}: must be {}", e.value, e.field.allowed())
 }
 
 /// The accept pause asked of `/admin/pause-accept`: the burst's window plus
@@ -343,9 +347,9 @@ fn parse_sysctl(text: &str) -> Result<(String, String), String> {
 /// Lab mode for any subcommand: creates a fresh network namespace with `lo`
 /// up, re-runs this process's own command line inside it (minus `--netns`,
 /// plus `--inside-netns NAME`, which the subcommand must accept as a hidden
-/// flag and answer by applying its `--sysctl`s with [`write_sysctl`]), waits
-/// for it while forwarding SIGINT/SIGTERM, deletes the namespace on every
-/// path, and returns the inner exit code. `floodgate load --netns` can use
+/// flag and answer by applying its `--sysctl`s with [`lab::write_sysctl`]),
+/// waits for it while forwarding SIGINT/SIGTERM, deletes the namespace on
+/// every path, and returns the inner exit code. `floodgate load --netns` can use
 /// it as it is.
 pub(crate) fn rerun_in_new_netns(interrupted: &AtomicBool) -> anyhow::Result<ExitCode> {
     let ns = lab::Netns::create().context("creating the lab network namespace")?;

@@ -2,13 +2,15 @@
 //! of `/proc/net/netstat` (`counters`), a listener's accept queue and SYN-RECV
 //! sockets through NETLINK_SOCK_DIAG (`diag`), `TCP_INFO` on one socket
 //! (`tcp_info`), a background sampler that records all of it as a timeline
-//! during a run (`evidence`), and lab namespaces (`lab`).
+//! during a run (`evidence`), lab namespaces (`lab`), and the process's
+//! descriptor limit ([`raise_fd_limit`]).
 //!
-//! Everything but `lab` reads the network namespace of the calling thread and
-//! never changes kernel state; `lab` makes fresh namespaces and writes
-//! `net.*` sysctls only inside them. What the numbers are, as data, is
-//! floodgate-reports' model (`floodgate_reports::evidence`); interpreting
-//! them is its `verdict`.
+//! Everything but `lab` and `raise_fd_limit` reads the network namespace of
+//! the calling thread and never changes kernel state; `lab` makes fresh
+//! namespaces and writes `net.*` sysctls only inside them; `raise_fd_limit`
+//! changes this process's soft RLIMIT_NOFILE and nothing else. What the
+//! numbers are, as data, is floodgate-reports' model
+//! (`floodgate_reports::evidence`); interpreting them is its `verdict`.
 //!
 //! **Kernel counters are read only for targets in this network namespace**:
 //! [`Evidence::for_target`] decides that from the target's address, so no
@@ -35,6 +37,7 @@
 mod counters;
 mod diag;
 mod evidence;
+mod fd_limit;
 pub mod lab;
 mod tcp_info;
 
@@ -44,6 +47,7 @@ mod lab_tests;
 pub use counters::{CounterDelta, Counters, CountersError, Table, from_tables, read_counters};
 pub use diag::{DiagError, Listener, PortState, local_listener, port_listeners, port_state};
 pub use evidence::{Evidence, EvidenceError, MAX_INTERVAL, MAX_SAMPLES, Recorder};
+pub use fd_limit::raise_fd_limit;
 pub use floodgate_reports::evidence::{EvidenceReport, Phase, Sample};
 pub use tcp_info::{
     STATE_ESTABLISHED, STATE_LISTEN, STATE_SYN_RECV, STATE_SYN_SENT, TcpInfo, tcp_info,

@@ -2,9 +2,8 @@
 //! (`schedule`), client connections (`conn`, `http`, `tls` for https), the
 //! per-thread event loop (`reactor`), the outcome taxonomy (`outcome`), HDR
 //! measurement (`measure`), the result model and its renderers (`result`,
-//! `summary`), malformed traffic mixed into the load (`malformed`), kernel
-//! probes (`kernel`) and the backlog probe and its diagnosis (`probe`,
-//! `verdict`).
+//! `summary`), malformed traffic mixed into the load (`malformed`) and
+//! kernel probes (`kernel`). The backlog probe is floodgate-probe's.
 //!
 //! # Implementation
 //!
@@ -27,7 +26,6 @@ pub mod malformed;
 pub mod measure;
 pub mod outcome;
 pub mod plan;
-pub mod probe;
 mod reactor;
 pub mod report;
 pub mod run;
@@ -38,4 +36,4 @@ pub mod tls;
 pub use floodgate_kernel as kernel;
 pub use outcome::Outcome;
 pub use plan::{Plan, PlanError, PlanInput};
-pub use run::{RunResult, raise_fd_limit, run};
+pub use run::{RunResult, run};

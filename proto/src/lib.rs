@@ -1,4 +1,7 @@
-//! The HTTP/1.1 server side of one connection, as a sans-IO state machine.
+//! HTTP/1.1 without I/O: the server side of one connection as a state
+//! machine ([`Connection`], the reference server's connection core), and the
+//! client side's response parser ([`client`], with which the load generator
+//! and the backlog probe read replies).
 //!
 //! This crate owns every protocol decision the reference server makes:
 //! request framing (Content-Length, chunked), limits and their statuses,
@@ -9,7 +12,16 @@
 //! argument. The server glue (`floodgate-server`) and the fuzz targets drive
 //! the very same [`Connection`]; [`memory::Driver`] drives one without a
 //! socket, for the fuzz harnesses and the load generator's malformed-input
-//! check.
+//! check. It depends on none of floodgate's other crates.
+//!
+//! # The client side
+//!
+//! [`client::ResponseParser`] frames one reply at a time (Content-Length,
+//! chunked, close-delimited, or a `tcp://` byte count or delimiter) from
+//! whatever bytes its caller has read, and checks bodies as they stream past
+//! for `--verify`. Callers bring the socket and the deadline: the load
+//! generator's non-blocking connections and the probe's blocking reads feed
+//! the same parser.
 //!
 //! # Driving a connection
 //!
@@ -50,6 +62,7 @@
 //!   held while an answer is produced is capped at one head's worth.
 
 mod chunked;
+pub mod client;
 mod connection;
 mod error;
 mod head;

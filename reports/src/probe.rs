@@ -185,3 +185,90 @@ pub fn explain(r: &ProbeReport) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A probe of a target elsewhere that asked for 1024 under somaxconn 128:
+    /// 129 held, 71 dropped, all served.
+    fn remote_report() -> ProbeReport {
+        let mut r = ProbeReport {
+            target: "192.0.2.7:80".parse().unwrap(),
+            capacity: 129,
+            implied_backlog: 128,
+            configured_backlog: Some(1024),
+            somaxconn: Some(128),
+            clamped_backlog: Some(128),
+            kernel_backlog: None,
+            queue_depth: None,
+            syn_recv: None,
+            pause: "SIGSTOP".into(),
+            connects: 200,
+            timed_out: 71,
+            refused: 0,
+            reset: 0,
+            other_errors: 0,
+            syn_retransmitted: 0,
+            dropped_syns: 71,
+            window_ms: 900,
+            served: 129,
+            unserved: 0,
+            local: false,
+            counters: None,
+            explanation: Vec::new(),
+            verdict: verdict::diagnose(&verdict::Inputs::default()),
+            evidence: None,
+            netns: None,
+        };
+        r.conclude();
+        r
+    }
+
+    #[test]
+    fn remote_report_explains_the_clamp_and_its_missing_evidence() {
+        let r = remote_report();
+        assert_eq!(
+            r.explanation,
+            [
+                "the accept queue held 129 connections while the target was paused: backlog 128 + 1",
+                "71 of 200 connects did not complete within 900 ms: their SYNs were dropped because \
+                 the queue was full",
+                "backlog 1024 was asked for, but net.core.somaxconn is 128 in the target's network \
+                 namespace, so listen(2) clamped it to 128; the queue holds 128 + 1 = 129",
+                "the target is not in this network namespace: no sock_diag or counter evidence, \
+                 the count rests on the client side",
+                "all 129 held connections were served after the target resumed",
+            ]
+        );
+        assert_eq!(
+            r.verdict.diagnosis,
+            verdict::Diagnosis::DroppedSynsSuspected
+        );
+        assert!(r.verdict.notes[0].contains("rests on client-side signatures"));
+    }
+
+    #[test]
+    fn a_measurement_holds_only_if_the_queue_filled_and_all_it_held_was_served() {
+        let r = remote_report();
+        assert!(r.holds());
+        let never_filled = ProbeReport {
+            timed_out: 0,
+            ..r.clone()
+        };
+        assert!(!never_filled.holds());
+        let unserved = ProbeReport {
+            served: 128,
+            unserved: 1,
+            ..r.clone()
+        };
+        assert!(!unserved.holds());
+        let nothing = ProbeReport {
+            capacity: 0,
+            implied_backlog: 0,
+            served: 0,
+            ..r
+        };
+        assert!(!nothing.holds());
+    }
+}

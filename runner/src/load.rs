@@ -64,7 +64,7 @@ pub fn run(
     started: impl FnOnce(&Plan),
     progress: impl FnMut(&Snapshot),
 ) -> Result<Finished, LoadError> {
-    match floodgate_loadgen::raise_fd_limit() {
+    match floodgate_kernel::raise_fd_limit(None) {
         Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE"),
         Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }

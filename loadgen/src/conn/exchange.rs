@@ -20,7 +20,7 @@ use super::connect::{Conn, open};
 use super::keepalive::{Resume, Resumed, keep_alive};
 use super::malformed::{malformed_exchange, ms_since, note_failure};
 use super::{Deadline, Guard};
-use crate::http::{Complete, Expect, Framing, Prepared, Progress, ResponseParser};
+use crate::http::{Complete, CompleteOutcome, Expect, Framing, Prepared, Progress, ResponseParser};
 use crate::malformed::{MalformedOutcome, Sent};
 use crate::measure::record;
 use crate::outcome::{Classify, Outcome};

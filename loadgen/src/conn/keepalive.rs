@@ -15,7 +15,7 @@ use futures_lite::future;
 
 use super::buffer::Buffer;
 use super::{Deadline, Guard, Shared, add, count_finish};
-use crate::http::{Complete, Progress, ResponseParser};
+use crate::http::{Complete, CompleteOutcome, Progress, ResponseParser};
 use crate::measure::record;
 use crate::outcome::Outcome;
 use crate::reactor::{OnReadable, Stream};
