@@ -110,7 +110,9 @@ pub fn run(
         server.stop();
     }
     let malformed_files = match &plan.malformed {
-        Some(m) => floodgate_loadgen::malformed::files_to_save(&m.generator, &ran.recorder.malformed),
+        Some(m) => {
+            floodgate_loadgen::malformed::files_to_save(&m.generator, &ran.recorder.malformed)
+        }
         None => Vec::new(),
     };
     Ok(Finished {
