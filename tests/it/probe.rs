@@ -39,6 +39,10 @@ fn probe_in_netns(name: &str, args: &[&str]) -> (Output, Value) {
     let _ = std::fs::remove_file(&path);
     let report: Value = serde_json::from_str(&text).expect("report is JSON");
     crate::schema::assert_valid("probe.schema.json", &report);
+    // The report reads back into the model it was written from, whole.
+    let model: floodgate_reports::ProbeReport =
+        serde_json::from_str(&text).expect("the report reads back as a ProbeReport");
+    assert_eq!(serde_json::to_value(&model).unwrap(), report);
     (out, report)
 }
 
