@@ -51,6 +51,10 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 /// wrongly accepted does not collide with anything while it runs.
 const SERVE: &[&str] = &["serve", "--listen", "127.0.0.1:0"];
 
+/// `load` rows without `--target` would start a reference server if
+/// accepted; a row that gets that far fails on time.
+const LOAD: &[&str] = &["load"];
+
 #[test]
 fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
     let rows: &[(&[&str], &[&str], i32, &[&str])] = &[
@@ -91,6 +95,76 @@ fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
             2,
             &["--accept-delay", "at most 60s"],
         ),
+        // load: bodies past the reference server's limit, headers that
+        // would contradict the request's own framing, an --out that cannot
+        // be written.
+        (
+            LOAD,
+            &["--body-bytes", "1048577"],
+            2,
+            &["--body-bytes 1048577: must be at most 1048576"],
+        ),
+        (
+            LOAD,
+            &["--mix", "1 GET /, 1 POST /echo 2000000"],
+            2,
+            &["--mix entry 2 BODY_BYTES 2000000: must be at most 1048576"],
+        ),
+        (
+            LOAD,
+            &["-H", "Content-Length: 5"],
+            2,
+            &["--header \"Content-Length: 5\": must not set Content-Length"],
+        ),
+        (
+            LOAD,
+            &["-H", "X-A: b", "-H", "transfer-encoding: chunked"],
+            2,
+            &["--header \"transfer-encoding: chunked\": must not set"],
+        ),
+        (
+            LOAD,
+            &["-H", "Host: elsewhere"],
+            2,
+            &["--header \"Host: elsewhere\"", "--target"],
+        ),
+        (
+            LOAD,
+            &["-H", "Connection: close"],
+            2,
+            &["--header \"Connection: close\"", "--mode"],
+        ),
+        (
+            LOAD,
+            &["-H", "X-A: b\r\nX-B: c"],
+            2,
+            &[
+                "--header \"X-A: b\\r\\nX-B: c\": must be 'Name: value'",
+                "no CR or LF",
+            ],
+        ),
+        (
+            LOAD,
+            &["--target", "http://127.0.0.1:1/a b"],
+            2,
+            &["--target \"http://127.0.0.1:1/a b\": has a PATH with spaces"],
+        ),
+        (
+            LOAD,
+            &["--target", "http://127.0.0.1:1/a\r\nX: y"],
+            2,
+            &["--target", "has a PATH with spaces or control characters"],
+        ),
+        (
+            LOAD,
+            &["--out", "/nonexistent-floodgate-dir/r.json"],
+            2,
+            &[
+                "--out /nonexistent-floodgate-dir/r.json",
+                "No such file or directory",
+            ],
+        ),
+        (LOAD, &["--out", "/"], 2, &["--out /", "directory"]),
     ];
     let mut failures = Vec::new();
     for (command, args, code, words) in rows {
