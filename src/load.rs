@@ -164,13 +164,23 @@ enum CloseArg {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let args = *args.flags;
     let seed = args.seed.unwrap_or_else(random_seed);
-    let mix = match mix_text(&args)?.as_deref().map(MixEntry::parse_list) {
+    // The files the flags name are input too: one that cannot be read is a
+    // usage error, found before anything starts.
+    let mix_text = match mix_text(&args) {
+        Ok(text) => text,
+        Err(e) => return Ok(input_error(&e)),
+    };
+    let mix = match mix_text.as_deref().map(MixEntry::parse_list) {
         Some(Err(e)) => return Ok(usage_error(&args, &e)),
         Some(Ok(mix)) => Some(mix),
         None => None,
     };
     // Validate the flags before starting anything.
-    let plan = match Plan::validate(plan_input(&args, seed, mix)?) {
+    let input = match plan_input(&args, seed, mix) {
+        Ok(input) => input,
+        Err(e) => return Ok(input_error(&e)),
+    };
+    let plan = match Plan::validate(input) {
         Ok(valid) => valid,
         Err(e) => return Ok(usage_error(&args, &e)),
     };
@@ -415,6 +425,13 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
 /// for flags that cannot run.
 fn usage_error(args: &Flags, e: &PlanError) -> ExitCode {
     eprintln!("floodgate load: error: {}", flag_message(args, e));
+    Exit::Usage.into()
+}
+
+/// Reports a file named by a flag that cannot be read (the error's context
+/// names the flag and the file): invalid input.
+fn input_error(e: &anyhow::Error) -> ExitCode {
+    eprintln!("floodgate load: error: {e:#}");
     Exit::Usage.into()
 }
 

@@ -53,22 +53,6 @@ fn serve_keeps_connections_alive_and_answers_pipelined_requests_in_order() {
 }
 
 #[test]
-fn a_bad_duration_names_the_flag_and_the_expected_form() {
-    let out = crate::util::floodgate()
-        .args(["serve", "--listen", "127.0.0.1:0", "--idle-timeout", "x"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--idle-timeout"), "{stderr}");
-    assert!(
-        stderr.contains("expected a duration like 500ms, 10s or 2m, got 'x'"),
-        "{stderr}"
-    );
-}
-
-#[test]
 fn an_address_in_use_fails_with_its_name() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
