@@ -664,3 +664,24 @@ fn the_same_seed_sends_the_same_malformed_inputs() {
     assert!(first.0.as_u64().unwrap() > 0);
     assert_eq!(first, draw("malformed-seed-b.json"));
 }
+
+/// Log lines are coloured only on a terminal: piped to a file or another
+/// program, stderr carries plain text, whatever NO_COLOR says.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let o = floodgate()
+        .args(["load", "--requests", "1", "--connections", "1"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run floodgate load");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // The reference server's start is logged at info: there are log lines.
+    assert!(
+        stderr.contains("started the reference server"),
+        "no log line in: {stderr}"
+    );
+    assert!(!stderr.contains("\x1b["), "ANSI escapes in: {stderr:?}");
+}
