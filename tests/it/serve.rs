@@ -110,18 +110,40 @@ fn max_connections_flag_refuses_with_503() {
     assert!(rejected >= Some(1), "rejected_by_limit {rejected:?}");
 }
 
+/// `--header-timeout` runs from a request's first byte, however the rest
+/// trickles in: a head that keeps making progress is still cut, with a 408,
+/// at the header timeout, not a header timeout after its last byte.
 #[test]
 fn header_timeout_flag_cuts_a_trickled_head_with_408() {
-    let server = ServeProcess::start(&["--header-timeout", "1s"]);
-    let started = Instant::now();
+    let header_timeout = Duration::from_secs(2);
+    let server = ServeProcess::start(&["--header-timeout", "2s"]);
     let mut c = Client::connect(server.addr());
-    c.send(b"GET / HTTP/1.1\r\nX-Slow: a");
-    let r = c.response();
-    let waited = started.elapsed();
-    assert_eq!(r.status, 408);
+    // Each piece leaves at once, not held back by Nagle's algorithm.
+    c.stream().set_nodelay(true).unwrap();
+    let first_byte = Instant::now();
+    c.send(b"GET / HTTP/1.1\r\n");
+    // Eight more pieces 200 ms apart: the last at 1.6 s, inside the timeout,
+    // so each write reaches a connection that is still reading.
+    let pieces: [&[u8]; 8] = [b"X-Slow", b": ", b"a", b"b", b"c", b"d", b"e", b"f"];
+    for piece in pieces {
+        std::thread::sleep(Duration::from_millis(200));
+        c.send(piece);
+    }
+    let last_byte = first_byte.elapsed();
     assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
-        "408 after {waited:?}"
+        last_byte < header_timeout,
+        "the trickle took {last_byte:?}: too slow to test the timeout"
+    );
+    let r = c.response();
+    let cut_at = first_byte.elapsed();
+    assert_eq!(r.status, 408);
+    assert!(r.closes(), "a 408 carries Connection: close");
+    // From the first byte: a deadline moved by each piece would cut at
+    // least a header timeout after the last one.
+    assert!(
+        cut_at >= header_timeout - Duration::from_millis(100)
+            && cut_at < last_byte + header_timeout,
+        "408 after {cut_at:?}, the last byte sent after {last_byte:?}"
     );
 }
 
