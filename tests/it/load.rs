@@ -345,6 +345,7 @@ fn ctrl_c_writes_a_partial_result_and_exits_130() {
     };
     assert_eq!(status.code(), Some(130));
     let r = read_json(&out);
+    crate::schema::assert_valid("result.schema.json", &r);
     assert_eq!(r["partial"], true);
     let outcomes = balanced(&r);
     assert!(outcomes["ok"].as_u64().unwrap() > 0);
@@ -379,7 +380,10 @@ fn connect_storm_against_slow_accept(backlog: &'static str, name: &'static str) 
             out.to_str().unwrap(),
         ]);
         assert!(run.status.success(), "load failed: {run:?}");
-        read_json(&out)
+        let r = read_json(&out);
+        // With kernel evidence, samples and, on overflow, a verdict's notes.
+        crate::schema::assert_valid("result.schema.json", &r);
+        r
     })
 }
 
