@@ -28,9 +28,9 @@ Connection: close. A second signal exits at once.
 
 Exit codes:
   0  stopped, every connection finished within --shutdown-grace
-  1  could not start (for example, an address already in use)
   2  invalid arguments
-  3  the shutdown grace ran out; the remaining connections were reset";
+  3  could not start (for example, an address already in use), or the
+     shutdown grace ran out and the remaining connections were reset";
 
 /// The shortest `--header-timeout`, `--idle-timeout` and `--write-timeout`:
 /// zero would cut every connection before its first read.
