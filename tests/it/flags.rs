@@ -51,13 +51,22 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 /// wrongly accepted does not collide with anything while it runs.
 const SERVE: &[&str] = &["serve", "--listen", "127.0.0.1:0"];
 
+/// One refusal: the subcommand with the arguments every row of it takes,
+/// the row's own arguments, the exit code, and words stderr must hold.
+type Row = (
+    &'static [&'static str],
+    &'static [&'static str],
+    i32,
+    &'static [&'static str],
+);
+
 /// `load` rows without `--target` would start a reference server if
 /// accepted; a row that gets that far fails on time.
 const LOAD: &[&str] = &["load"];
 
 #[test]
 fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
-    let rows: &[(&[&str], &[&str], i32, &[&str])] = &[
+    let rows: &[Row] = &[
         // serve: timeouts of zero, and an accept delay without bound.
         (
             SERVE,
