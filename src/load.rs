@@ -4,7 +4,7 @@
 //! Running it (the reference server when no `--target` is given, the
 //! target's resolution, evidence, the engine) is `floodgate_runner::load`.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -71,14 +71,18 @@ struct Flags {
     /// Request method (default GET, or POST with --body-bytes).
     #[arg(long)]
     method: Option<String>,
-    /// An extra request header, `Name: value` (repeatable).
+    /// An extra request header, `Name: value` (repeatable); not
+    /// Content-Length, Transfer-Encoding, Host or Connection, which the body
+    /// size, --target and --mode decide.
     #[arg(long = "header", short = 'H')]
     headers: Vec<String>,
-    /// Request body size in bytes.
+    /// Request body size in bytes; at most 1048576 (1 MiB, the reference
+    /// server's request body limit).
     #[arg(long, default_value_t = 0)]
     body_bytes: usize,
     /// Weighted request mix: `WEIGHT METHOD PATH [BODY_BYTES]`, comma-separated,
-    /// e.g. '8 GET /, 1 POST /echo 1024, 1 GET /bytes/4096'.
+    /// e.g. '8 GET /, 1 POST /echo 1024, 1 GET /bytes/4096'; BODY_BYTES at
+    /// most 1048576.
     #[arg(long, conflicts_with = "mix_file")]
     mix: Option<String>,
     /// A file with one mix entry per line.
@@ -120,7 +124,8 @@ struct Flags {
     /// https://: do not verify the server's certificate.
     #[arg(long, conflicts_with = "ca")]
     insecure: bool,
-    /// Write the result as JSON to this file.
+    /// Write the result as JSON to this file. It is opened before the run
+    /// starts (exit 2 if it cannot be written) and written after it.
     #[arg(long, value_name = "FILE.json")]
     out: Option<PathBuf>,
     /// Send this fraction of requests (above 0, at most 0.5) malformed, each
@@ -159,15 +164,36 @@ enum CloseArg {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let args = *args.flags;
     let seed = args.seed.unwrap_or_else(random_seed);
-    let mix = match mix_text(&args)?.as_deref().map(MixEntry::parse_list) {
+    // The files the flags name are input too: one that cannot be read is a
+    // usage error, found before anything starts.
+    let mix_text = match mix_text(&args) {
+        Ok(text) => text,
+        Err(e) => return Ok(input_error(&e)),
+    };
+    let mix = match mix_text.as_deref().map(MixEntry::parse_list) {
         Some(Err(e)) => return Ok(usage_error(&args, &e)),
         Some(Ok(mix)) => Some(mix),
         None => None,
     };
     // Validate the flags before starting anything.
-    let plan = match Plan::validate(plan_input(&args, seed, mix)?) {
+    let input = match plan_input(&args, seed, mix) {
+        Ok(input) => input,
+        Err(e) => return Ok(input_error(&e)),
+    };
+    let plan = match Plan::validate(input) {
         Ok(valid) => valid,
         Err(e) => return Ok(usage_error(&args, &e)),
+    };
+    // Opened before the run, so a path that cannot be written costs no run.
+    let out = match args.out.as_deref().map(OutFile::open).transpose() {
+        Ok(out) => out,
+        Err((path, e)) => {
+            eprintln!(
+                "floodgate load: error: cannot write --out {}: {e}",
+                path.display()
+            );
+            return Ok(Exit::Usage.into());
+        }
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -206,20 +232,65 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     floodgate_reports::text::write(result, std::io::stdout().lock())
         .context("writing the summary to stdout")?;
-    if let Some(path) = &args.out {
-        let file =
-            File::create(path).with_context(|| format!("creating --out {}", path.display()))?;
-        let mut w = BufWriter::new(file);
-        result
-            .write_json(&mut w)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| Ok(w.flush()?))
-            .with_context(|| format!("writing --out {}", path.display()))?;
+    if let Some(out) = out {
+        out.write(result)?;
     }
     if result.partial {
         return Ok(Exit::Interrupted.into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--out` file, opened before the run and written after it. If the
+/// run ends without a result, a file this opening created is removed
+/// again; one that existed keeps its contents.
+struct OutFile {
+    path: PathBuf,
+    file: Option<File>,
+    created: bool,
+}
+
+impl OutFile {
+    /// Opens `path` for writing without truncating it (the old contents
+    /// stay until there is a result to replace them).
+    fn open(path: &Path) -> Result<OutFile, (&Path, std::io::Error)> {
+        let created = std::fs::symlink_metadata(path).is_err();
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| (path, e))?;
+        Ok(OutFile {
+            path: path.to_path_buf(),
+            file: Some(file),
+            created,
+        })
+    }
+
+    /// Replaces the file's contents with `result` as JSON.
+    fn write(mut self, result: &floodgate_reports::Run) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        let file = self.file.take().expect("an OutFile is written once");
+        // Written (or failed while writing): not removed on drop.
+        self.created = false;
+        file.set_len(0)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                let mut w = BufWriter::new(file);
+                result.write_json(&mut w)?;
+                Ok(w.flush()?)
+            })
+            .with_context(|| format!("writing --out {}", path.display()))
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// On a terminal, an indicatif bar (over the duration, or the request
@@ -354,6 +425,13 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
 /// for flags that cannot run.
 fn usage_error(args: &Flags, e: &PlanError) -> ExitCode {
     eprintln!("floodgate load: error: {}", flag_message(args, e));
+    Exit::Usage.into()
+}
+
+/// Reports a file named by a flag that cannot be read (the error's context
+/// names the flag and the file): invalid input.
+fn input_error(e: &anyhow::Error) -> ExitCode {
+    eprintln!("floodgate load: error: {e:#}");
     Exit::Usage.into()
 }
 

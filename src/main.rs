@@ -55,12 +55,17 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
-/// kept for machine-readable lines such as `listening on ADDR`.
+/// kept for machine-readable lines such as `listening on ADDR`. They are
+/// coloured only when stderr is a terminal and `NO_COLOR` is unset or
+/// empty: a file or a pipe gets plain text.
 fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .init();
 }

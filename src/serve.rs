@@ -28,9 +28,36 @@ Connection: close. A second signal exits at once.
 
 Exit codes:
   0  stopped, every connection finished within --shutdown-grace
-  1  could not start (for example, an address already in use)
   2  invalid arguments
-  3  the shutdown grace ran out; the remaining connections were reset";
+  3  could not start (for example, an address already in use), or the
+     shutdown grace ran out and the remaining connections were reset";
+
+/// The shortest `--header-timeout`, `--idle-timeout` and `--write-timeout`:
+/// zero would cut every connection before its first read.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The longest `--accept-delay`: past a minute the listener no longer
+/// reproduces an overflow, it just stops serving.
+const MAX_ACCEPT_DELAY: Duration = Duration::from_secs(60);
+
+/// A connection timeout: a duration of at least [`MIN_TIMEOUT`].
+fn timeout(text: &str) -> Result<Duration, String> {
+    let d = flags::duration(text)?;
+    if d < MIN_TIMEOUT {
+        return Err("must be at least 1ms".to_string());
+    }
+    Ok(d)
+}
+
+/// `--accept-delay`: a duration (a bare number is milliseconds) of at most
+/// [`MAX_ACCEPT_DELAY`].
+fn accept_delay(text: &str) -> Result<Duration, String> {
+    let d = flags::duration_or_millis(text)?;
+    if d > MAX_ACCEPT_DELAY {
+        return Err("must be at most 60s".to_string());
+    }
+    Ok(d)
+}
 
 /// Flags of `floodgate serve`.
 #[derive(Debug, clap::Args)]
@@ -50,21 +77,22 @@ pub struct Args {
     #[arg(long)]
     reuse_port: bool,
     /// Wait this long before each accept(2), to make accept-queue overflow
-    /// reproducible: 5 (milliseconds), 500us, 1s.
-    #[arg(long, value_name = "MS", value_parser = flags::duration_or_millis)]
+    /// reproducible: 5 (milliseconds), 500us, 1s; at most 60s.
+    #[arg(long, value_name = "MS", value_parser = accept_delay)]
     accept_delay: Option<Duration>,
     /// Serve at most N connections at once; more are answered 503 and closed.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
-    /// Time from a request's first byte to the end of its head (then 408).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = flags::duration)]
+    /// Time from a request's first byte to the end of its head (then 408);
+    /// at least 1ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = timeout)]
     header_timeout: Duration,
-    /// Time an idle keep-alive connection is kept open.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = flags::duration)]
+    /// Time an idle keep-alive connection is kept open; at least 1ms.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = timeout)]
     idle_timeout: Duration,
     /// Time without write progress before a connection is reset, so a client
-    /// that never reads cannot pin memory.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flags::duration)]
+    /// that never reads cannot pin memory; at least 1ms.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = timeout)]
     write_timeout: Duration,
     /// Time in-flight requests get to finish after SIGINT/SIGTERM (then exit 3).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = flags::duration)]

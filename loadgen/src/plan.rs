@@ -194,9 +194,35 @@ fn check_mix(mix: &[MixEntry]) -> Result<(), PlanError> {
             )
             .with_got(format!("{:?}", e.path)));
         }
+        check_body_bytes(&field("body_bytes"), e.body_bytes)?;
     }
     Ok(())
 }
+
+/// The largest request body a plan sends: the reference server's limit
+/// (`floodgate_proto::Limits::max_body_bytes`), past which `/echo` answers
+/// 413. Each request kind's bytes are prepared in memory before the run.
+pub fn max_body_bytes() -> usize {
+    floodgate_proto::Limits::default().max_body_bytes
+}
+
+fn check_body_bytes(field: &str, body_bytes: usize) -> Result<(), PlanError> {
+    let max = max_body_bytes();
+    if body_bytes > max {
+        return Err(PlanError::new(
+            field,
+            format!("must be at most {max} (the reference server's request body limit)"),
+        )
+        .with_got(body_bytes));
+    }
+    Ok(())
+}
+
+/// Headers the plan writes itself, from the target (`Host`), the body size
+/// (`Content-Length`; bodies are never chunked) and the mode
+/// (`Connection: close` in churn): a second copy would contradict the
+/// request's framing, the stuff of request smuggling.
+const FRAMING_HEADERS: [&str; 4] = ["Content-Length", "Transfer-Encoding", "Host", "Connection"];
 
 /// The plan's vocabulary is the run model's, so a result echoes it as is.
 pub use floodgate_reports::run::{Arrival, CloseWith, Mode};
@@ -681,20 +707,28 @@ impl Plan {
                 ));
             }
             for (i, h) in input.headers.iter().enumerate() {
+                let bad = |reason: &str| {
+                    PlanError::new(format!("headers[{i}]"), reason).with_got(format!("{h:?}"))
+                };
                 match h.split_once(':') {
                     Some((name, value))
                         if !name.is_empty()
                             && name.bytes().all(is_token)
-                            && !value.contains(['\r', '\n']) =>
+                            && is_field_value(value) =>
                     {
+                        if FRAMING_HEADERS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+                            return Err(bad(
+                                "must not set Content-Length, Transfer-Encoding, Host or Connection: \
+                                 the body size, `target` and `mode` decide them",
+                            ));
+                        }
                         headers.push((name.to_string(), value.trim().to_string()))
                     }
                     _ => {
-                        return Err(PlanError::new(
-                            format!("headers[{i}]"),
-                            "must be 'Name: value', with a token Name and no CR or LF",
-                        )
-                        .with_got(format!("{h:?}")));
+                        return Err(bad(
+                            "must be 'Name: value', with a token Name and no CR or LF \
+                             (or other control character but tab) in the value",
+                        ));
                     }
                 }
             }
@@ -715,6 +749,7 @@ impl Plan {
                     check_mix(mix)?;
                 }
                 None => {
+                    check_body_bytes("body_bytes", input.body_bytes)?;
                     method = match &input.method {
                         Some(m) => m.clone(),
                         None if input.body_bytes > 0 => "POST".to_string(),
@@ -901,6 +936,12 @@ fn is_token(b: u8) -> bool {
 
 fn is_method(method: &str) -> bool {
     !method.is_empty() && method.bytes().all(is_token)
+}
+
+/// A header field value: visible characters, spaces and tabs; no CR, LF or
+/// other control character that could end the line or confuse a parser.
+fn is_field_value(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
 }
 
 /// A request line's target: from `/`, with no space or control character
@@ -1134,6 +1175,80 @@ mod tests {
                 },
                 "headers[2]",
                 "must be 'Name: value'",
+            ),
+            (
+                PlanInput {
+                    body_bytes: (1 << 20) + 1,
+                    ..ok()
+                },
+                "body_bytes",
+                "must be at most 1048576 (the reference server's request body limit), got 1048577",
+            ),
+            (
+                PlanInput {
+                    mix: Some(mix("1 GET /, 1 POST /echo 1048577")),
+                    ..ok()
+                },
+                "mix[1].body_bytes",
+                "must be at most 1048576",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["X-A: b\r\nX-B: c".into()],
+                    ..ok()
+                },
+                "headers[0]",
+                "no CR or LF",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["X-A: b\0c".into()],
+                    ..ok()
+                },
+                "headers[0]",
+                "no CR or LF",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["X-A: b".into(), "content-length: 5".into()],
+                    ..ok()
+                },
+                "headers[1]",
+                "must not set Content-Length",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["Transfer-Encoding: chunked".into()],
+                    ..ok()
+                },
+                "headers[0]",
+                "must not set Content-Length, Transfer-Encoding, Host or Connection",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["HOST: elsewhere".into()],
+                    ..ok()
+                },
+                "headers[0]",
+                "`target`",
+            ),
+            (
+                PlanInput {
+                    headers: vec!["Connection: close".into()],
+                    ..ok()
+                },
+                "headers[0]",
+                "`mode`",
+            ),
+            (
+                input("http://127.0.0.1:1/a b"),
+                "target",
+                "PATH with spaces or control characters",
+            ),
+            (
+                input("http://127.0.0.1:1/a\r\nX: y"),
+                "target",
+                "PATH with spaces or control characters",
             ),
             (
                 PlanInput {

@@ -1,13 +1,14 @@
-//! A small JSON Schema checker for the keywords the committed schemas in
-//! `reports/schema/` use (type, enum, required, properties,
-//! additionalProperties: false, items, minItems, minimum, exclusiveMinimum,
-//! anyOf, and `$ref` to `FILE#/json/pointer` beside the schema). The
-//! jsonschema crate would add a long dependency tree to every build for a
-//! few tests.
+//! Checks JSON output against the committed schemas in `reports/schema/`
+//! with the `jsonschema` crate (draft 2020-12). Every schema is registered
+//! under its `$id`, so the `$ref`s between them resolve offline.
 
 use std::path::{Path, PathBuf};
 
+use jsonschema::{Registry, Validator};
 use serde_json::Value;
+
+/// The committed schemas; `$ref`s may point from one into another.
+const SCHEMAS: [&str; 2] = ["result.schema.json", "probe.schema.json"];
 
 fn schema_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema")
@@ -21,130 +22,95 @@ pub fn load(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Checks `doc` against the committed schema `name`, panicking with the
-/// first violation and where it is.
+/// A validator for the committed schema `name`, with every committed schema
+/// registered under its `$id` and retrieval of anything else refused.
+fn validator(name: &str) -> Validator {
+    let mut registry = Registry::new();
+    for file in SCHEMAS {
+        let schema = load(file);
+        let id = schema["$id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("reports/schema/{file} has no $id"))
+            .to_string();
+        registry = registry
+            .add(id, schema)
+            .unwrap_or_else(|e| panic!("reports/schema/{file}: {e}"));
+    }
+    let registry = registry
+        .prepare()
+        .unwrap_or_else(|e| panic!("reports/schema/: {e}"));
+    jsonschema::options()
+        .offline()
+        .with_registry(&registry)
+        .build(&load(name))
+        .unwrap_or_else(|e| panic!("reports/schema/{name}: {e}"))
+}
+
+/// Every way `doc` breaks the committed schema `name`, each with where it is.
+pub fn violations(name: &str, doc: &Value) -> Vec<String> {
+    validator(name)
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Checks `doc` against the committed schema `name`, panicking with every
+/// violation and where it is.
 pub fn assert_valid(name: &str, doc: &Value) {
-    if let Err(e) = validate(&load(name), doc) {
-        panic!("does not match reports/schema/{name}: {e}");
-    }
-}
-
-pub fn validate(schema: &Value, doc: &Value) -> Result<(), String> {
-    check(schema, doc, "$")
-}
-
-fn type_ok(t: &str, v: &Value) -> bool {
-    match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        "integer" => v.is_u64() || v.is_i64(),
-        "number" => v.is_number(),
-        _ => false,
-    }
-}
-
-/// Resolves `FILE#/pointer` against the schema folder.
-fn resolve(reference: &str) -> Result<Value, String> {
-    let (file, pointer) = reference.split_once('#').unwrap_or((reference, ""));
-    load(file)
-        .pointer(pointer)
-        .cloned()
-        .ok_or_else(|| format!("$ref {reference} points at nothing"))
-}
-
-fn check(s: &Value, v: &Value, at: &str) -> Result<(), String> {
-    if let Some(Value::String(reference)) = s.get("$ref") {
-        check(&resolve(reference)?, v, at)?;
-    }
-    if let Some(Value::Array(options)) = s.get("anyOf") {
-        if !options.iter().any(|o| check(o, v, at).is_ok()) {
-            return Err(format!("{at}: {v} matches none of anyOf"));
-        }
-    }
-    if let Some(t) = s.get("type") {
-        let ok = match t {
-            Value::String(t) => type_ok(t, v),
-            Value::Array(ts) => ts.iter().any(|t| t.as_str().is_some_and(|t| type_ok(t, v))),
-            _ => return Err(format!("{at}: bad type keyword")),
-        };
-        if !ok {
-            return Err(format!("{at}: {v} is not of type {t}"));
-        }
-    }
-    if let Some(Value::Array(allowed)) = s.get("enum") {
-        if !allowed.contains(v) {
-            return Err(format!("{at}: {v} not in {allowed:?}"));
-        }
-    }
-    if let Some(n) = v.as_f64() {
-        if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
-            if n < min {
-                return Err(format!("{at}: {n} < minimum {min}"));
-            }
-        }
-        if let Some(min) = s.get("exclusiveMinimum").and_then(Value::as_f64) {
-            if n <= min {
-                return Err(format!("{at}: {n} <= exclusiveMinimum {min}"));
-            }
-        }
-    }
-    if let Some(obj) = v.as_object() {
-        let props = s.get("properties").and_then(Value::as_object);
-        if let Some(Value::Array(req)) = s.get("required") {
-            for r in req.iter().filter_map(Value::as_str) {
-                if !obj.contains_key(r) {
-                    return Err(format!("{at}: missing required {r:?}"));
-                }
-            }
-        }
-        for (k, child) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(ps) => check(ps, child, &format!("{at}.{k}"))?,
-                None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!("{at}: unexpected property {k:?}"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let Some(arr) = v.as_array() {
-        if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-            if (arr.len() as u64) < min {
-                return Err(format!("{at}: fewer than {min} items"));
-            }
-        }
-        if let Some(items) = s.get("items") {
-            for (i, item) in arr.iter().enumerate() {
-                check(items, item, &format!("{at}[{i}]"))?;
-            }
-        }
-    }
-    Ok(())
+    let errors = violations(name, doc);
+    assert!(
+        errors.is_empty(),
+        "does not match reports/schema/{name}:\n{}",
+        errors.join("\n")
+    );
 }
 
 #[test]
-fn the_checker_rejects_what_it_should() {
-    let s: Value = serde_json::from_str(
-        r#"{"type":"object","additionalProperties":false,"required":["a"],
-            "properties":{"a":{"type":"integer","minimum":1},"b":{"type":["string","null"],"enum":["x",null]},
-            "v":{"$ref":"result.schema.json#/properties/verdict/properties/diagnosis"},
-            "c":{"anyOf":[{"type":"string"},{"type":"integer","minimum":5}]}}}"#,
-    )
-    .unwrap();
-    let doc = |t: &str| serde_json::from_str::<Value>(t).unwrap();
-    assert!(validate(&s, &doc(r#"{"a":1,"b":"x"}"#)).is_ok());
-    assert!(validate(&s, &doc(r#"{"a":1,"b":null}"#)).is_ok());
-    assert!(validate(&s, &doc(r#"{"b":"x"}"#)).is_err());
-    assert!(validate(&s, &doc(r#"{"a":0}"#)).is_err());
-    assert!(validate(&s, &doc(r#"{"a":1.5}"#)).is_err());
-    assert!(validate(&s, &doc(r#"{"a":1,"c":2}"#)).is_err());
-    assert!(validate(&s, &doc(r#"{"a":1,"c":"s"}"#)).is_ok());
-    assert!(validate(&s, &doc(r#"{"a":1,"c":7}"#)).is_ok());
-    assert!(validate(&s, &doc(r#"{"a":1,"d":2}"#)).is_err());
-    assert!(validate(&s, &doc(r#"{"a":1,"b":"y"}"#)).is_err());
-    assert!(validate(&s, &doc(r#"{"a":1,"v":"no_overflow"}"#)).is_ok());
-    assert!(validate(&s, &doc(r#"{"a":1,"v":"made_up"}"#)).is_err());
+fn the_committed_schemas_are_valid_json_schemas() {
+    for file in SCHEMAS {
+        if let Err(e) = jsonschema::meta::validate(&load(file)) {
+            panic!("reports/schema/{file}: {e}");
+        }
+        // Builds, with its references resolved.
+        validator(file);
+    }
+}
+
+/// A real result of `floodgate load --out` (committed as a fuzz seed).
+fn sample_result() -> Value {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/report_json/open-poisson.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Breaks a good result in one way.
+type Breakage = fn(&mut Value);
+
+#[test]
+fn the_result_schema_refuses_what_floodgate_never_writes() {
+    assert_valid("result.schema.json", &sample_result());
+    let cases: [(&str, Breakage); 6] = [
+        ("a counter that is not an integer", |v| {
+            v["evidence"]["counters"]["listen_overflows"] = "lots".into()
+        }),
+        ("an unknown field", |v| v["extra"] = 1.into()),
+        ("a missing field", |v| {
+            v.as_object_mut().unwrap().remove("seed");
+        }),
+        ("a negative seed", |v| v["seed"] = (-1).into()),
+        ("schema_version 2", |v| v["schema_version"] = 2.into()),
+        ("a diagnosis not in the enum", |v| {
+            v["verdict"]["diagnosis"] = "made_up".into()
+        }),
+    ];
+    let accepted: Vec<&str> = cases
+        .iter()
+        .filter(|(_, break_it)| {
+            let mut v = sample_result();
+            break_it(&mut v);
+            violations("result.schema.json", &v).is_empty()
+        })
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(accepted.is_empty(), "accepted: {accepted:?}");
 }
