@@ -15,6 +15,7 @@
 pub mod exit;
 pub mod load;
 pub mod reference;
+pub mod scenario;
 
 pub use exit::Exit;
 pub use floodgate_loadgen::plan;
