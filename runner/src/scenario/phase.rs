@@ -157,8 +157,28 @@ fn read_phase(
             }),
         None => None,
     };
-    let allowed = allowed_keys(kind_name.as_deref());
-    let t = c.table(node, &path, &allowed)?;
+    // Typos are found against every phase key; a key of another kind is
+    // then named as such.
+    let t = c.table(node, &path, &allowed_keys(None))?;
+    if let Some(kind) = &kind_name {
+        let allowed = allowed_keys(Some(kind));
+        if let Value::Table(entries) = &node.value {
+            for (key, _) in entries {
+                if !allowed.contains(&key.name.as_str())
+                    && allowed_keys(None).contains(&key.name.as_str())
+                {
+                    c.error(
+                        &key.span,
+                        t.field(&key.name),
+                        format!(
+                            "is not a key of a {kind} phase; it takes {}",
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
     if node.get("kind").is_none() {
         c.error(
             &node.span,
