@@ -14,8 +14,10 @@
 //! - `document`: the spanned TOML tree.
 //! - `checker`: typed getters that collect diagnostics; `validate` (the
 //!   top level, `[server]`, `[defaults]`) and `phase` (each `[[phase]]`)
-//!   use them.
+//!   use them; `plan_check` runs each phase's load through the engine's
+//!   plan validation.
 //! - `set`: the `--set` overrides.
+//! - `metric`: the metric names thresholds use.
 //! - `suggest`: did-you-mean.
 
 mod checker;
@@ -23,8 +25,10 @@ pub mod diagnostic;
 mod document;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+pub mod metric;
 pub mod model;
 mod phase;
+mod plan_check;
 mod set;
 mod suggest;
 pub mod threshold;
