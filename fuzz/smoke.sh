@@ -23,7 +23,7 @@ fuzz_dir=$(pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 CANARY_SECONDS=${CANARY_SECONDS:-60}
 CANARY_TARGET=${CANARY_TARGET:-http_connection}
-read -r -a targets <<<"${SMOKE_TARGETS:-http_connection http_sequence chunked_body report_json}"
+read -r -a targets <<<"${SMOKE_TARGETS:-http_connection http_sequence chunked_body report_json scenario_file}"
 
 # cargo-fuzz needs nightly-only compiler flags. With a nightly toolchain use
 # it; otherwise let stable accept them (this keeps AddressSanitizer). Each

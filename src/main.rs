@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check;
 mod flags;
 mod load;
 mod probe;
@@ -24,6 +25,8 @@ enum Command {
     Serve(serve::Args),
     /// Load a server (by default, a reference server started for the run).
     Load(load::Args),
+    /// Validate scenario files offline; nothing is started (exit 0 or 2).
+    Check(check::Args),
     /// Probe a listener's accept queue.
     #[command(subcommand)]
     Probe(ProbeCommand),
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Load(args) => load::run(args),
         Command::Probe(ProbeCommand::Backlog(args)) => probe::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,

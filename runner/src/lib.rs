@@ -19,6 +19,7 @@ pub mod lab;
 pub mod load;
 pub mod probe;
 pub mod reference;
+pub mod scenario;
 
 pub use exit::Exit;
 pub use floodgate_loadgen::plan;

@@ -3,6 +3,7 @@
 //! `schema` checks JSON output against the committed schemas.
 
 mod architecture;
+mod check;
 mod flags;
 mod load;
 mod probe;
