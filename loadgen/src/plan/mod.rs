@@ -1,0 +1,656 @@
+//! The validated load plan: [`PlanInput`] is what was asked for, [`Plan`]
+//! is what will run, with every request's bytes prepared. All validation
+//! lives here, in the input's own words: a [`PlanError`] names the field
+//! (`rate`, `mix[1].path`) and says what is allowed, and a front end (the
+//! command line's flags) maps the field to its own words. Scheduling,
+//! sockets and measurement validate nothing.
+//!
+//! Validation and name resolution are two steps. [`Plan::validate`] checks
+//! the input offline, the target URL included, and gives a [`ValidPlan`]
+//! whose target is unresolved (or absent: the caller supplies an address).
+//! [`ValidPlan::resolve`] then looks the host up, or
+//! [`ValidPlan::with_target_addr`] takes an address the caller has, such as
+//! a server it started after validating; either gives the [`Plan`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::http::{Expect, Framing, Prepared};
+use crate::malformed::Generator;
+use crate::tls::{Tls, TlsError};
+
+mod error;
+mod mix;
+mod target;
+
+pub use error::PlanError;
+pub use mix::{MixEntry, max_body_bytes};
+use mix::{check_body_bytes, check_mix};
+pub use target::TargetUrl;
+
+/// What to run, before validation. Errors name these fields as written
+/// here, except `rate` (`rate_per_s`) and `ca` (`ca_pem`).
+#[derive(Debug, Clone, Default)]
+pub struct PlanInput {
+    /// `http://HOST[:PORT][/PATH]`, `https://HOST[:PORT][/PATH]` or
+    /// `tcp://HOST:PORT`. `None`: an `http://` target whose address the
+    /// caller supplies after validation ([`ValidPlan::with_target_addr`]).
+    pub target: Option<String>,
+    /// `rate`: an open loop of this many requests per second in total.
+    pub rate_per_s: Option<f64>,
+    /// A closed loop (the default without `rate`).
+    pub closed: bool,
+    pub arrival: Arrival,
+    pub connections: usize,
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub threads: usize,
+    pub seed: u64,
+    pub mode: Mode,
+    /// How `mode` connect closes.
+    pub close_with: CloseWith,
+    /// The method of the one request when there is no `mix` (default GET,
+    /// or POST with `body_bytes`).
+    pub method: Option<String>,
+    /// Extra request headers, `Name: value`.
+    pub headers: Vec<String>,
+    /// The body size of the one request when there is no `mix`.
+    pub body_bytes: usize,
+    /// Weighted request kinds, instead of one request from `method`,
+    /// `body_bytes` and the target's path.
+    pub mix: Option<Vec<MixEntry>>,
+    pub verify: bool,
+    /// tcp://: the bytes sent per request.
+    pub payload: Option<Vec<u8>>,
+    /// tcp://: a reply is complete after this many bytes.
+    pub expect_bytes: Option<u64>,
+    /// tcp://: a reply is complete after this delimiter.
+    pub expect_delimiter: Option<Vec<u8>>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub lag_threshold: Duration,
+    pub grace: Duration,
+    pub sources: Vec<IpAddr>,
+    /// `ca`: PEM roots to trust for an https target.
+    pub ca_pem: Option<Vec<u8>>,
+    /// No certificate verification for an https target.
+    pub insecure: bool,
+    /// The fraction of requests sent malformed.
+    pub malformed: Option<f64>,
+}
+
+/// Headers the plan writes itself, from the target (`Host`), the body size
+/// (`Content-Length`; bodies are never chunked) and the mode
+/// (`Connection: close` in churn): a second copy would contradict the
+/// request's framing, the stuff of request smuggling.
+const FRAMING_HEADERS: [&str; 4] = ["Content-Length", "Transfer-Encoding", "Host", "Connection"];
+
+/// The plan's vocabulary is the run model's, so a result echoes it as is.
+pub use floodgate_reports::run::{Arrival, CloseWith, Mode};
+
+/// Open or closed loop.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Load {
+    /// Each connection sends its next request when the last one is answered.
+    Closed,
+    /// Requests at fixed intended times, `rate_per_s` in total.
+    Open { rate_per_s: f64, arrival: Arrival },
+}
+
+/// Where the load goes, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// `http`, `https` or `tcp`.
+    pub scheme: String,
+    pub addr: SocketAddr,
+    /// The host as written in the URL (the TLS server name).
+    pub host: String,
+}
+
+/// One request kind of the mix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKind {
+    pub weight: u32,
+    /// For the plan echo: `GET /bytes/10`, `POST /echo (1024 bytes)`, `tcp payload`.
+    pub label: String,
+    pub prepared: Prepared,
+}
+
+/// A validated plan with its target resolved: what runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    pub load: Load,
+    pub mode: Mode,
+    pub close_with: CloseWith,
+    pub connections: usize,
+    /// Stop scheduling after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many requests in total.
+    pub requests: Option<u64>,
+    pub threads: usize,
+    pub seed: u64,
+    pub kinds: Vec<RequestKind>,
+    pub verify: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// An idle connection whose send starts later than this after its
+    /// intended time counts the request as `generator_lagged`.
+    pub lag_threshold: Duration,
+    /// How long in-flight requests may finish after Ctrl-C or the end.
+    pub grace: Duration,
+    /// Source addresses connects are spread over (empty: the kernel picks).
+    pub sources: Vec<IpAddr>,
+    /// For an https target.
+    pub tls: Option<Tls>,
+    /// `--malformed`: malformed traffic mixed into the load.
+    pub malformed: Option<Malformed>,
+}
+
+/// Malformed traffic mixed into valid load (`--malformed FRACTION`).
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    /// The share of scheduled requests sent malformed, each on its own
+    /// connection.
+    pub fraction: f64,
+    pub generator: Generator,
+    /// The index in `Plan::kinds` of the `POST /echo` request with a unique
+    /// token that stands in for a share of valid requests; it is last, and
+    /// the schedule draws it apart from the weights.
+    pub probe_kind: usize,
+    /// The probe's head, without its body: the token is appended per request.
+    pub probe_head: Vec<u8>,
+}
+
+/// The length of an echo probe's token: 16 hex digits of the seed, 8 of the
+/// slot, 8 of the request's number on the slot.
+pub const PROBE_TOKEN_LEN: usize = 32;
+
+/// The unique body of echo probe `n` of slot `slot`.
+pub fn probe_token(seed: u64, slot: usize, n: u64) -> Vec<u8> {
+    format!("{seed:016x}{:08x}{:08x}", slot as u32, n as u32).into_bytes()
+}
+
+/// A TLS setup error, with the field to blame.
+fn tls_error(e: TlsError, target: &str) -> PlanError {
+    match e {
+        TlsError::NoCertificate(why) => {
+            PlanError::new("ca", format!("must hold PEM certificates: {why}"))
+        }
+        TlsError::BadCertificate(why) => {
+            PlanError::new("ca", format!("holds a certificate that is rejected: {why}"))
+        }
+        TlsError::NoTrust => PlanError::new(
+            "ca",
+            "is needed for an https:// target (PEM roots to trust), unless `insecure` (no verification)",
+        ),
+        TlsError::ServerName(_) => {
+            PlanError::new("target", "has a HOST that is not a valid TLS server name")
+                .with_got(format!("{target:?}"))
+        }
+        TlsError::Rustls(why) => PlanError::new("target", format!("TLS setup failed: {why}")),
+    }
+}
+
+impl Plan {
+    /// Validates `input` ([`Plan::validate`]) and resolves its target
+    /// ([`ValidPlan::resolve`]): for a caller with a target URL and nothing
+    /// to do between the two steps.
+    pub fn new(input: PlanInput) -> Result<Plan, PlanError> {
+        Plan::validate(input)?.resolve()
+    }
+
+    /// Checks `input` offline: no lookup, no connection. The target URL is
+    /// parsed and checked ([`TargetUrl::parse`]) but not resolved; without
+    /// one, the rest is checked for an `http://` target whose address the
+    /// caller supplies.
+    pub fn validate(input: PlanInput) -> Result<ValidPlan, PlanError> {
+        let target = input.target.as_deref().map(TargetUrl::parse).transpose()?;
+        let scheme = target.as_ref().map_or("http", |t| t.scheme.as_str());
+        let load = match (input.rate_per_s, input.closed) {
+            (Some(_), true) => {
+                return Err(PlanError::new(
+                    "rate",
+                    "cannot be combined with `closed`: choose an open loop (`rate`) or a closed loop (`closed`)",
+                ));
+            }
+            (Some(r), false) if !(r.is_finite() && r > 0.0) => {
+                return Err(PlanError::new(
+                    "rate",
+                    "must be above 0 and finite (requests per second)",
+                )
+                .with_got(r));
+            }
+            (Some(rate_per_s), false) => Load::Open {
+                rate_per_s,
+                arrival: input.arrival,
+            },
+            (None, _) => Load::Closed,
+        };
+        if input.connections == 0 {
+            return Err(PlanError::new("connections", "must be at least 1").with_got(0));
+        }
+        if input.threads == 0 {
+            return Err(PlanError::new("threads", "must be at least 1").with_got(0));
+        }
+        if let Some(d @ Duration::ZERO) = input.duration {
+            return Err(
+                PlanError::new("duration", "must be longer than zero").with_got(format!("{d:?}"))
+            );
+        }
+        if input.requests == Some(0) {
+            return Err(PlanError::new("requests", "must be at least 1").with_got(0));
+        }
+        for (field, t) in [
+            ("connect_timeout", input.connect_timeout),
+            ("read_timeout", input.read_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(
+                    PlanError::new(field, "must be longer than zero").with_got(format!("{t:?}"))
+                );
+            }
+        }
+        if let (Mode::Hold, Some(n)) = (input.mode, input.requests) {
+            return Err(PlanError::new(
+                "requests",
+                "must be unset in `mode` hold, which opens `connections` connections and holds them for `duration`",
+            )
+            .with_got(n));
+        }
+        // Neither a duration nor a request count: ten seconds, like wrk.
+        let duration = match (input.duration, input.requests) {
+            (None, None) => Some(Duration::from_secs(10)),
+            (d, _) => d,
+        };
+        if let Some(f) = input.malformed {
+            if !(f > 0.0 && f <= 0.5) {
+                return Err(PlanError::new(
+                    "malformed",
+                    "must be a fraction above 0 and at most 0.5 (e.g. 0.1)",
+                )
+                .with_got(f));
+            }
+            if scheme != "http" || !matches!(input.mode, Mode::Requests | Mode::Churn) {
+                return Err(PlanError::new(
+                    "malformed",
+                    "needs an http:// target and `mode` requests or churn",
+                ));
+            }
+        }
+        let tls = if let Some(t) = target.as_ref().filter(|t| t.scheme == "https") {
+            Some(
+                Tls::new(&t.host, input.ca_pem.as_deref(), input.insecure)
+                    .map_err(|e| tls_error(e, &t.url))?,
+            )
+        } else if input.ca_pem.is_some() {
+            return Err(PlanError::new("ca", "is for https:// targets"));
+        } else if input.insecure {
+            return Err(PlanError::new("insecure", "is for https:// targets"));
+        } else {
+            None
+        };
+        let mut headers = Vec::new();
+        let mut method = String::new();
+        let tcp = if scheme == "tcp" {
+            for (field, given) in [
+                ("mix", input.mix.is_some()),
+                ("method", input.method.is_some()),
+                ("headers", !input.headers.is_empty()),
+                ("body_bytes", input.body_bytes > 0),
+            ] {
+                if given {
+                    return Err(PlanError::new(
+                        field,
+                        "is for http:// and https:// targets; a tcp:// target sends `payload`",
+                    ));
+                }
+            }
+            let connect_or_hold = matches!(input.mode, Mode::Connect | Mode::Hold);
+            let framing = match (input.expect_bytes, &input.expect_delimiter) {
+                (Some(_), Some(_)) => {
+                    return Err(PlanError::new(
+                        "expect_delimiter",
+                        "cannot be combined with `expect_bytes`: a reply ends after a byte count or after a delimiter",
+                    ));
+                }
+                (None, Some(d)) if d.is_empty() => {
+                    return Err(
+                        PlanError::new("expect_delimiter", "must not be empty").with_got("\"\"")
+                    );
+                }
+                (Some(n), None) => Framing::Bytes(n),
+                (None, Some(d)) => Framing::Delimiter(d.clone()),
+                (None, None) if connect_or_hold => Framing::Bytes(0),
+                (None, None) => {
+                    return Err(PlanError::new(
+                        "expect_bytes",
+                        "is needed (or `expect_delimiter`) for a tcp:// target in `mode` requests or churn, to know where a reply ends",
+                    ));
+                }
+            };
+            let payload = match &input.payload {
+                Some(p) => p.clone(),
+                None if connect_or_hold => Vec::new(),
+                None => {
+                    return Err(PlanError::new(
+                        "payload",
+                        "is needed for a tcp:// target in `mode` requests or churn: the bytes sent per request",
+                    ));
+                }
+            };
+            Some(RequestKind {
+                weight: 1,
+                label: format!("tcp payload ({} bytes)", payload.len()),
+                prepared: Prepared {
+                    wire: payload,
+                    framing,
+                    expect: Expect::Anything,
+                },
+            })
+        } else {
+            if input.payload.is_some() {
+                return Err(PlanError::new(
+                    "payload",
+                    "is for tcp:// targets; an http:// or https:// target sends `body_bytes` or `mix`",
+                ));
+            }
+            for (i, h) in input.headers.iter().enumerate() {
+                let bad = |reason: &str| {
+                    PlanError::new(format!("headers[{i}]"), reason).with_got(format!("{h:?}"))
+                };
+                match h.split_once(':') {
+                    Some((name, value))
+                        if !name.is_empty()
+                            && name.bytes().all(is_token)
+                            && is_field_value(value) =>
+                    {
+                        if FRAMING_HEADERS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+                            return Err(bad(
+                                "must not set Content-Length, Transfer-Encoding, Host or Connection: \
+                                 the body size, `target` and `mode` decide them",
+                            ));
+                        }
+                        headers.push((name.to_string(), value.trim().to_string()))
+                    }
+                    _ => {
+                        return Err(bad(
+                            "must be 'Name: value', with a token Name and no CR or LF \
+                             (or other control character but tab) in the value",
+                        ));
+                    }
+                }
+            }
+            match &input.mix {
+                Some(mix) => {
+                    if input.method.is_some() {
+                        return Err(PlanError::new(
+                            "method",
+                            "cannot be combined with `mix`: each mix entry names its method",
+                        ));
+                    }
+                    if input.body_bytes > 0 {
+                        return Err(PlanError::new(
+                            "body_bytes",
+                            "cannot be combined with `mix`: each mix entry sets its body size",
+                        ));
+                    }
+                    check_mix(mix)?;
+                }
+                None => {
+                    check_body_bytes("body_bytes", input.body_bytes)?;
+                    method = match &input.method {
+                        Some(m) => m.clone(),
+                        None if input.body_bytes > 0 => "POST".to_string(),
+                        None => "GET".to_string(),
+                    };
+                    if !is_method(&method) {
+                        return Err(PlanError::new(
+                            "method",
+                            "must be an HTTP method token such as GET or POST",
+                        )
+                        .with_got(format!("{method:?}")));
+                    }
+                }
+            }
+            None
+        };
+        Ok(ValidPlan {
+            target,
+            input,
+            load,
+            duration,
+            tls,
+            headers,
+            method,
+            tcp,
+        })
+    }
+
+    /// True when intended send times come from a schedule.
+    pub fn is_open(&self) -> bool {
+        matches!(self.load, Load::Open { .. })
+    }
+}
+
+/// A plan checked offline ([`Plan::validate`]) with its target not yet
+/// resolved: [`ValidPlan::resolve`] or [`ValidPlan::with_target_addr`]
+/// gives the [`Plan`]. Nothing is left to refuse but a failed lookup.
+#[derive(Debug, Clone)]
+pub struct ValidPlan {
+    target: Option<TargetUrl>,
+    input: PlanInput,
+    load: Load,
+    duration: Option<Duration>,
+    tls: Option<Tls>,
+    headers: Vec<(String, String)>,
+    /// The method of the one request when there is no mix.
+    method: String,
+    /// A tcp:// target's one request kind.
+    tcp: Option<RequestKind>,
+}
+
+impl ValidPlan {
+    /// The target URL as checked; `None` when the caller is to supply the
+    /// address ([`ValidPlan::with_target_addr`]).
+    pub fn target(&self) -> Option<&TargetUrl> {
+        self.target.as_ref()
+    }
+
+    /// Resolves the target's host ([`TargetUrl::resolve`]), the one step
+    /// that looks anything up. Errors name `target`, as does a plan without
+    /// a target URL, which has nothing to resolve.
+    pub fn resolve(mut self) -> Result<Plan, PlanError> {
+        let url = self.target.take().ok_or_else(|| {
+            PlanError::new(
+                "target",
+                "is not set, so there is nothing to resolve: give a URL, or supply the address",
+            )
+        })?;
+        let addr = url.resolve()?;
+        Ok(self.finish(url, addr))
+    }
+
+    /// The plan that connects to `addr` without a lookup. With a target URL
+    /// its scheme, host (the `Host` header, the TLS server name) and path
+    /// stay; without one the target is `http://ADDR/`.
+    pub fn with_target_addr(mut self, addr: SocketAddr) -> Plan {
+        let url = self
+            .target
+            .take()
+            .unwrap_or_else(|| TargetUrl::of_addr(addr));
+        self.finish(url, addr)
+    }
+
+    /// Prepares every request's bytes for `url` (its `Host` header, and the
+    /// path of the one request without a mix) and connects to `addr`.
+    fn finish(self, url: TargetUrl, addr: SocketAddr) -> Plan {
+        let ValidPlan {
+            input,
+            load,
+            duration,
+            tls,
+            headers,
+            method,
+            tcp,
+            ..
+        } = self;
+        let host_header = &url.authority;
+        let close = input.mode == Mode::Churn;
+        let mut kinds = match tcp {
+            Some(kind) => vec![kind],
+            None => input
+                .mix
+                .unwrap_or_else(|| {
+                    vec![MixEntry {
+                        weight: 1,
+                        method,
+                        path: url.path.clone(),
+                        body_bytes: input.body_bytes,
+                    }]
+                })
+                .into_iter()
+                .map(|e| RequestKind {
+                    weight: e.weight,
+                    label: e.label(),
+                    prepared: prepare_http(
+                        &e.method,
+                        &e.path,
+                        host_header,
+                        &headers,
+                        e.body_bytes,
+                        close,
+                        input.seed,
+                    ),
+                })
+                .collect(),
+        };
+        let malformed = input.malformed.map(|fraction| {
+            let close = if input.mode == Mode::Churn {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            let probe_head = format!(
+                "POST /echo HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: {PROBE_TOKEN_LEN}\r\n{close}\r\n"
+            )
+            .into_bytes();
+            kinds.push(RequestKind {
+                weight: 1,
+                label: format!(
+                    "POST /echo with a unique token (--malformed: {}% of valid requests, apart from the weights)",
+                    crate::malformed::PROBE_SHARE * 100.0
+                ),
+                prepared: Prepared {
+                    wire: probe_head.clone(),
+                    framing: Framing::Http {
+                        head_request: false,
+                    },
+                    expect: Expect::Anything,
+                },
+            });
+            Malformed {
+                fraction,
+                generator: Generator::new(input.seed),
+                probe_kind: kinds.len() - 1,
+                probe_head,
+            }
+        });
+        Plan {
+            target: url.at(addr),
+            load,
+            mode: input.mode,
+            close_with: input.close_with,
+            connections: input.connections,
+            duration,
+            requests: input.requests,
+            threads: input.threads.min(input.connections),
+            seed: input.seed,
+            kinds,
+            verify: input.verify,
+            connect_timeout: input.connect_timeout,
+            read_timeout: input.read_timeout,
+            lag_threshold: input.lag_threshold,
+            grace: input.grace,
+            sources: input.sources,
+            tls,
+            malformed,
+        }
+    }
+}
+
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_method(method: &str) -> bool {
+    !method.is_empty() && method.bytes().all(is_token)
+}
+
+/// A header field value: visible characters, spaces and tabs; no CR, LF or
+/// other control character that could end the line or confuse a parser.
+fn is_field_value(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// A request line's target: from `/`, with no space or control character
+/// to break the line.
+fn is_request_path(path: &str) -> bool {
+    path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The request body: a printable pattern that depends on the seed, so a
+/// corrupted echo cannot match by accident.
+pub fn body_byte(seed: u64, i: usize) -> u8 {
+    b'!' + ((i as u64).wrapping_add(seed) % 90) as u8
+}
+
+fn prepare_http(
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(String, String)],
+    body_len: usize,
+    close: bool,
+    seed: u64,
+) -> Prepared {
+    let mut wire = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n").into_bytes();
+    for (name, value) in headers {
+        wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if body_len > 0 || method == "POST" || method == "PUT" {
+        wire.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
+    }
+    if close {
+        wire.extend_from_slice(b"Connection: close\r\n");
+    }
+    wire.extend_from_slice(b"\r\n");
+    let body: Vec<u8> = (0..body_len).map(|i| body_byte(seed, i)).collect();
+    wire.extend_from_slice(&body);
+    let expect = if method == "POST" && path == "/echo" {
+        Expect::Echo(body)
+    } else if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse().ok()) {
+        if method == "GET" {
+            Expect::Bytes(n)
+        } else {
+            Expect::Anything
+        }
+    } else {
+        Expect::Anything
+    };
+    Prepared {
+        wire,
+        framing: Framing::Http {
+            head_request: method == "HEAD",
+        },
+        expect,
+    }
+}
+
+#[cfg(test)]
+mod tests;
