@@ -1,6 +1,6 @@
 //! [`PlanError`]: an input that cannot run, named by its field.
 
-/// An input that cannot run: the field, named as in [`PlanInput`] (`rate`,
+/// An input that cannot run: the field, named as in [`PlanInput`](super::PlanInput) (`rate`,
 /// `target`, `mix[1].path`, `headers[2]`), what is wrong with it and what is
 /// allowed. Other fields the reason mentions are written in backticks
 /// (`` `closed` ``), so a front end can put all of them in its own words.
