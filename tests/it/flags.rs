@@ -35,6 +35,8 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
             let _ = child.wait();
             break None;
         }
+        // Polling for the exit, bounded by PROMPT above: std has no
+        // wait with a timeout on a child.
         std::thread::sleep(Duration::from_millis(10));
     };
     let mut stderr = String::new();

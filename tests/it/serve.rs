@@ -125,6 +125,7 @@ fn header_timeout_flag_cuts_a_trickled_head_with_408() {
     // so each write reaches a connection that is still reading.
     let pieces: [&[u8]; 8] = [b"X-Slow", b": ", b"a", b"b", b"c", b"d", b"e", b"f"];
     for piece in pieces {
+        // The pause is what the test sends: a head that trickles.
         std::thread::sleep(Duration::from_millis(200));
         c.send(piece);
     }
