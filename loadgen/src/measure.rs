@@ -2,7 +2,10 @@
 //! microseconds (1 µs to 60 s, 3 significant digits, constant memory however
 //! long the run) and the outcome counts. Response time runs from each
 //! request's intended send time, service time from the actual send, connect
-//! time per connect, and generator lag is kept apart from all three.
+//! time per connect, and generator lag is kept apart from all three. A run
+//! of phases keeps one `Recorder` per phase; each also keeps a time series
+//! (`Series`: a coarser histogram and the outcome counts per second of its
+//! phase), for thresholds judged on every window of a phase.
 
 use std::time::Duration;
 
@@ -20,7 +23,65 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
 }
 
-/// One thread's measurements, merged into the run's at the end.
+/// The length of one interval of a [`Series`].
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// A histogram for one interval: 2 significant digits (1%), a tenth of the
+/// run histograms' memory, so a long phase's series stays small.
+pub fn interval_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 2).expect("valid histogram bounds")
+}
+
+/// One interval of a phase: the response times of requests intended in it,
+/// and the outcomes of requests intended in it.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    pub response: Histogram<u64>,
+    pub ok: u64,
+    /// Outcomes other than `ok`.
+    pub errors: u64,
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Interval {
+            response: interval_histogram(),
+            ok: 0,
+            errors: 0,
+        }
+    }
+}
+
+/// A phase's measurements per [`INTERVAL`], from the phase's start.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub intervals: Vec<Interval>,
+}
+
+impl Series {
+    fn at(&mut self, offset: Duration) -> &mut Interval {
+        let i = (offset.as_nanos() / INTERVAL.as_nanos()) as usize;
+        if self.intervals.len() <= i {
+            self.intervals.resize_with(i + 1, Interval::default);
+        }
+        &mut self.intervals[i]
+    }
+
+    fn merge(&mut self, other: &Series) {
+        if self.intervals.len() < other.intervals.len() {
+            self.intervals
+                .resize_with(other.intervals.len(), Interval::default);
+        }
+        for (a, b) in self.intervals.iter_mut().zip(&other.intervals) {
+            let _ = a.response.add(&b.response);
+            a.ok += b.ok;
+            a.errors += b.errors;
+        }
+    }
+}
+
+/// One thread's measurements (of one phase), merged into the run's at the
+/// end.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     /// From intended send time to complete response.
@@ -44,11 +105,17 @@ pub struct Recorder {
     /// `--malformed`: malformed exchanges, echo probes and, for the
     /// coincidence check, when valid requests failed.
     pub malformed: MalformedRecorder,
+    /// The phase's start, from the run's start: offsets passed in count
+    /// from the run's start, the series from this.
+    pub phase_start: Duration,
+    pub series: Series,
 }
 
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
+            phase_start: Duration::ZERO,
+            series: Series::default(),
             response: histogram(),
             service: histogram(),
             connect: histogram(),
@@ -71,8 +138,32 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 }
 
 impl Recorder {
-    pub fn outcome(&mut self, o: Outcome) {
+    /// The books of a phase starting `phase_start` into the run.
+    pub fn for_phase(phase_start: Duration) -> Recorder {
+        Recorder {
+            phase_start,
+            ..Recorder::default()
+        }
+    }
+
+    /// Counts the outcome of a request intended `at` into the run.
+    pub fn outcome(&mut self, o: Outcome, at: Duration) {
         self.outcomes.add(o, 1);
+        let interval = self.series.at(at.saturating_sub(self.phase_start));
+        if o == Outcome::Ok {
+            interval.ok += 1;
+        } else {
+            interval.errors += 1;
+        }
+    }
+
+    /// Records a request intended `at` into the run: its response time
+    /// (from the intended send) and service time (from the actual send).
+    pub fn response_time(&mut self, at: Duration, response: Duration, service: Duration) {
+        record(&mut self.response, response);
+        record(&mut self.service, service);
+        let interval = self.series.at(at.saturating_sub(self.phase_start));
+        record(&mut interval.response, response);
     }
 
     /// Counts one scheduled request of kind `kind`.
@@ -127,5 +218,6 @@ impl Recorder {
         self.connects += other.connects;
         self.open_max += other.open_max;
         self.malformed.merge(&other.malformed);
+        self.series.merge(&other.series);
     }
 }

@@ -2,36 +2,86 @@
 //! run model, `floodgate_reports::Run`. The model itself, its reader and its
 //! renderers live in floodgate-reports.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use floodgate_reports::run::{
     ANSWERED, Histograms, LoadKind, MalformedReport, MixEcho, Percentiles, PlanEcho,
     SCHEMA_VERSION, draw_verdict,
 };
+use floodgate_reports::series::Interval;
 use floodgate_reports::{Outcome, OutcomeCounts, Run};
 
 use crate::malformed::{MalformedOutcome, Source};
-use crate::measure::Recorder;
+use crate::measure::{INTERVAL, Recorder};
 use crate::plan::{Load, Mode, Plan};
 use crate::run::RunResult;
 
 /// The run model of a finished load; attach the kernel's evidence with
 /// `Run::with_evidence` when it was recorded.
 pub fn build(plan: &Plan, run: &RunResult) -> Run {
-    let rec: &Recorder = &run.recorder;
-    let elapsed_s = run.elapsed.as_secs_f64();
     let window = match plan.duration {
         Some(d) if !run.partial && run.elapsed >= d => d,
         _ => run.elapsed,
     };
-    let window_s = window.as_secs_f64().max(1e-9);
+    let rate_per_s = match plan.load {
+        Load::Closed => None,
+        Load::Open { rate_per_s, .. } => Some(rate_per_s),
+    };
+    let part = Part {
+        rec: &run.recorder,
+        started_at: run.started_at,
+        elapsed: run.elapsed,
+        window,
+        duration: plan.duration,
+        rate_per_s,
+    };
+    build_part(plan, run, &part)
+}
+
+/// The run model of phase `k` of a run of phases (segment `k` of the
+/// plan's profile): its own books, its own window (the segment, or what ran
+/// of it), and the mean rate it asked for. Without a profile, phase 0 is
+/// the whole run.
+pub fn build_phase(plan: &Plan, run: &RunResult, k: usize) -> Run {
+    let Some(profile) = &plan.profile else {
+        return build(plan, run);
+    };
+    let segment = profile.segments()[k];
+    let start = profile.starts()[k];
+    let ran = run.elapsed.saturating_sub(start).min(segment.duration);
+    let full = !run.partial || run.elapsed >= start + segment.duration;
+    let part = Part {
+        rec: &run.phases[k],
+        started_at: run.started_at + start,
+        elapsed: ran,
+        window: if full { segment.duration } else { ran },
+        duration: Some(segment.duration),
+        rate_per_s: Some(segment.mean_per_s()),
+    };
+    build_part(plan, run, &part)
+}
+
+/// What one run model is made of: the whole run, or one of its phases.
+struct Part<'a> {
+    rec: &'a Recorder,
+    started_at: SystemTime,
+    elapsed: Duration,
+    /// Over which the achieved rate is computed.
+    window: Duration,
+    duration: Option<Duration>,
+    /// Open loop: the rate asked for.
+    rate_per_s: Option<f64>,
+}
+
+fn build_part(plan: &Plan, run: &RunResult, part: &Part) -> Run {
+    let rec = part.rec;
+    let elapsed_s = part.elapsed.as_secs_f64();
+    let window_s = part.window.as_secs_f64().max(1e-9);
     let answered = answered(&rec.outcomes);
-    let (rate_per_s, arrival) = match plan.load {
-        Load::Closed => (None, None),
-        Load::Open {
-            rate_per_s,
-            arrival,
-        } => (Some(rate_per_s), Some(arrival)),
+    let rate_per_s = part.rate_per_s;
+    let arrival = match plan.load {
+        Load::Closed => None,
+        Load::Open { arrival, .. } => Some(arrival),
     };
     Run {
         schema_version: SCHEMA_VERSION,
@@ -51,7 +101,7 @@ pub fn build(plan: &Plan, run: &RunResult) -> Run {
             close_with: (plan.mode == Mode::Connect).then_some(plan.close_with),
             connections: plan.connections,
             threads: plan.threads,
-            duration_s: plan.duration.map(|d| d.as_secs_f64()),
+            duration_s: part.duration.map(|d| d.as_secs_f64()),
             requests: plan.requests,
             requests_mix: plan
                 .kinds
@@ -70,7 +120,7 @@ pub fn build(plan: &Plan, run: &RunResult) -> Run {
             grace_ms: ms(plan.grace),
             sources: plan.sources.iter().map(|s| s.to_string()).collect(),
         },
-        started_at_unix_s: run
+        started_at_unix_s: part
             .started_at
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -106,7 +156,27 @@ pub fn build(plan: &Plan, run: &RunResult) -> Run {
             .malformed
             .as_ref()
             .map(|m| malformed_report(m.fraction, rec)),
+        intervals: intervals(rec, part.elapsed),
     }
+}
+
+/// The recorder's series as the model's intervals, up to `elapsed` (a
+/// request intended at the very end can land in one more).
+fn intervals(rec: &Recorder, elapsed: Duration) -> Vec<Interval> {
+    let step = INTERVAL.as_secs_f64();
+    let count = (elapsed.as_secs_f64() / step).ceil().max(1.0) as usize;
+    rec.series
+        .intervals
+        .iter()
+        .take(count)
+        .enumerate()
+        // The interval histograms' bounds are fixed, so encoding cannot fail.
+        .filter_map(|(i, iv)| {
+            let start = i as f64 * step;
+            let duration = (elapsed.as_secs_f64() - start).clamp(0.0, step);
+            Interval::new(start, duration, iv.ok, iv.errors, &iv.response).ok()
+        })
+        .collect()
 }
 
 fn malformed_report(fraction: f64, rec: &Recorder) -> MalformedReport {

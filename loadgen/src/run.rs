@@ -19,7 +19,11 @@ use crate::reactor::Reactor;
 /// A finished (or stopped) run.
 #[derive(Debug)]
 pub struct RunResult {
+    /// The whole run's books (every phase's, merged).
     pub recorder: Recorder,
+    /// Each phase's books, in order: one per segment of the plan's
+    /// profile, or the one phase without a profile.
+    pub phases: Vec<Recorder>,
     /// From the start of the schedule to the last thread finishing.
     pub elapsed: Duration,
     /// The time the run started, for the result's timestamp.
@@ -49,7 +53,7 @@ pub fn run(plan: &Plan, stop: &Arc<AtomicBool>, mut progress: impl FnMut(&Snapsh
     let started_at = SystemTime::now();
     let start = Instant::now();
     let end = plan.duration.map(|d| start + d);
-    let mut merged = Recorder::default();
+    let mut phases: Vec<Recorder> = Vec::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -74,13 +78,28 @@ pub fn run(plan: &Plan, stop: &Arc<AtomicBool>, mut progress: impl FnMut(&Snapsh
         }
         for h in handles {
             match h.join() {
-                Ok(rec) => merged.merge(&rec),
+                Ok(recs) if phases.is_empty() => phases = recs,
+                Ok(recs) => {
+                    for (a, b) in phases.iter_mut().zip(&recs) {
+                        a.merge(b);
+                    }
+                }
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
     });
+    let mut recorder = Recorder::default();
+    for p in &phases {
+        recorder.merge(p);
+    }
+    if phases.len() > 1 {
+        // Each phase's series counts from its own start; merged, they
+        // would mean nothing.
+        recorder.series = Default::default();
+    }
     RunResult {
-        recorder: merged,
+        recorder,
+        phases,
         elapsed: start.elapsed(),
         started_at,
         partial: stop.load(Ordering::Relaxed),
@@ -110,18 +129,16 @@ fn thread_main(
     end: Option<Instant>,
     stop: Arc<AtomicBool>,
     live: Arc<LiveSlot>,
-) -> Recorder {
+) -> Vec<Recorder> {
     let reactor = Reactor::new().expect("create an epoll instance for a load thread");
-    let sh = Rc::new(Shared {
-        plan: plan.clone(),
+    let sh = Rc::new(Shared::new(
+        plan.clone(),
         start,
         end,
-        stop: stop.clone(),
-        rec: Default::default(),
+        stop.clone(),
         live,
-        reactor: reactor.clone(),
-        deadlines: Default::default(),
-    });
+        reactor.clone(),
+    ));
     let ex = LocalQueue::new();
     let tasks: Vec<_> = (t..plan.connections)
         .step_by(threads)
@@ -149,7 +166,7 @@ fn thread_main(
     // requests as cancelled.
     drop(all);
     drop(ex);
-    sh.rec.take()
+    sh.recs.take()
 }
 
 /// The thread's event loop: runs ready tasks, sweeps read deadlines and
@@ -203,7 +220,11 @@ fn drive(
                 // Progress shows the p99 so far; computing it walks the
                 // histogram, so once a second is enough.
                 next_p99 = now + Duration::from_secs(1);
-                let p99 = sh.rec.borrow().response.value_at_quantile(0.99);
+                let k = match &sh.plan.profile {
+                    Some(p) => p.segment_at(sh.offset(now)),
+                    None => 0,
+                };
+                let p99 = sh.recs.borrow()[k].response.value_at_quantile(0.99);
                 sh.live.p99_us.store(p99, Ordering::Relaxed);
             }
         }

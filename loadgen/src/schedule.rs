@@ -4,12 +4,13 @@
 //! on the seed, the slot and the plan, never on timing or thread count.
 //! Sending and waiting live in `conn`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::plan::{Arrival, Load, Plan};
+use crate::plan::{Arrival, Load, Plan, Profile};
 
 /// The requests of one connection slot.
 #[derive(Debug, Clone)]
@@ -36,13 +37,29 @@ struct MalformedDraw {
     probe_kind: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct OpenState {
-    /// Mean gap between this slot's arrivals, in seconds.
-    mean_gap_s: f64,
-    arrival: Arrival,
-    /// The next intended offset from the start of the run, in seconds.
-    next_s: f64,
+#[derive(Debug, Clone)]
+enum OpenState {
+    /// One rate throughout.
+    Constant {
+        /// Mean gap between this slot's arrivals, in seconds.
+        mean_gap_s: f64,
+        arrival: Arrival,
+        /// The next intended offset from the start of the run, in seconds.
+        next_s: f64,
+    },
+    /// A rate profile (phases): the slot's arrivals are points on the
+    /// profile's cumulative count, `connections` apart (uniform) or drawn
+    /// as a Poisson process of the slot's share of the rate.
+    Profiled {
+        profile: Arc<Profile>,
+        arrival: Arrival,
+        /// Mean distance between this slot's points: the connection count.
+        spacing: f64,
+        /// The cumulative count of the next arrival.
+        next_x: f64,
+        /// The segment the last arrival fell in (the search starts there).
+        segment: usize,
+    },
 }
 
 /// One scheduled request.
@@ -79,19 +96,38 @@ impl Schedule {
         let remaining = plan
             .requests
             .map(|n| n / c + u64::from((index as u64) < n % c));
-        let open = match plan.load {
-            Load::Closed => None,
-            Load::Open {
-                rate_per_s,
-                arrival,
-            } => {
+        let open = match (plan.load, &plan.profile) {
+            (Load::Closed, _) => None,
+            (Load::Open { arrival, .. }, Some(profile)) => {
+                let spacing = plan.connections as f64;
+                let next_x = match arrival {
+                    // Half a unit in: the arrivals sit mid-way between whole
+                    // counts, so none falls on a phase boundary.
+                    Arrival::Uniform => index as f64 + 0.5,
+                    Arrival::Poisson => exponential(&mut rng, spacing),
+                };
+                Some(OpenState::Profiled {
+                    profile: profile.clone(),
+                    arrival,
+                    spacing,
+                    next_x,
+                    segment: 0,
+                })
+            }
+            (
+                Load::Open {
+                    rate_per_s,
+                    arrival,
+                },
+                None,
+            ) => {
                 let mean_gap_s = plan.connections as f64 / rate_per_s;
                 let next_s = match arrival {
                     // Slots are staggered so the total is evenly spaced.
                     Arrival::Uniform => mean_gap_s * index as f64 / plan.connections as f64,
                     Arrival::Poisson => exponential(&mut rng, mean_gap_s),
                 };
-                Some(OpenState {
+                Some(OpenState::Constant {
                     mean_gap_s,
                     arrival,
                     next_s,
@@ -124,14 +160,33 @@ impl Schedule {
         }
         let offset = match &mut self.open {
             None => Duration::ZERO,
-            Some(o) => {
-                let now = o.next_s;
-                let gap = match o.arrival {
-                    Arrival::Uniform => o.mean_gap_s,
-                    Arrival::Poisson => exponential(&mut self.rng, o.mean_gap_s),
+            Some(OpenState::Constant {
+                mean_gap_s,
+                arrival,
+                next_s,
+            }) => {
+                let now = *next_s;
+                let gap = match arrival {
+                    Arrival::Uniform => *mean_gap_s,
+                    Arrival::Poisson => exponential(&mut self.rng, *mean_gap_s),
                 };
-                o.next_s += gap;
+                *next_s += gap;
                 Duration::from_secs_f64(now)
+            }
+            Some(OpenState::Profiled {
+                profile,
+                arrival,
+                spacing,
+                next_x,
+                segment,
+            }) => {
+                let (at, k) = profile.time_of(*next_x, *segment)?;
+                *segment = k;
+                *next_x += match arrival {
+                    Arrival::Uniform => *spacing,
+                    Arrival::Poisson => exponential(&mut self.rng, *spacing),
+                };
+                at
             }
         };
         if self.open.is_some() && self.end.is_some_and(|end| offset >= end) {

@@ -3,7 +3,8 @@
 //! loss (`run`), the checked and bounded reader of such files (`read`), the
 //! one histogram codec (`histogram`), the outcome taxonomy (`outcome`), the
 //! kernel's evidence as data (`evidence`), the verdict drawn from it all
-//! (`verdict`), the backlog probe's report (`probe`), and the text renderers
+//! (`verdict`), the backlog probe's report (`probe`), the time series and its windows
+//! (`series`), and the text renderers
 //! (`text`), each a function over `W: Write`. The JSON Schemas of the files
 //! live in `reports/schema/`.
 //!
@@ -18,6 +19,7 @@ pub mod outcome;
 pub mod probe;
 pub mod read;
 pub mod run;
+pub mod series;
 pub mod text;
 pub mod verdict;
 

@@ -32,6 +32,10 @@ pub enum ReadError {
         name: &'static str,
         why: HistogramError,
     },
+    #[error("intervals: {0} of them, over the limit of {max}", max = crate::series::MAX_INTERVALS)]
+    TooManyIntervals(usize),
+    #[error("intervals[{index}].response_time: {why}")]
+    Interval { index: usize, why: HistogramError },
     #[error("{name}.{field} is {stated}, but its histogram gives {decoded}")]
     Disagrees {
         name: &'static str,
@@ -94,6 +98,13 @@ pub fn read(bytes: &[u8]) -> Result<Run, ReadError> {
         ),
     ] {
         check_percentiles(name, stated, &Percentiles::of(h))?;
+    }
+    if run.intervals.len() > crate::series::MAX_INTERVALS {
+        return Err(ReadError::TooManyIntervals(run.intervals.len()));
+    }
+    for (index, i) in run.intervals.iter().enumerate() {
+        crate::histogram::decode(&i.response_time)
+            .map_err(|why| ReadError::Interval { index, why })?;
     }
     Ok(run)
 }

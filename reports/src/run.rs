@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::evidence::EvidenceReport;
 use crate::histogram::{self, HistogramError};
 use crate::outcome::Outcome;
+use crate::series::Interval;
 use crate::verdict::{self, ClientSignals, Inputs, Verdict};
 
 /// The result format this crate writes and reads; bumped on incompatible
@@ -66,6 +67,10 @@ pub struct Run {
     /// `--malformed`: the malformed traffic and what it did to the valid
     /// load; `null` without the flag.
     pub malformed: Option<MalformedReport>,
+    /// The run second by second (`series`): what requests intended in each
+    /// second did. Absent from files written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<Interval>,
 }
 
 /// Malformed traffic, kept apart from the valid books: `scheduled` and

@@ -29,7 +29,7 @@ pub(super) struct Connected {
 
 /// Connects for a valid request, counting the connect in the result.
 pub(super) async fn connect(sh: &Shared, source: Option<IpAddr>) -> Result<Connected, Outcome> {
-    sh.rec.borrow_mut().connects += 1;
+    sh.rec(Instant::now()).connects += 1;
     connect_uncounted(sh, source).await
 }
 

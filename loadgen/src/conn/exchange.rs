@@ -169,7 +169,7 @@ pub(super) async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>
                 let start_ms = ms_since(sh.start, Instant::now());
                 let o = malformed_exchange(&sh, source, &input.bytes, &deadline).await;
                 {
-                    let mut rec = sh.rec.borrow_mut();
+                    let mut rec = sh.rec(intended);
                     rec.malformed.by_source[input.source as usize] += 1;
                     if !matches!(o, MalformedOutcome::ConnectFailed) {
                         rec.malformed.remember(Sent {
@@ -211,7 +211,7 @@ pub(super) async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>
                 Some(c) => c,
                 None => match open(&sh, source).await {
                     Ok((established, took, syn_retransmitted)) => {
-                        record(&mut sh.rec.borrow_mut().connect, took);
+                        record(&mut sh.rec(intended).connect, took);
                         fresh_syn_retransmitted = syn_retransmitted;
                         buf.clear();
                         conn.insert(established)
@@ -252,11 +252,8 @@ pub(super) async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>
         g.ended_at = Some(done);
         let outcome = match result {
             Ok(c) => {
-                {
-                    let mut rec = sh.rec.borrow_mut();
-                    record(&mut rec.response, done - intended);
-                    record(&mut rec.service, done - sent);
-                }
+                sh.rec(intended)
+                    .response_time(sh.offset(intended), done - intended, done - sent);
                 if c.close || plan.mode == Mode::Churn {
                     conn = None;
                 }
@@ -286,7 +283,7 @@ pub(super) async fn requests(g: &mut Guard, index: usize, source: Option<IpAddr>
         };
         fresh_syn_retransmitted = false;
         if is_probe {
-            let mut rec = sh.rec.borrow_mut();
+            let mut rec = sh.rec(intended);
             rec.malformed.echo_checks += 1;
             if outcome == Outcome::VerifyMismatch {
                 rec.malformed.echo_mismatches += 1;

@@ -16,7 +16,6 @@ use futures_lite::future;
 use super::buffer::Buffer;
 use super::{Deadline, Guard, Shared, add, count_finish};
 use crate::http::{Complete, CompleteOutcome, Progress, ResponseParser};
-use crate::measure::record;
 use crate::outcome::Outcome;
 use crate::reactor::{OnReadable, Stream};
 use crate::schedule::Schedule;
@@ -85,7 +84,7 @@ impl KeepAlive {
             st.handback = Some(None);
             return false;
         };
-        sh.rec.borrow_mut().schedule_slot(&slot);
+        sh.rec(now).schedule_slot(&slot);
         add(&sh.live.in_flight, 1);
         st.current = Some((slot.kind, now));
         let req = &sh.plan.kinds[slot.kind].prepared;
@@ -204,12 +203,12 @@ impl OnReadable for KeepAlive {
                     }
                     let done = Instant::now();
                     self.deadline.disarm();
-                    {
-                        let mut rec = sh.rec.borrow_mut();
-                        record(&mut rec.response, done - intended);
-                        record(&mut rec.service, done - intended);
-                    }
-                    count_finish(sh, Outcome::Ok);
+                    sh.rec(intended).response_time(
+                        sh.offset(intended),
+                        done - intended,
+                        done - intended,
+                    );
+                    count_finish(sh, intended, Outcome::Ok);
                     st.current = None;
                     st.ended_at = Some(done);
                     if !self.start_next(st, done) {

@@ -29,8 +29,7 @@ pub(super) fn note_failure(sh: &Shared, intended: Instant, o: Outcome) {
         return;
     }
     let end = ms_since(sh.start, Instant::now());
-    sh.rec
-        .borrow_mut()
+    sh.rec(intended)
         .malformed
         .failure(ms_since(sh.start, intended), end);
 }

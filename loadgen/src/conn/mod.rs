@@ -21,11 +21,11 @@
 //! keep-alive handler), `malformed` (the malformed exchange and the
 //! coincidence log) and `modes` (the connect and hold modes).
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::malformed::MalformedOutcome;
 use crate::measure::{Recorder, record};
@@ -68,9 +68,10 @@ fn add(counter: &AtomicU64, n: u64) {
     );
 }
 
-/// Counts a request's outcome in the thread's books and live counters.
-fn count_finish(sh: &Shared, o: Outcome) {
-    sh.rec.borrow_mut().outcome(o);
+/// Counts the outcome of a request intended at `intended` in the thread's
+/// books and live counters.
+fn count_finish(sh: &Shared, intended: Instant, o: Outcome) {
+    sh.rec(intended).outcome(o, sh.offset(intended));
     add(&sh.live.in_flight, u64::MAX);
     add(&sh.live.done, 1);
     if o != Outcome::Ok {
@@ -87,12 +88,54 @@ pub(crate) struct Shared {
     pub end: Option<Instant>,
     /// Set by Ctrl-C: stop scheduling.
     pub stop: Arc<AtomicBool>,
-    pub rec: RefCell<Recorder>,
+    /// The books, one per phase of the plan's profile (one without).
+    pub recs: RefCell<Vec<Recorder>>,
     pub live: Arc<LiveSlot>,
     /// This thread's event loop.
     pub reactor: Rc<Reactor>,
     /// Every slot's read deadline, checked by the thread's sweeper.
     pub deadlines: RefCell<Vec<Rc<Deadline>>>,
+}
+
+impl Shared {
+    /// What slots of a thread share, with empty books for each phase.
+    pub(crate) fn new(
+        plan: Arc<Plan>,
+        start: Instant,
+        end: Option<Instant>,
+        stop: Arc<AtomicBool>,
+        live: Arc<LiveSlot>,
+        reactor: Rc<Reactor>,
+    ) -> Shared {
+        let recs = match &plan.profile {
+            Some(p) => p.starts().iter().map(|s| Recorder::for_phase(*s)).collect(),
+            None => vec![Recorder::default()],
+        };
+        Shared {
+            plan,
+            start,
+            end,
+            stop,
+            recs: RefCell::new(recs),
+            live,
+            reactor,
+            deadlines: RefCell::default(),
+        }
+    }
+
+    /// `t` as an offset from the run's start.
+    pub(crate) fn offset(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.start)
+    }
+
+    /// The books of the phase a request intended at `t` belongs to.
+    pub(crate) fn rec(&self, t: Instant) -> RefMut<'_, Recorder> {
+        let k = match &self.plan.profile {
+            Some(p) => p.segment_at(self.offset(t)),
+            None => 0,
+        };
+        RefMut::map(self.recs.borrow_mut(), |r| &mut r[k])
+    }
 }
 
 /// A slot's accounting; its `Drop` makes the books balance even when the
@@ -113,11 +156,14 @@ struct Guard {
     /// Closed loop: when the last request ended, which is when the next one
     /// is due, so the clock is read once per request, not twice.
     ended_at: Option<Instant>,
+    /// The intended send time of the request taken last: its phase's books
+    /// get its outcome.
+    intended: Instant,
 }
 
 impl Guard {
     fn finish(&mut self, o: Outcome) {
-        count_finish(&self.sh, o);
+        count_finish(&self.sh, self.intended, o);
         self.in_flight = false;
     }
 
@@ -132,7 +178,7 @@ impl Guard {
     }
 
     fn finish_malformed(&mut self, o: MalformedOutcome) {
-        self.sh.rec.borrow_mut().malformed.outcome(o);
+        self.sh.rec(self.intended).malformed.outcome(o);
         self.malformed_in_flight = false;
         add(&self.sh.live.in_flight, u64::MAX);
         add(&self.sh.live.done, 1);
@@ -165,7 +211,8 @@ impl Guard {
                 if sh.end.is_some_and(|e| now >= e) {
                     return None;
                 }
-                sh.rec.borrow_mut().schedule_slot(&slot);
+                sh.rec(now).schedule_slot(&slot);
+                self.intended = now;
                 return Some((now, slot));
             }
             let intended = sh.start + slot.offset;
@@ -179,7 +226,8 @@ impl Guard {
                 }
                 self.pending = None;
                 let late = Instant::now().saturating_duration_since(intended);
-                let mut rec = sh.rec.borrow_mut();
+                self.intended = intended;
+                let mut rec = sh.rec(intended);
                 rec.schedule_slot(&slot);
                 record(&mut rec.lag, late);
                 // Hold mode opens each slot's one connection however late:
@@ -188,7 +236,7 @@ impl Guard {
                     if slot.malformed {
                         rec.malformed.outcome(MalformedOutcome::GeneratorLagged);
                     } else {
-                        rec.outcome(Outcome::GeneratorLagged);
+                        rec.outcome(Outcome::GeneratorLagged, sh.offset(intended));
                     }
                     add(&sh.live.done, 1);
                     add(&sh.live.errors, 1);
@@ -198,7 +246,8 @@ impl Guard {
             }
             // Due already: the connection was busy, and the wait counts in
             // this request's response time (no coordinated omission).
-            sh.rec.borrow_mut().schedule_slot(&slot);
+            sh.rec(intended).schedule_slot(&slot);
+            self.intended = intended;
             return Some((intended, slot));
         }
     }
@@ -206,14 +255,17 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let mut rec = self.sh.rec.borrow_mut();
-        if self.in_flight {
-            rec.outcome(Outcome::Cancelled);
-            add(&self.sh.live.in_flight, u64::MAX);
-        }
-        if self.malformed_in_flight {
-            rec.malformed.outcome(MalformedOutcome::Cancelled);
-            add(&self.sh.live.in_flight, u64::MAX);
+        let sh = self.sh.clone();
+        {
+            let mut rec = sh.rec(self.intended);
+            if self.in_flight {
+                rec.outcome(Outcome::Cancelled, sh.offset(self.intended));
+                add(&sh.live.in_flight, u64::MAX);
+            }
+            if self.malformed_in_flight {
+                rec.malformed.outcome(MalformedOutcome::Cancelled);
+                add(&sh.live.in_flight, u64::MAX);
+            }
         }
         if self.drain && self.sh.plan.is_open() {
             let now = Instant::now();
@@ -223,15 +275,18 @@ impl Drop for Guard {
                 .take()
                 .or_else(|| self.schedule.as_mut()?.next_slot());
             while let Some(s) = slot {
-                if self.sh.start + s.offset > cutoff {
+                let at = self.sh.start + s.offset;
+                if at > cutoff {
                     break;
                 }
+                let mut rec = sh.rec(at);
                 rec.schedule_slot(&s);
                 if s.malformed {
                     rec.malformed.outcome(MalformedOutcome::Cancelled);
                 } else {
-                    rec.outcome(Outcome::Cancelled);
+                    rec.outcome(Outcome::Cancelled, s.offset);
                 }
+                drop(rec);
                 slot = self.schedule.as_mut().and_then(Schedule::next_slot);
             }
         }
@@ -248,6 +303,7 @@ pub(crate) async fn slot_task(sh: Rc<Shared>, index: usize) {
         drain: sh.plan.mode != Mode::Hold,
         malformed_in_flight: false,
         ended_at: None,
+        intended: sh.start,
     };
     let source =
         (!sh.plan.sources.is_empty()).then(|| sh.plan.sources[index % sh.plan.sources.len()]);
@@ -282,16 +338,14 @@ mod tests {
             ..PlanInput::default()
         })
         .unwrap();
-        let sh = Rc::new(Shared {
-            plan: Arc::new(plan),
-            start: Instant::now(),
-            end: None,
-            stop: Arc::default(),
-            rec: RefCell::default(),
-            live: Arc::default(),
-            reactor: Reactor::new().unwrap(),
-            deadlines: RefCell::default(),
-        });
+        let sh = Rc::new(Shared::new(
+            Arc::new(plan),
+            Instant::now(),
+            None,
+            Arc::default(),
+            Arc::default(),
+            Reactor::new().unwrap(),
+        ));
         let task = slot_task(sh, 0);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 2048, "a slot task takes {size} bytes");

@@ -25,10 +25,9 @@ pub(super) async fn connects(g: &mut Guard, source: Option<IpAddr>) {
         let outcome = match connect(&sh, source).await {
             Ok(c) => {
                 {
-                    let mut rec = sh.rec.borrow_mut();
+                    let mut rec = sh.rec(intended);
                     record(&mut rec.connect, c.took);
-                    record(&mut rec.service, c.took);
-                    record(&mut rec.response, intended.elapsed());
+                    rec.response_time(sh.offset(intended), intended.elapsed(), c.took);
                 }
                 if sh.plan.close_with == CloseWith::Rst {
                     // Linger 0 makes close(2) send RST; a failure here only
@@ -63,7 +62,7 @@ pub(super) async fn hold(g: &mut Guard, source: Option<IpAddr>) {
         }
     };
     {
-        let mut rec = sh.rec.borrow_mut();
+        let mut rec = sh.rec(intended);
         record(&mut rec.connect, c.took);
         record(&mut rec.response, intended.elapsed());
         rec.opened();
@@ -103,6 +102,6 @@ pub(super) async fn hold(g: &mut Guard, source: Option<IpAddr>) {
             }
         }
     };
-    sh.rec.borrow_mut().closed();
+    sh.rec(intended).closed();
     g.finish(outcome);
 }

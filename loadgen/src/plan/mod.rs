@@ -13,6 +13,7 @@
 //! a server it started after validating; either gives the [`Plan`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -23,11 +24,13 @@ use crate::tls::{Tls, TlsError};
 
 mod error;
 mod mix;
+mod profile;
 mod target;
 
 pub use error::PlanError;
 pub use mix::{MixEntry, max_body_bytes};
 use mix::{check_body_bytes, check_mix};
+pub use profile::{Profile, Segment};
 pub use target::TargetUrl;
 
 /// What to run, before validation. Errors name these fields as written
@@ -79,6 +82,10 @@ pub struct PlanInput {
     pub insecure: bool,
     /// The fraction of requests sent malformed.
     pub malformed: Option<f64>,
+    /// An open loop whose rate follows these segments, one after another,
+    /// each a phase with books of its own; instead of `rate` and
+    /// `duration`.
+    pub segments: Vec<Segment>,
 }
 
 /// Headers the plan writes itself, from the target (`Host`), the body size
@@ -150,6 +157,9 @@ pub struct Plan {
     pub tls: Option<Tls>,
     /// `--malformed`: malformed traffic mixed into the load.
     pub malformed: Option<Malformed>,
+    /// The rate over time, when the plan runs phases (`segments`); the
+    /// load's `rate_per_s` is then the profile's peak.
+    pub profile: Option<Arc<Profile>>,
 }
 
 /// Malformed traffic mixed into valid load (`--malformed FRACTION`).
@@ -212,7 +222,15 @@ impl Plan {
     pub fn validate(input: PlanInput) -> Result<ValidPlan, PlanError> {
         let target = input.target.as_deref().map(TargetUrl::parse).transpose()?;
         let scheme = target.as_ref().map_or("http", |t| t.scheme.as_str());
+        let profile = match input.segments.is_empty() {
+            true => None,
+            false => Some(check_segments(&input)?),
+        };
         let load = match (input.rate_per_s, input.closed) {
+            _ if profile.is_some() => Load::Open {
+                rate_per_s: profile.as_ref().map_or(0.0, Profile::peak_per_s),
+                arrival: input.arrival,
+            },
             (Some(_), true) => {
                 return Err(PlanError::new(
                     "rate",
@@ -264,9 +282,10 @@ impl Plan {
             .with_got(n));
         }
         // Neither a duration nor a request count: ten seconds, like wrk.
-        let duration = match (input.duration, input.requests) {
-            (None, None) => Some(Duration::from_secs(10)),
-            (d, _) => d,
+        let duration = match (input.duration, input.requests, &profile) {
+            (_, _, Some(p)) => Some(p.duration()),
+            (None, None, None) => Some(Duration::from_secs(10)),
+            (d, _, None) => d,
         };
         if let Some(f) = input.malformed {
             if !(f > 0.0 && f <= 0.5) {
@@ -424,6 +443,7 @@ impl Plan {
             target,
             input,
             load,
+            profile,
             duration,
             tls,
             headers,
@@ -446,6 +466,7 @@ pub struct ValidPlan {
     target: Option<TargetUrl>,
     input: PlanInput,
     load: Load,
+    profile: Option<Profile>,
     duration: Option<Duration>,
     tls: Option<Tls>,
     headers: Vec<(String, String)>,
@@ -493,6 +514,7 @@ impl ValidPlan {
         let ValidPlan {
             input,
             load,
+            profile,
             duration,
             tls,
             headers,
@@ -580,8 +602,28 @@ impl ValidPlan {
             sources: input.sources,
             tls,
             malformed,
+            profile: profile.map(Arc::new),
         }
     }
+}
+
+/// A run of phases (`segments`) takes its rate and length from them.
+fn check_segments(input: &PlanInput) -> Result<Profile, PlanError> {
+    let conflicts = [
+        ("rate", input.rate_per_s.is_some()),
+        ("closed", input.closed),
+        ("duration", input.duration.is_some()),
+        ("requests", input.requests.is_some()),
+        ("malformed", input.malformed.is_some()),
+        ("mode", input.mode == Mode::Hold),
+    ];
+    if let Some((field, _)) = conflicts.iter().find(|(_, set)| *set) {
+        return Err(PlanError::new(
+            *field,
+            "cannot be combined with `segments`, which set an open loop's rate and length phase by phase",
+        ));
+    }
+    Profile::new(input.segments.clone())
 }
 
 fn is_token(b: u8) -> bool {

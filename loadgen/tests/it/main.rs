@@ -4,4 +4,5 @@
 
 mod lab;
 mod load;
+mod phases;
 mod util;
