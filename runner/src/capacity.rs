@@ -190,7 +190,7 @@ impl Search {
     pub fn stop(&mut self, why: Stopped) {
         let over = match self.stopped {
             Some(Stopped::MaxDuration | Stopped::Interrupted) => true,
-            _ => self.plan(&self.bounds()) == Plan::Done,
+            _ => self.steps_run() >= self.max_steps || self.plan(&self.bounds()) == Plan::Done,
         };
         if !over {
             self.stopped = Some(why);

@@ -481,6 +481,23 @@ fn stop_after_the_search_is_over_changes_nothing() {
 }
 
 #[test]
+fn stop_after_max_steps_ran_out_keeps_max_steps() {
+    let spec = FindCapacity {
+        max_steps: 2,
+        ..spec(1_000.0, 500_000.0, 2.0, 0.05)
+    };
+    let mut search = Search::new(&spec);
+    while let Some(step) = search.next_step() {
+        search.record(step, StepVerdict::Pass);
+    }
+    search.stop(Stopped::MaxDuration);
+    let r = search.result();
+    assert_eq!(r.stopped, Some(Stopped::MaxSteps));
+    assert_eq!(rates(&r), [(1_000.0, false), (1_000.0, true)]);
+    assert_eq!(r.capacity_per_s, Some(1_000.0));
+}
+
+#[test]
 fn a_precision_too_fine_for_floating_point_still_ends() {
     let spec = FindCapacity {
         max_steps: 1_000,
