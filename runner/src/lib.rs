@@ -14,6 +14,7 @@
 //! evidence sampler's thread `floodgate-evidence` (when the target listens
 //! in this network namespace); all are gone when it returns.
 
+pub mod capacity;
 pub mod exit;
 pub mod lab;
 pub mod load;
