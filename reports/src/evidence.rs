@@ -117,6 +117,37 @@ pub struct EvidenceReport {
     pub errors: Vec<String>,
 }
 
+impl EvidenceReport {
+    /// The share of this timeline that phase `name` covers: its counter
+    /// deltas, its samples, and the figures drawn from them; `None` when
+    /// no phase has that name.
+    pub fn phase(&self, name: &str) -> Option<EvidenceReport> {
+        let p = self.phases.iter().find(|p| p.name == name)?;
+        let samples: Vec<Sample> = self
+            .samples
+            .iter()
+            .filter(|s| (p.start_ms..=p.end_ms).contains(&s.t_ms))
+            .copied()
+            .collect();
+        Some(EvidenceReport {
+            local_port: self.local_port,
+            interval_ms: self.interval_ms,
+            duration_ms: p.end_ms.saturating_sub(p.start_ms),
+            counters: p.counters,
+            phases: vec![p.clone()],
+            max_queue_depth: samples.iter().map(|s| s.queue_depth).max().unwrap_or(0),
+            max_syn_recv: samples.iter().filter_map(|s| s.syn_recv).max().unwrap_or(0),
+            full_ms: samples.iter().filter(|s| s.queue_depth > s.backlog).count() as u64
+                * self.interval_ms,
+            listener_seen: self.listener_seen,
+            backlog: self.backlog,
+            samples,
+            samples_dropped: self.samples_dropped,
+            errors: self.errors.clone(),
+        })
+    }
+}
+
 /// Counter deltas between two marks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {

@@ -1,0 +1,217 @@
+//! The report of a scenario run (`floodgate run`, `DIR/report.json`): the
+//! scenario as it was read (text, hash, overrides), one entry per phase
+//! (its [`Run`], probe report or find-capacity result, and its thresholds
+//! with what was measured), the whole run's thresholds, and the status the
+//! exit code is drawn from. The JSON Schema is
+//! `reports/schema/scenario.schema.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::EvidenceReport;
+use crate::probe::ProbeReport;
+use crate::run::Run;
+
+/// The format of a scenario report, bumped on incompatible changes.
+pub const SCENARIO_SCHEMA: &str = "floodgate.scenario/1";
+
+/// What `floodgate run` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    /// [`SCENARIO_SCHEMA`].
+    pub schema: String,
+    pub floodgate_version: String,
+    pub scenario: ScenarioEcho,
+    /// The seed every phase's schedule was drawn from.
+    pub seed: u64,
+    /// The target URL (the reference server's, when the run started one).
+    pub target: String,
+    pub started_at_unix_s: f64,
+    pub elapsed_s: f64,
+    /// Interrupted, or stopped by `abort_on_fail`: phases after the stop
+    /// did not run.
+    pub partial: bool,
+    pub status: Status,
+    /// Why, in one sentence per reason (the failed thresholds, the lagging
+    /// generator, the interruption).
+    pub reasons: Vec<String>,
+    pub phases: Vec<PhaseReport>,
+    /// The scenario's own thresholds, judged over every phase that is not a
+    /// warm-up.
+    pub thresholds: Vec<ThresholdResult>,
+    /// The kernel's evidence over the whole run, when the target listened
+    /// in this network namespace; each phase's run has its share.
+    pub evidence: Option<EvidenceReport>,
+}
+
+/// The scenario as it was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioEcho {
+    pub name: String,
+    /// The path as given on the command line.
+    pub file: String,
+    /// SHA-256 of `text`, hex.
+    pub sha256: String,
+    pub text: String,
+    /// The `--set KEY=VALUE` overrides, in order.
+    pub sets: Vec<String>,
+}
+
+/// What a run's exit code says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every threshold held: exit 0.
+    Pass,
+    /// A threshold failed: exit 1.
+    Fail,
+    /// The generator could not hold its schedule: exit 4.
+    Inconclusive,
+    /// Ctrl-C: exit 130, with the phases that ran.
+    Interrupted,
+}
+
+/// One phase as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseReport {
+    pub name: String,
+    /// As written: `steady`, `ramp`, `find-capacity`, …
+    pub kind: String,
+    /// Measured and reported, never judged.
+    pub warmup: bool,
+    /// From the start of the scenario run.
+    pub start_s: f64,
+    pub elapsed_s: f64,
+    /// Did not run (the run was interrupted or aborted before it).
+    pub skipped: bool,
+    /// The load the phase sent (none for `pause`, `backlog-probe` and
+    /// `find-capacity`, whose steps carry theirs).
+    pub run: Option<Run>,
+    pub probe: Option<ProbeReport>,
+    pub capacity: Option<CapacityReport>,
+    /// Why the phase says nothing about the server, if it does not: the
+    /// generator lagged, or ran out of ports or descriptors.
+    pub inconclusive: Option<String>,
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// One threshold, judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// As written: `latency.p99 < 25ms over 10s`.
+    pub threshold: String,
+    pub status: Judged,
+    /// The measured value in the threshold's unit, as text (`14.2ms`,
+    /// `0.35%`, `accept_queue_overflow`); for `over`, the worst window's.
+    pub measured: Option<String>,
+    /// With `over`: the first window that failed, from the phase's start.
+    pub failed_window: Option<WindowSpan>,
+    /// Why it could not be judged, or what failed, in words.
+    pub note: Option<String>,
+}
+
+/// How a threshold came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Judged {
+    Pass,
+    Fail,
+    /// A warm-up phase's: measured, never judged.
+    NotJudged,
+}
+
+/// A window of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WindowSpan {
+    pub start_s: f64,
+    pub duration_s: f64,
+}
+
+/// A find-capacity phase's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityReport {
+    /// The highest confirmed passing rate; `null` when none was confirmed.
+    pub capacity_per_s: Option<f64>,
+    /// A step above the capacity was inconclusive: capacity is "at least".
+    pub generator_bound: bool,
+    pub last_pass_per_s: Option<f64>,
+    pub first_fail_per_s: Option<f64>,
+    /// A higher rate passed after a lower one failed.
+    pub unstable: bool,
+    /// `max` passed: the capacity is at least `max`.
+    pub reached_max: bool,
+    /// Which SLO term the first failing step failed, with the verdict.
+    pub first_fail_why: Option<String>,
+    /// Why the search stopped early, if it did: `max_steps`,
+    /// `max_duration`, `interrupted`.
+    pub stopped: Option<String>,
+    /// The result in one sentence.
+    pub summary: String,
+    pub steps: Vec<CapacityStep>,
+}
+
+/// One measured step of a find-capacity phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityStep {
+    pub rate_per_s: f64,
+    /// A re-run of the best passing rate.
+    pub confirm: bool,
+    /// `pass`, `fail` or `inconclusive`.
+    pub verdict: String,
+    /// What failed, or why the step was inconclusive.
+    pub why: Option<String>,
+    /// The measured part of the step (after its settle).
+    pub run: Run,
+}
+
+impl ScenarioReport {
+    /// Writes the report as pretty-printed JSON.
+    pub fn write_json<W: std::io::Write>(&self, w: W) -> serde_json::Result<()> {
+        serde_json::to_writer_pretty(w, self)
+    }
+}
+
+/// Why a scenario report cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioReadError {
+    #[error("not a floodgate scenario report: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("schema {0:?}: this floodgate reads {SCENARIO_SCHEMA:?}")]
+    Schema(String),
+    #[error("phases[{index}].{what}: {why}")]
+    Run {
+        index: usize,
+        what: &'static str,
+        why: crate::read::ReadError,
+    },
+}
+
+/// Reads a scenario report, checking every run in it as [`crate::read`]
+/// checks a result file.
+pub fn read(bytes: &[u8]) -> Result<ScenarioReport, ScenarioReadError> {
+    if bytes.len() > crate::read::MAX_FILE_BYTES {
+        return Err(ScenarioReadError::Json(serde::de::Error::custom(format!(
+            "the file is {} bytes, over the {}-byte limit",
+            bytes.len(),
+            crate::read::MAX_FILE_BYTES
+        ))));
+    }
+    let report: ScenarioReport = serde_json::from_slice(bytes)?;
+    if report.schema != SCENARIO_SCHEMA {
+        return Err(ScenarioReadError::Schema(report.schema));
+    }
+    let check = |index: usize, what: &'static str, run: &Run| {
+        let bytes = serde_json::to_vec(run).map_err(ScenarioReadError::Json)?;
+        crate::read::read(&bytes)
+            .map(drop)
+            .map_err(|why| ScenarioReadError::Run { index, what, why })
+    };
+    for (index, p) in report.phases.iter().enumerate() {
+        if let Some(run) = &p.run {
+            check(index, "run", run)?;
+        }
+        for step in p.capacity.iter().flat_map(|c| &c.steps) {
+            check(index, "capacity.steps[].run", &step.run)?;
+        }
+    }
+    Ok(report)
+}
