@@ -418,6 +418,7 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
         ca_pem,
         insecure: args.insecure,
         malformed: args.malformed,
+        segments: Vec::new(),
     })
 }
 

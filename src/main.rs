@@ -9,6 +9,7 @@ mod check;
 mod flags;
 mod load;
 mod probe;
+mod run;
 mod serve;
 
 /// Load, fuzz and probe a server socket.
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the reference HTTP/1.1 server.
     Serve(serve::Args),
+    /// Run a scenario file: phases, thresholds, a report and an exit code.
+    Run(run::Args),
     /// Load a server (by default, a reference server started for the run).
     Load(load::Args),
     /// Validate scenario files offline; nothing is started (exit 0 or 2).
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Run(args) => run::run(args),
         Command::Load(args) => load::run(args),
         Command::Probe(ProbeCommand::Backlog(args)) => probe::run(args),
         Command::Check(args) => check::run(args),

@@ -118,6 +118,52 @@ pub struct EvidenceReport {
 }
 
 impl EvidenceReport {
+    /// Appends `next`, recorded from `offset_ms` after this timeline's
+    /// start: counters added, phases and samples moved by the offset.
+    pub fn append(&mut self, next: &EvidenceReport, offset_ms: u64) {
+        let c = &mut self.counters;
+        let n = &next.counters;
+        for (a, b) in [
+            (&mut c.listen_overflows, n.listen_overflows),
+            (&mut c.listen_drops, n.listen_drops),
+            (
+                &mut c.tcp_req_q_full_do_cookies,
+                n.tcp_req_q_full_do_cookies,
+            ),
+            (&mut c.tcp_req_q_full_drop, n.tcp_req_q_full_drop),
+            (&mut c.syncookies_sent, n.syncookies_sent),
+            (&mut c.syncookies_recv, n.syncookies_recv),
+            (&mut c.syncookies_failed, n.syncookies_failed),
+            (&mut c.embryonic_rsts, n.embryonic_rsts),
+            (&mut c.tcp_syn_retrans, n.tcp_syn_retrans),
+            (&mut c.active_opens, n.active_opens),
+            (&mut c.passive_opens, n.passive_opens),
+            (&mut c.attempt_fails, n.attempt_fails),
+            (&mut c.out_rsts, n.out_rsts),
+        ] {
+            *a += b;
+        }
+        self.local_port = self.local_port.or(next.local_port);
+        self.interval_ms = next.interval_ms;
+        self.duration_ms = offset_ms + next.duration_ms;
+        self.phases.extend(next.phases.iter().map(|p| Phase {
+            start_ms: p.start_ms + offset_ms,
+            end_ms: p.end_ms + offset_ms,
+            ..p.clone()
+        }));
+        self.samples.extend(next.samples.iter().map(|s| Sample {
+            t_ms: s.t_ms + offset_ms,
+            ..*s
+        }));
+        self.samples_dropped += next.samples_dropped;
+        self.listener_seen |= next.listener_seen;
+        self.backlog = next.backlog.or(self.backlog);
+        self.max_queue_depth = self.max_queue_depth.max(next.max_queue_depth);
+        self.max_syn_recv = self.max_syn_recv.max(next.max_syn_recv);
+        self.full_ms += next.full_ms;
+        self.errors.extend(next.errors.iter().cloned());
+    }
+
     /// The share of this timeline that phase `name` covers: its counter
     /// deltas, its samples, and the figures drawn from them; `None` when
     /// no phase has that name.

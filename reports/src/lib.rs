@@ -4,7 +4,7 @@
 //! one histogram codec (`histogram`), the outcome taxonomy (`outcome`), the
 //! kernel's evidence as data (`evidence`), the verdict drawn from it all
 //! (`verdict`), the backlog probe's report (`probe`), the time series and its windows
-//! (`series`), the report of a scenario run (`scenario`), and the text renderers
+//! (`series`), the report of a scenario run (`scenario`) and its summary (`summary`), and the text renderers
 //! (`text`), each a function over `W: Write`. The JSON Schemas of the files
 //! live in `reports/schema/`.
 //!
@@ -21,6 +21,7 @@ pub mod read;
 pub mod run;
 pub mod scenario;
 pub mod series;
+pub mod summary;
 pub mod text;
 pub mod verdict;
 

@@ -237,6 +237,63 @@ impl Run {
         self
     }
 
+    /// The runs of several phases as one, for thresholds judged over all of
+    /// them: books, connects and histograms added up, the achieved rate
+    /// over their windows together, the plan and the malformed section of
+    /// the first, `evidence` (the whole run's) and the verdict drawn from
+    /// it all. `None` without runs, or when a histogram does not decode.
+    pub fn combine(runs: &[&Run], evidence: Option<&EvidenceReport>) -> Option<Run> {
+        let (first, rest) = runs.split_first()?;
+        let mut all = (*first).clone();
+        let mut h = all.histograms.decode().ok()?;
+        for r in rest {
+            let d = r.histograms.decode().ok()?;
+            for (a, b) in [
+                (&mut h.response_time, &d.response_time),
+                (&mut h.service_time, &d.service_time),
+                (&mut h.connect_time, &d.connect_time),
+                (&mut h.generator_lag, &d.generator_lag),
+            ] {
+                a.add(b).ok()?;
+            }
+            all.scheduled += r.scheduled;
+            for (o, n) in &r.outcomes {
+                *all.outcomes.entry(*o).or_default() += n;
+            }
+            all.connects += r.connects;
+            all.elapsed_s += r.elapsed_s;
+            all.window_s += r.window_s;
+            all.partial |= r.partial;
+        }
+        let answered: u64 = ANSWERED
+            .iter()
+            .map(|o| all.outcomes.get(o).copied().unwrap_or(0))
+            .sum();
+        all.achieved_rate_per_s = (answered as f64 / all.window_s.max(1e-9) * 10.0).round() / 10.0;
+        let asked: Option<f64> = runs
+            .iter()
+            .map(|r| r.asked_rate_per_s.map(|a| a * r.window_s))
+            .sum();
+        all.asked_rate_per_s = asked.map(|a| a / all.window_s.max(1e-9));
+        all.latency_us = Percentiles::of(&h.response_time);
+        all.service_time_us = Percentiles::of(&h.service_time);
+        all.connect_time_us = Percentiles::of(&h.connect_time);
+        all.generator_lag_us = Percentiles::of(&h.generator_lag);
+        all.histograms = Histograms::encode(
+            &h.response_time,
+            &h.service_time,
+            &h.connect_time,
+            &h.generator_lag,
+        )
+        .ok()?;
+        all.intervals = Vec::new();
+        all.evidence = None;
+        let counts = |o: Outcome| all.outcomes.get(&o).copied().unwrap_or(0);
+        all.verdict = draw_verdict(counts, all.connects, evidence);
+        all.evidence = evidence.cloned();
+        Some(all)
+    }
+
     /// Writes the result as pretty-printed JSON.
     pub fn write_json<W: std::io::Write>(&self, w: W) -> serde_json::Result<()> {
         serde_json::to_writer_pretty(w, self)

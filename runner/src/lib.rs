@@ -20,6 +20,7 @@ pub mod lab;
 pub mod load;
 pub mod probe;
 pub mod reference;
+pub mod run;
 pub mod scenario;
 
 pub use exit::Exit;

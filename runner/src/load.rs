@@ -55,6 +55,58 @@ pub struct Finished {
     pub malformed_files: Vec<(String, Vec<u8>)>,
 }
 
+/// Where a run's load goes: the reference server started for it, or the
+/// target's address, looked up once; with the descriptor limit raised.
+/// `floodgate load` and `floodgate run` start theirs this one way.
+pub struct Subject {
+    /// The reference server, when the run started one; stopped by
+    /// [`Subject::stop`].
+    pub server: Option<InProcess>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Subject {
+    /// Raises the descriptor limit, then starts the reference server
+    /// (`server`) when there is no `target`, or resolves the target (the
+    /// only lookup) and, when `preflight` is given, connects once within it
+    /// so an unreachable target is one clear error rather than a run full
+    /// of `connect_refused`.
+    pub fn start(
+        target: Option<&floodgate_loadgen::plan::TargetUrl>,
+        server: floodgate_server::Config,
+        preflight: Option<Duration>,
+    ) -> Result<Subject, LoadError> {
+        match floodgate_kernel::raise_fd_limit(None) {
+            Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE"),
+            Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
+        }
+        let Some(url) = target else {
+            let server = InProcess::start(server)?;
+            let addr = server.addr();
+            return Ok(Subject {
+                server: Some(server),
+                addr,
+            });
+        };
+        let addr = url.resolve().map_err(LoadError::Resolve)?;
+        if let Some(timeout) = preflight {
+            TcpStream::connect_timeout(&addr, timeout).map_err(|error| LoadError::Unreachable {
+                url: url.url.clone(),
+                addr,
+                error,
+            })?;
+        }
+        Ok(Subject { server: None, addr })
+    }
+
+    /// Stops the reference server, if one was started.
+    pub fn stop(self) {
+        if let Some(server) = self.server {
+            server.stop();
+        }
+    }
+}
+
 /// Runs `request` to the end, or until `stop` is set (then in-flight
 /// requests get the plan's grace). `started` is called once the plan is
 /// resolved, before the first request; `progress` about once a second.
@@ -64,31 +116,10 @@ pub fn run(
     started: impl FnOnce(&Plan),
     progress: impl FnMut(&Snapshot),
 ) -> Result<Finished, LoadError> {
-    match floodgate_kernel::raise_fd_limit(None) {
-        Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE"),
-        Err(e) => tracing::warn!("cannot raise RLIMIT_NOFILE: {e}"),
-    }
-    let server = match request.plan.target() {
-        Some(_) => None,
-        None => Some(InProcess::start(request.server)?),
-    };
-    // The target's address: the server's own, or the plan's host looked up
-    // (the only lookup).
-    let plan = match &server {
-        Some(s) => request.plan.with_target_addr(s.addr()),
-        None => request.plan.resolve().map_err(LoadError::Resolve)?,
-    };
-    if matches!(plan.mode, Mode::Requests | Mode::Churn) {
-        // One connect first, so an unreachable target is one clear error
-        // rather than a run full of connect_refused.
-        TcpStream::connect_timeout(&plan.target.addr, plan.connect_timeout).map_err(|error| {
-            LoadError::Unreachable {
-                url: plan.target.url.clone(),
-                addr: plan.target.addr,
-                error,
-            }
-        })?;
-    }
+    let preflight = matches!(request.plan.mode(), Mode::Requests | Mode::Churn)
+        .then(|| request.plan.connect_timeout());
+    let subject = Subject::start(request.plan.target(), request.server, preflight)?;
+    let plan = request.plan.with_target_addr(subject.addr);
     started(&plan);
     tracing::info!(
         seed = plan.seed,
@@ -106,9 +137,7 @@ pub fn run(
     if let Some(recorder) = evidence {
         run = run.with_evidence(recorder.finish());
     }
-    if let Some(server) = server {
-        server.stop();
-    }
+    subject.stop();
     let malformed_files = match &plan.malformed {
         Some(m) => {
             floodgate_loadgen::malformed::files_to_save(&m.generator, &ran.recorder.malformed)

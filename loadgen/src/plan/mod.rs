@@ -483,6 +483,16 @@ impl ValidPlan {
         self.target.as_ref()
     }
 
+    /// What each connection slot will do.
+    pub fn mode(&self) -> Mode {
+        self.input.mode
+    }
+
+    /// How long a connect may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.input.connect_timeout
+    }
+
     /// Resolves the target's host ([`TargetUrl::resolve`]), the one step
     /// that looks anything up. Errors name `target`, as does a plan without
     /// a target URL, which has nothing to resolve.

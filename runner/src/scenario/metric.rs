@@ -119,6 +119,14 @@ impl Metric {
     }
 
     /// What the value is and an example, for messages.
+    /// Whether the run keeps it per second, so `over WINDOW` can judge it.
+    pub fn has_series(self) -> bool {
+        matches!(
+            self,
+            Metric::Latency(_) | Metric::Errors | Metric::RateAchieved
+        )
+    }
+
     pub(super) fn expected(self) -> &'static str {
         match self {
             Metric::Latency(_) | Metric::Service(_) | Metric::Connect(_) => {

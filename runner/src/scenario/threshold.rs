@@ -180,6 +180,23 @@ pub fn parse(text: &str) -> Result<Threshold, ThresholdError> {
             format!("{metric} is one figure per phase; `over WINDOW` does not apply to it"),
         ));
     }
+    if over.is_some() && !metric.has_series() {
+        return Err(ThresholdError::new(
+            whole,
+            format!(
+                "{metric} is not kept second by second; `over WINDOW` applies to latency.*, errors and rate.achieved"
+            ),
+        ));
+    }
+    if let Some(w) = over.filter(|w| w.subsec_nanos() != 0) {
+        let at = rest.last().map_or(whole.clone(), |(_, at)| at.clone());
+        return Err(ThresholdError::new(
+            at,
+            format!(
+                "a window is a whole number of seconds (the series is kept per second), found {w:?}"
+            ),
+        ));
+    }
     Ok(Threshold {
         text: text.to_string(),
         metric,

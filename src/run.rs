@@ -1,0 +1,195 @@
+//! `floodgate run SCENARIO.toml`: validates the scenario (with `--target`
+//! and `--set` overrides) before anything starts, opens `--out DIR`, runs
+//! it through `floodgate_runner::run`, shows progress (an indicatif bar per
+//! phase on a terminal, a line a second otherwise), writes
+//! `DIR/report.json`, prints the summary and exits with the status's code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use floodgate_reports::scenario::{ScenarioReport, Status};
+use floodgate_runner::Exit;
+use floodgate_runner::run::{Progress, RunRequest};
+use floodgate_runner::scenario;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Flags of `floodgate run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The scenario file (TOML), e.g. scenarios/smoke.toml.
+    #[arg(value_name = "SCENARIO")]
+    file: PathBuf,
+    /// Load this target instead of the scenario's (http://HOST:PORT/PATH,
+    /// https://..., tcp://HOST:PORT); validated as the file's `target`.
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// Where report.json is written (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "floodgate-report")]
+    out: PathBuf,
+    /// Override a field of the scenario, validated like the file:
+    /// `phase.capacity.max=200k/s`, `server.backlog=64`, `seed=7`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let name = args.file.display().to_string();
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("floodgate run: error: cannot read {name}: {e}");
+            return Ok(Exit::Usage.into());
+        }
+    };
+    let mut sets = args.sets.clone();
+    if let Some(t) = &args.target {
+        sets.push(format!("target={}", toml_string(t)));
+    }
+    let scenario = match scenario::check(&name, &text, &sets) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprint!("{errors}");
+            return Ok(Exit::Usage.into());
+        }
+    };
+    // Opened before the run, so a directory that cannot be written costs
+    // no run.
+    let report_path = args.out.join("report.json");
+    let out = std::fs::create_dir_all(&args.out).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&report_path)
+    });
+    let out = match out {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "floodgate run: error: cannot write --out {}: {e}",
+                report_path.display()
+            );
+            return Ok(Exit::Usage.into());
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the Ctrl-C handler")?;
+    }
+    let request = RunRequest {
+        scenario,
+        file: name,
+        text,
+        sets: args.sets,
+    };
+    let mut bars = Bars::default();
+    let result = floodgate_runner::run::run(request, &stop, &mut |p| bars.show(&p));
+    bars.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("floodgate run: error: {e}");
+            let _ = std::fs::remove_file(&report_path);
+            return Ok(if e.is_invalid_input() {
+                Exit::Usage
+            } else {
+                Exit::CouldNotRun
+            }
+            .into());
+        }
+    };
+    write_report(out, &report).with_context(|| format!("writing {}", report_path.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    floodgate_reports::summary::write(&mut stdout, &report).context("writing the summary")?;
+    writeln!(stdout, "report: {}", report_path.display()).context("writing the summary")?;
+    Ok(match report.status {
+        Status::Pass => Exit::Pass,
+        Status::Fail => Exit::Failed,
+        Status::Inconclusive => Exit::Inconclusive,
+        Status::Interrupted => Exit::Interrupted,
+    }
+    .into())
+}
+
+fn write_report(out: std::fs::File, report: &ScenarioReport) -> anyhow::Result<()> {
+    let mut w = std::io::BufWriter::new(out);
+    report.write_json(&mut w)?;
+    writeln!(w)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// A string as a TOML string literal, for the `--target` override.
+fn toml_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+/// One indicatif bar per phase on a terminal; a log line a second
+/// otherwise.
+#[derive(Default)]
+struct Bars {
+    current: Option<(usize, Option<ProgressBar>)>,
+}
+
+impl Bars {
+    fn show(&mut self, p: &Progress) {
+        if self.current.as_ref().is_none_or(|(i, _)| *i != p.phase) {
+            self.finish();
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let len = p.planned.map_or(0, |d| d.as_secs().max(1));
+                let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+                let style =
+                    ProgressStyle::with_template("{prefix:>16} {elapsed_precise} [{bar:24}] {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar());
+                bar.set_style(style.progress_chars("=> "));
+                bar.set_prefix(format!("{} [{}]", p.name, p.kind));
+                bar
+            });
+            self.current = Some((p.phase, bar));
+        }
+        let figures = match &p.load {
+            Some(s) => {
+                let secs = s.elapsed.as_secs_f64().max(1e-9);
+                format!(
+                    "{:.0}/s  p99 {:.2} ms  {} errors",
+                    s.done as f64 / secs,
+                    s.p99_us as f64 / 1000.0,
+                    s.errors
+                )
+            }
+            None => String::new(),
+        };
+        let note = p.note.as_deref().unwrap_or("");
+        match &self.current {
+            Some((_, Some(bar))) => {
+                bar.set_position(p.elapsed.as_secs());
+                bar.set_message(format!("{figures}  {note}"));
+            }
+            _ => tracing::info!(
+                phase = p.name,
+                kind = p.kind,
+                n = format!("{}/{}", p.phase + 1, p.phases),
+                elapsed_s = format!("{:.0}", p.elapsed.as_secs_f64()),
+                "{figures} {note}"
+            ),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((_, Some(bar))) = self.current.take() {
+            bar.finish();
+        }
+    }
+}
