@@ -109,6 +109,10 @@ pub struct Recorder {
     /// from the run's start, the series from this.
     pub phase_start: Duration,
     pub series: Series,
+    /// The load threads' event loops: time covered, and time spent waiting
+    /// in epoll for the network or a timer (summed over threads).
+    pub loop_time: Duration,
+    pub loop_idle: Duration,
 }
 
 impl Default for Recorder {
@@ -116,6 +120,8 @@ impl Default for Recorder {
         Recorder {
             phase_start: Duration::ZERO,
             series: Series::default(),
+            loop_time: Duration::ZERO,
+            loop_idle: Duration::ZERO,
             response: histogram(),
             service: histogram(),
             connect: histogram(),
@@ -219,5 +225,14 @@ impl Recorder {
         self.open_max += other.open_max;
         self.malformed.merge(&other.malformed);
         self.series.merge(&other.series);
+        self.loop_time += other.loop_time;
+        self.loop_idle += other.loop_idle;
+    }
+
+    /// The share of their time the event loops were busy rather than
+    /// waiting; `None` before any loop ran.
+    pub fn loop_busy(&self) -> Option<f64> {
+        (!self.loop_time.is_zero())
+            .then(|| 1.0 - self.loop_idle.as_secs_f64() / self.loop_time.as_secs_f64())
     }
 }

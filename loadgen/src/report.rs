@@ -157,6 +157,7 @@ fn build_part(plan: &Plan, run: &RunResult, part: &Part) -> Run {
             .as_ref()
             .map(|m| malformed_report(m.fraction, rec)),
         intervals: intervals(rec, part.elapsed),
+        generator_busy: rec.loop_busy().map(|b| (b * 1000.0).round() / 1000.0),
     }
 }
 

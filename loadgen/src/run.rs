@@ -192,6 +192,7 @@ fn drive(
     let mut grace_end: Option<Instant> = None;
     // Half a second in, so the first progress line has a figure.
     let mut next_p99 = Instant::now() + Duration::from_millis(500);
+    let mut iteration = Instant::now();
     loop {
         let mut ran = 0;
         while ran < BATCH && ex.try_tick() {
@@ -238,7 +239,23 @@ fn drive(
             };
             until.map(|u| u.saturating_duration_since(now))
         };
-        if let Err(e) = reactor.wait(timeout) {
+        let waited = reactor.wait(timeout);
+        // How much of its time the loop spends waiting for the network:
+        // a loop that never waits is the run's bottleneck itself.
+        let after = Instant::now();
+        {
+            let k = match &sh.plan.profile {
+                Some(p) => p.segment_at(sh.offset(iteration)),
+                None => 0,
+            };
+            let mut recs = sh.recs.borrow_mut();
+            recs[k].loop_time += after - iteration;
+            if timeout != Some(Duration::ZERO) {
+                recs[k].loop_idle += after - now;
+            }
+        }
+        iteration = after;
+        if let Err(e) = waited {
             tracing::error!("epoll wait failed on a load thread: {e}");
             return;
         }

@@ -71,6 +71,11 @@ pub struct Run {
     /// second did. Absent from files written before it existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<Interval>,
+    /// The share of the run the generator's event loops were busy rather
+    /// than waiting for the network: near 1, the generator itself was the
+    /// bottleneck. Absent from files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_busy: Option<f64>,
 }
 
 /// Malformed traffic, kept apart from the valid books: `scheduled` and
@@ -264,6 +269,10 @@ impl Run {
             all.elapsed_s += r.elapsed_s;
             all.window_s += r.window_s;
             all.partial |= r.partial;
+            all.generator_busy = match (all.generator_busy, r.generator_busy) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
         }
         let answered: u64 = ANSWERED
             .iter()

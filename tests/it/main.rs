@@ -7,6 +7,7 @@ mod check;
 mod flags;
 mod load;
 mod probe;
+mod run;
 mod schema;
 mod serve;
 mod util;

@@ -16,6 +16,10 @@ use crate::scenario::{Bound, Metric, Op, Stat, Threshold};
 /// inconclusive (`max_lag`).
 pub const MAX_LAG_SHARE: f64 = 0.01;
 
+/// The share of an open loop's time the generator's event loops may be
+/// busy (not waiting for the network) before the phase is inconclusive.
+pub const MAX_BUSY_SHARE: f64 = 0.9;
+
 /// What a phase measured, for its thresholds.
 #[derive(Default, Clone, Copy)]
 pub struct Measured<'a> {
@@ -310,6 +314,18 @@ pub fn inconclusive(run: &Run) -> Option<String> {
             trim(share(lagged, run.scheduled) * 100.0),
             trim(MAX_LAG_SHARE * 100.0)
         ));
+    }
+    // An open loop's schedule is the generator's to hold: a loop that was
+    // busy all the time fell behind it, whatever the lag shows (late sends
+    // on busy connections count as response time, not as lag).
+    if let (Some(busy), Some(_)) = (run.generator_busy, run.asked_rate_per_s) {
+        if busy > MAX_BUSY_SHARE {
+            return Some(format!(
+                "the generator's event loops were busy {}% of the time (over {}%): it could not hold the schedule, so the run says nothing about the server; give it more threads or ask for less",
+                trim(busy * 100.0),
+                trim(MAX_BUSY_SHARE * 100.0)
+            ));
+        }
     }
     for (o, what) in [
         (Outcome::LocalPortExhausted, "local ports"),

@@ -308,13 +308,23 @@ impl Ctx<'_> {
                 marked += 1;
             }
             let k = marked - 1;
-            let p = &scenario.phases[first + k];
+            // The segments of a chain are phases; a find-capacity step's
+            // (settle, step) are one phase's.
+            let index = if names.len() > 1
+                && first + k < phases
+                && names[k] == scenario.phases[first + k].name
+            {
+                first + k
+            } else {
+                first
+            };
+            let p = &scenario.phases[index];
             progress(Progress {
-                phase: first + k,
+                phase: index,
                 phases,
                 name: &p.name,
                 kind: p.kind.name(),
-                elapsed: s.elapsed.saturating_sub(starts[k]),
+                elapsed: s.elapsed.saturating_sub(starts[index - first]),
                 planned: p.planned_duration(),
                 load: Some(*s),
                 note: note.clone(),

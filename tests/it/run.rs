@@ -1,0 +1,393 @@
+//! `floodgate run`: the shipped smoke scenario end to end, thresholds that
+//! fail and name themselves, windows that catch a stall the whole phase
+//! hides, find-capacity against a server of known capacity, a starved
+//! generator (exit 4), Ctrl-C (exit 130 with a partial report), and
+//! invalid scenarios refused before anything starts.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use floodgate_reports::scenario::{self, ScenarioReport, Status};
+
+use crate::util::floodgate;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh directory for one test's files.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("floodgate-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `floodgate run FILE --out DIR ARGS...`; the report, if written.
+fn run(file: &Path, out: &Path, args: &[&str]) -> (Output, Option<ScenarioReport>) {
+    let output = floodgate()
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .output()
+        .unwrap();
+    let report = std::fs::read(out.join("report.json"))
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| scenario::read(&b).expect("the report reads back, every run in it checked"));
+    (output, report)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Writes a scenario file.
+fn scenario_file(d: &Path, toml: &str) -> PathBuf {
+    let f = d.join("scenario.toml");
+    std::fs::write(&f, toml).unwrap();
+    f
+}
+
+#[test]
+fn the_smoke_scenario_runs_end_to_end_and_passes() {
+    let d = dir("smoke");
+    let (out, report) = run(&root().join("scenarios/smoke.toml"), &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let r = report.expect("report.json");
+    assert_eq!(r.status, Status::Pass);
+    let kinds: Vec<&str> = r.phases.iter().map(|p| p.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "steady",
+            "ramp",
+            "closed",
+            "pause",
+            "connect-storm",
+            "hold",
+            "malformed",
+            "backlog-probe"
+        ]
+    );
+    assert!(r.phases.iter().all(|p| !p.skipped));
+    // The warm-up and the ramp run over the same eight connections: the
+    // ramp opened none of its own.
+    let connects = |name: &str| {
+        r.phases
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .run
+            .as_ref()
+            .unwrap()
+            .connects
+    };
+    assert_eq!(connects("warmup") + connects("ramp"), 8, "{stdout}");
+    assert_eq!(connects("ramp"), 0);
+    // The scenario's text and hash are recorded.
+    let file = std::fs::read_to_string(root().join("scenarios/smoke.toml")).unwrap();
+    assert_eq!(r.scenario.text, file);
+    assert_eq!(r.scenario.sha256.len(), 64);
+    // The summary names each threshold with its measured value.
+    assert!(
+        stdout.contains("[pass] latency.p99 < 100ms over 1s: measured"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS: every threshold held"), "{stdout}");
+}
+
+#[test]
+fn a_threshold_that_cannot_hold_fails_the_run_and_names_itself() {
+    let d = dir("cannot-hold");
+    let f = scenario_file(
+        &d,
+        r#"
+name = "cannot-hold"
+[defaults]
+connections = 2
+threads = 1
+[[phase]]
+name = "steady"
+kind = "steady"
+rate = "100/s"
+duration = "1s"
+thresholds = ["latency.p99 < 1us", "errors < 1%"]
+"#,
+    );
+    let (out, report) = run(&f, &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[FAIL] latency.p99 < 1us: measured"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[pass] errors < 1%"), "{stdout}");
+    assert!(
+        stdout.contains("phase \"steady\": `latency.p99 < 1us` failed, measured"),
+        "{stdout}"
+    );
+    assert_eq!(report.unwrap().status, Status::Fail);
+}
+
+/// A keep-alive HTTP server on loopback that answers every request at once,
+/// except that requests arriving in `[stall_at, stall_at + stall)` after
+/// its first request are held until the stall ends.
+fn stalling_server(stall_at: Duration, stall: Duration) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let first = first.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                let mut line = String::new();
+                loop {
+                    // One request head: lines up to the blank one.
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line != "\r\n" {
+                        continue;
+                    }
+                    let t0 = *first.get_or_init(Instant::now);
+                    let end = t0 + stall_at + stall;
+                    let now = Instant::now();
+                    if now >= t0 + stall_at && now < end {
+                        std::thread::sleep(end - now);
+                    }
+                    if conn
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn windows_catch_a_stall_that_the_whole_phase_percentile_hides() {
+    let d = dir("stall");
+    let addr = stalling_server(Duration::from_secs(4), Duration::from_secs(2));
+    let f = scenario_file(
+        &d,
+        &format!(
+            r#"
+name = "stall"
+target = "http://{addr}/"
+[defaults]
+connections = 4
+threads = 1
+read_timeout = "5s"
+[[phase]]
+name = "steady"
+kind = "steady"
+rate = "100/s"
+duration = "10s"
+thresholds = ["latency.p50 < 100ms", "latency.p50 < 100ms over 2s"]
+"#
+        ),
+    );
+    let (out, report) = run(&f, &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let r = report.unwrap();
+    let t = &r.phases[0].thresholds;
+    // A fifth of the requests waited: the whole phase's median does not
+    // show it, the windows around the stall do.
+    assert_eq!(t[0].status, scenario::Judged::Pass, "{stdout}");
+    assert_eq!(t[1].status, scenario::Judged::Fail, "{stdout}");
+    let w = t[1].failed_window.expect("the failing window");
+    assert!((3.0..=5.0).contains(&w.start_s), "{w:?}");
+}
+
+#[test]
+fn find_capacity_finds_the_knee_of_a_server_of_known_capacity() {
+    // Ten connections, each request held 10 ms by the server: at most
+    // 1,000 requests a second.
+    let d = dir("capacity");
+    let f = scenario_file(
+        &d,
+        r#"
+name = "knee"
+[defaults]
+connections = 10
+threads = 1
+read_timeout = "5s"
+mix = [ { weight = 1, method = "GET", path = "/delay/10" } ]
+[[phase]]
+name = "capacity"
+kind = "find-capacity"
+start = "250/s"
+max = "4k/s"
+step = "2s"
+settle = "1s"
+cooldown = "500ms"
+precision = "5%"
+max_steps = 20
+slo = ["latency.p99 < 100ms"]
+thresholds = ["capacity >= 1/s"]
+"#,
+    );
+    let (out, report) = run(&f, &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let c = report.unwrap().phases[0].capacity.clone().unwrap();
+    let capacity = c.capacity_per_s.expect("a confirmed capacity");
+    assert!(
+        (850.0..=1150.0).contains(&capacity),
+        "capacity {capacity}/s, not within 15% of 1,000/s: {stdout}"
+    );
+    assert!(c.first_fail_why.is_some_and(|w| w.contains("latency.p99")));
+}
+
+#[test]
+fn a_starved_generator_is_inconclusive_not_a_failure() {
+    let d = dir("starved");
+    let f = scenario_file(
+        &d,
+        r#"
+name = "starved"
+[defaults]
+# One thread asked for a million requests a second over many connections.
+connections = 1000
+threads = 1
+[[phase]]
+name = "flood"
+kind = "steady"
+rate = "1M/s"
+duration = "1s"
+thresholds = ["latency.p99 < 1us"]
+"#,
+    );
+    let (out, report) = run(&f, &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("could not hold the schedule"), "{stdout}");
+    assert_eq!(report.unwrap().status, Status::Inconclusive);
+}
+
+#[test]
+fn ctrl_c_mid_phase_exits_130_with_a_partial_report() {
+    let d = dir("interrupt");
+    let f = scenario_file(
+        &d,
+        r#"
+name = "long"
+[defaults]
+connections = 2
+threads = 1
+[[phase]]
+name = "long"
+kind = "steady"
+rate = "100/s"
+duration = "60s"
+[[phase]]
+name = "after"
+kind = "pause"
+duration = "1s"
+"#,
+    );
+    let mut child = floodgate()
+        .arg("run")
+        .arg(&f)
+        .arg("--out")
+        .arg(&d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first progress line says the phase is sending.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !line.contains("phase=\"long\"") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "stderr ended");
+        assert!(Instant::now() < deadline, "no progress line");
+    }
+    // SAFETY: kill(2) on the child this test started, by its PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+    });
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let r = scenario::read(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r.status, Status::Interrupted);
+    assert!(r.partial);
+    let run = r.phases[0].run.as_ref().expect("the phase that ran");
+    assert!(run.partial && run.scheduled > 0, "{run:?}");
+    assert_eq!(run.outcomes_total(), run.scheduled);
+    assert!(r.phases[1].skipped);
+}
+
+#[test]
+fn an_invalid_scenario_is_refused_before_anything_starts() {
+    let d = dir("invalid");
+    let f = scenario_file(
+        &d,
+        "name = \"x\"\n[[phase]]\nname = \"a\"\nkind = \"steady\"\nrate = \"fast\"\nduration = \"1s\"\n",
+    );
+    let (out, report) = run(&f, &d, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("scenario.toml:5:8: phase[0].rate"),
+        "{stderr}"
+    );
+    assert!(report.is_none(), "nothing ran, nothing was written");
+    // --set is validated the same way.
+    let f = root().join("scenarios/smoke.toml");
+    let (out, _) = run(&f, &d, &["--set", "phase.ramp.to=quick"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("phase[1].to"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An --out that cannot be written: exit 2, nothing started.
+    let (out, _) = run(&f, Path::new("/proc/floodgate-cannot-write"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot write --out"));
+}
