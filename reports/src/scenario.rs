@@ -141,8 +141,8 @@ pub struct CapacityReport {
     pub reached_max: bool,
     /// Which SLO term the first failing step failed, with the verdict.
     pub first_fail_why: Option<String>,
-    /// Why the search stopped early, if it did: `max_steps`,
-    /// `max_duration`, `interrupted`.
+    /// Why the search stopped early, if it did: `max_steps reached`,
+    /// `max_duration reached` or `interrupted`.
     pub stopped: Option<String>,
     /// The result in one sentence.
     pub summary: String,
@@ -180,7 +180,7 @@ pub enum ScenarioReadError {
     #[error("phases[{index}].{what}: {why}")]
     Run {
         index: usize,
-        what: &'static str,
+        what: String,
         why: crate::read::ReadError,
     },
 }
@@ -199,7 +199,7 @@ pub fn read(bytes: &[u8]) -> Result<ScenarioReport, ScenarioReadError> {
     if report.schema != SCENARIO_SCHEMA {
         return Err(ScenarioReadError::Schema(report.schema));
     }
-    let check = |index: usize, what: &'static str, run: &Run| {
+    let check = |index: usize, what: String, run: &Run| {
         let bytes = serde_json::to_vec(run).map_err(ScenarioReadError::Json)?;
         crate::read::read(&bytes)
             .map(drop)
@@ -207,10 +207,10 @@ pub fn read(bytes: &[u8]) -> Result<ScenarioReport, ScenarioReadError> {
     };
     for (index, p) in report.phases.iter().enumerate() {
         if let Some(run) = &p.run {
-            check(index, "run", run)?;
+            check(index, "run".into(), run)?;
         }
-        for step in p.capacity.iter().flat_map(|c| &c.steps) {
-            check(index, "capacity.steps[].run", &step.run)?;
+        for (k, step) in p.capacity.iter().flat_map(|c| &c.steps).enumerate() {
+            check(index, format!("capacity.steps[{k}].run"), &step.run)?;
         }
     }
     Ok(report)

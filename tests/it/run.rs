@@ -18,6 +18,15 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The runs of this file take turns: each is a load test of its own, and
+/// two at once on a 2-core machine would starve each other's generator
+/// (which the run rightly calls inconclusive).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A fresh directory for one test's files.
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("floodgate-run-{}-{name}", std::process::id()));
@@ -26,16 +35,22 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
-/// Runs `floodgate run FILE --out DIR ARGS...`; the report, if written.
+/// Runs `floodgate run FILE --out DIR ARGS...` in a fresh network
+/// namespace (so the kernel counters are this run's alone, whatever other
+/// tests overflow meanwhile); the report, if written.
 fn run(file: &Path, out: &Path, args: &[&str]) -> (Output, Option<ScenarioReport>) {
-    let output = floodgate()
-        .arg("run")
-        .arg(file)
-        .arg("--out")
-        .arg(out)
-        .args(args)
-        .output()
-        .unwrap();
+    let (file, out_dir) = (file.to_path_buf(), out.to_path_buf());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = crate::util::in_fresh_netns(move || {
+        floodgate()
+            .arg("run")
+            .arg(file)
+            .arg("--out")
+            .arg(out_dir)
+            .args(args)
+            .output()
+            .unwrap()
+    });
     let report = std::fs::read(out.join("report.json"))
         .ok()
         .filter(|b| !b.is_empty())
@@ -56,6 +71,7 @@ fn scenario_file(d: &Path, toml: &str) -> PathBuf {
 
 #[test]
 fn the_smoke_scenario_runs_end_to_end_and_passes() {
+    let _turn = turn();
     let d = dir("smoke");
     let (out, report) = run(&root().join("scenarios/smoke.toml"), &d, &[]);
     let stdout = text(&out.stdout);
@@ -106,10 +122,14 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
         "{stdout}"
     );
     assert!(stdout.contains("PASS: every threshold held"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    crate::schema::assert_valid("scenario.schema.json", &json);
 }
 
 #[test]
 fn a_threshold_that_cannot_hold_fails_the_run_and_names_itself() {
+    let _turn = turn();
     let d = dir("cannot-hold");
     let f = scenario_file(
         &d,
@@ -191,28 +211,12 @@ fn stalling_server(stall_at: Duration, stall: Duration) -> std::net::SocketAddr 
 
 #[test]
 fn windows_catch_a_stall_that_the_whole_phase_percentile_hides() {
+    let _turn = turn();
     let d = dir("stall");
-    let addr = stalling_server(Duration::from_secs(4), Duration::from_secs(2));
-    let f = scenario_file(
-        &d,
-        &format!(
-            r#"
-name = "stall"
-target = "http://{addr}/"
-[defaults]
-connections = 4
-threads = 1
-read_timeout = "5s"
-[[phase]]
-name = "steady"
-kind = "steady"
-rate = "100/s"
-duration = "10s"
-thresholds = ["latency.p50 < 100ms", "latency.p50 < 100ms over 2s"]
-"#
-        ),
-    );
-    let (out, report) = run(&f, &d, &[]);
+    let (out, report) = crate::util::in_fresh_netns(move || {
+        let addr = stalling_server(Duration::from_secs(4), Duration::from_secs(2));
+        run_stall(&d, addr)
+    });
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -230,8 +234,43 @@ thresholds = ["latency.p50 < 100ms", "latency.p50 < 100ms over 2s"]
     assert!((3.0..=5.0).contains(&w.start_s), "{w:?}");
 }
 
+/// The stall scenario against `addr`, run from this thread's namespace.
+fn run_stall(d: &Path, addr: std::net::SocketAddr) -> (Output, Option<ScenarioReport>) {
+    let f = scenario_file(
+        d,
+        &format!(
+            r#"
+name = "stall"
+target = "http://{addr}/"
+[defaults]
+connections = 4
+threads = 1
+read_timeout = "5s"
+[[phase]]
+name = "steady"
+kind = "steady"
+rate = "100/s"
+duration = "10s"
+thresholds = ["latency.p50 < 100ms", "latency.p50 < 100ms over 2s"]
+"#
+        ),
+    );
+    let output = floodgate()
+        .arg("run")
+        .arg(&f)
+        .arg("--out")
+        .arg(d)
+        .output()
+        .unwrap();
+    let report = std::fs::read(d.join("report.json"))
+        .ok()
+        .map(|b| scenario::read(&b).expect("the report reads back"));
+    (output, report)
+}
+
 #[test]
 fn find_capacity_finds_the_knee_of_a_server_of_known_capacity() {
+    let _turn = turn();
     // Ten connections, each request held 10 ms by the server: at most
     // 1,000 requests a second.
     let d = dir("capacity");
@@ -276,7 +315,31 @@ thresholds = ["capacity >= 1/s"]
 }
 
 #[test]
+fn a_slow_accepting_server_fails_on_its_overflows_and_the_summary_says_why() {
+    let _turn = turn();
+    let d = dir("overflow");
+    let (out, report) = run(&root().join("scenarios/backlog-overflow.toml"), &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("the whole run: `listen_overflows == 0` failed, measured"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: accept queue overflowed"),
+        "{stdout}"
+    );
+    assert_eq!(report.unwrap().status, Status::Fail);
+}
+
+#[test]
 fn a_starved_generator_is_inconclusive_not_a_failure() {
+    let _turn = turn();
     let d = dir("starved");
     let f = scenario_file(
         &d,
@@ -308,6 +371,7 @@ thresholds = ["latency.p99 < 1us"]
 
 #[test]
 fn ctrl_c_mid_phase_exits_130_with_a_partial_report() {
+    let _turn = turn();
     let d = dir("interrupt");
     let f = scenario_file(
         &d,
@@ -327,15 +391,18 @@ kind = "pause"
 duration = "1s"
 "#,
     );
-    let mut child = floodgate()
-        .arg("run")
-        .arg(&f)
-        .arg("--out")
-        .arg(&d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (f2, d2) = (f.clone(), d.clone());
+    let mut child = crate::util::in_fresh_netns(move || {
+        floodgate()
+            .arg("run")
+            .arg(&f2)
+            .arg("--out")
+            .arg(&d2)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
     // The first progress line says the phase is sending.
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
@@ -364,6 +431,7 @@ duration = "1s"
 
 #[test]
 fn an_invalid_scenario_is_refused_before_anything_starts() {
+    let _turn = turn();
     let d = dir("invalid");
     let f = scenario_file(
         &d,

@@ -404,9 +404,9 @@ fn a_scenario_report_whose_run_does_not_balance_names_the_phase() {
             &err,
             ScenarioReadError::Run {
                 index: 0,
-                what: "run",
+                what,
                 why: ReadError::Books { scheduled: 5, .. }
-            }
+            } if what == "run"
         ),
         "{err:?}"
     );

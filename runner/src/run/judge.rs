@@ -133,6 +133,22 @@ fn judge_windows(t: &Threshold, run: &Run, width: std::time::Duration) -> Thresh
     }
 }
 
+/// Whether `metric` is the kernel's own figure: it holds or fails whatever
+/// the generator did, so a phase the generator could not hold still fails
+/// on it.
+pub fn is_kernel(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::ListenOverflows
+            | Metric::ListenDrops
+            | Metric::SynCookies
+            | Metric::SynRetransmitted
+            | Metric::QueueMaxDepth
+            | Metric::Verdict
+            | Metric::ProbeCapacity
+    )
+}
+
 /// A windowed metric's value in one window; `None` for a window without
 /// requests (nothing to judge in it).
 fn window_value(metric: Metric, w: &Window) -> Option<f64> {
@@ -183,11 +199,14 @@ fn measure(metric: Metric, bound: &Bound, m: Measured) -> Result<Value, String> 
             }
         }
         Metric::Errors => {
+            // Of the requests the generator sent: one it was too late to
+            // send is its own failure, judged by `inconclusive`.
             let r = run()?;
-            let ok = r.outcomes.get(&Outcome::Ok).copied().unwrap_or(0);
+            let count = |o: Outcome| r.outcomes.get(&o).copied().unwrap_or(0);
+            let sent = r.scheduled.saturating_sub(count(Outcome::GeneratorLagged));
             Ok(Value::Number(share(
-                r.scheduled.saturating_sub(ok),
-                r.scheduled,
+                sent.saturating_sub(count(Outcome::Ok)),
+                sent,
             )))
         }
         Metric::Outcome(o) => {
