@@ -28,7 +28,9 @@ Subjects:
                        accepts nothing during the burst
   --target HOST:PORT   an existing listener, paused by --pid PID (SIGSTOP, and
                        always SIGCONT afterwards, by a watchdog process if
-                       the probe is killed) or --pause-endpoint
+                       the probe is killed) or --pause-endpoint; PID must own
+                       the listener (its socket is among /proc/PID/fd) and
+                       be neither floodgate, its parent nor its process group
 
 Lab mode: --netns runs everything in a fresh network namespace (root only),
 with the --sysctl values given, and removes it afterwards.
@@ -51,8 +53,15 @@ pub struct Args {
     /// Pause by POST /admin/pause-accept?ms=... (floodgate's reference server).
     #[arg(long, conflicts_with = "pid")]
     pause_endpoint: bool,
-    /// Pause the target process with SIGSTOP (always resumed with SIGCONT).
-    #[arg(long, value_name = "PID", requires = "target")]
+    /// Pause the target process with SIGSTOP (always resumed with SIGCONT);
+    /// it must own the --target listener.
+    // Negative numbers parse, so that they are refused in words of ours.
+    #[arg(
+        long,
+        value_name = "PID",
+        requires = "target",
+        allow_negative_numbers = true
+    )]
     pid: Option<i32>,
     /// What to probe when there is no --target.
     #[arg(long, value_enum, default_value_t = SubjectArg::Server)]

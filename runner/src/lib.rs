@@ -20,6 +20,7 @@ pub mod load;
 pub mod probe;
 pub mod reference;
 pub mod scenario;
+mod target_pid;
 
 pub use exit::Exit;
 pub use floodgate_loadgen::plan;

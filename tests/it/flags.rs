@@ -4,11 +4,9 @@
 //! does not exit promptly started something it should have refused, and is
 //! killed and reported.
 
-use std::io::Read;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::floodgate;
+use crate::util::{exit_within, floodgate};
 
 /// How long a refused command may take: it validates and exits, nothing more.
 const PROMPT: Duration = Duration::from_secs(5);
@@ -16,37 +14,7 @@ const PROMPT: Duration = Duration::from_secs(5);
 /// Runs `floodgate ARGS` and gives its exit code and stderr, or `None` for
 /// the code if it was still running after [`PROMPT`] (then it is killed).
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let mut child: Child = floodgate()
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start floodgate");
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("try_wait on the child") {
-            break status.code();
-        }
-        if started.elapsed() > PROMPT {
-            // Kills this child only, by its own PID.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        // Polling for the exit, bounded by PROMPT above: std has no
-        // wait with a timeout on a child.
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr piped")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    (code, stderr)
+    exit_within(floodgate().args(args), PROMPT)
 }
 
 /// `serve` rows listen on a port of the kernel's choosing, so a row that is

@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::util::{ServeProcess, floodgate};
 
+mod pid;
+
 /// A JSON report path unique to this test process and test.
 fn out_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
@@ -197,18 +199,33 @@ fn pid_mode_measures_and_resumes_the_process() {
 
 #[test]
 fn pid_mode_resumes_the_process_when_the_probe_fails() {
-    let server = ServeProcess::start(&[]);
-    // A port where nothing listens: every connect is refused, the probe fails
-    // after it has stopped the process.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_addr = closed.local_addr().unwrap();
-    drop(closed);
+    // A server that waits a minute before each accept, and a client it has
+    // not accepted yet: the probe stops the server, finds a connection
+    // already waiting in the accept queue, and fails after the stop.
+    let server = ServeProcess::start(&["--accept-delay", "60s"]);
+    let _queued = std::net::TcpStream::connect(server.addr()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while floodgate_kernel::port_state(server.addr().port())
+        .unwrap()
+        .queue_depth()
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the client never reached the queue"
+        );
+        std::thread::yield_now();
+    }
     let out = run(floodgate()
         .args(["probe", "backlog", "--target"])
-        .arg(closed_addr.to_string())
+        .arg(server.addr().to_string())
         .args(["--pid", &server.pid().to_string(), "--connects", "10"]));
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no connect completed"));
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already waiting in the accept queue"),
+        "{stderr}"
+    );
     assert_ne!(state(server.pid()), "T");
 }
 
