@@ -2,7 +2,8 @@
 //! `floodgate_runner::ProbeRequest` (the subject and its pause), lab mode
 //! (`--netns`: the same command re-run by `floodgate_runner::lab` inside a
 //! fresh network namespace, with a hidden `--inside-netns NAME`, where the
-//! `--sysctl` values are applied), and printing the report. Running the
+//! `--sysctl` values are applied once `floodgate_kernel::lab` has proved
+//! the namespace is not the host's), and printing the report. Running the
 //! probe is `floodgate_runner::probe`.
 
 use std::path::{Path, PathBuf};
@@ -108,6 +109,14 @@ enum SubjectArg {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // --inside-netns claims a lab namespace: prove it before anything else,
+    // so that a hand-typed one can neither write the host's sysctls nor
+    // label a report with a namespace it did not run in.
+    if let Some(name) = &args.inside_netns {
+        if let Err(e) = lab::outside_host_netns() {
+            return Ok(usage(&format!("--inside-netns {name}: {e}")));
+        }
+    }
     if !args.sysctls.is_empty() && !args.netns && args.inside_netns.is_none() {
         return Ok(usage(
             "--sysctl changes kernel settings, so it is only allowed with --netns (a fresh \
@@ -138,7 +147,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.inside_netns.is_some() {
         for (key, value) in &args.sysctls {
-            lab::write_sysctl(key, value).with_context(|| format!("--sysctl {key}={value}"))?;
+            match lab::write_sysctl(key, value) {
+                Ok(()) => {}
+                Err(e @ (lab::LabError::HostNetns { .. } | lab::LabError::NetnsUnknown(_))) => {
+                    return Ok(usage(&format!("--sysctl {key}={value}: {e}")));
+                }
+                Err(e) => return Err(e).with_context(|| format!("--sysctl {key}={value}")),
+            }
         }
     }
     let report = match floodgate_runner::run_probe(&request, &interrupted) {

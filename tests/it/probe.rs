@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{ServeProcess, floodgate};
+use crate::util::{ServeProcess, exit_within, floodgate};
 
 mod pid;
 
@@ -162,6 +162,55 @@ fn sysctl_outside_net_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("'vm.swappiness' is not allowed: only net.* sysctls"),
+        "{stderr}"
+    );
+}
+
+/// Writes the host's `net.core.somaxconn` back if a test changed it, so
+/// that a regression in the test below cannot outlive the test.
+struct RestoreSomaxconn(u32);
+
+impl Drop for RestoreSomaxconn {
+    fn drop(&mut self) {
+        if floodgate_kernel::lab::somaxconn() != Some(self.0) {
+            let _ = std::fs::write("/proc/sys/net/core/somaxconn", format!("{}\n", self.0));
+        }
+    }
+}
+
+/// `--inside-netns` is what `--netns` adds to the command it re-runs
+/// inside the namespace; given by hand in the host's namespace, with a
+/// `--sysctl`, it must be refused before anything starts and write nothing.
+#[test]
+fn inside_netns_in_the_host_namespace_is_refused_and_writes_no_sysctl() {
+    let host = floodgate_kernel::lab::somaxconn().expect("somaxconn is readable");
+    let restore = RestoreSomaxconn(host);
+    // One above the host's value: a listen(2) elsewhere in the moment a
+    // regression would leave it written sees no tighter clamp.
+    let sysctl = format!("net.core.somaxconn={}", host + 1);
+    let (code, stderr) = exit_within(
+        floodgate().args([
+            "probe",
+            "backlog",
+            "--subject",
+            "socket",
+            "--backlog",
+            "1",
+            "--connects",
+            "4",
+            "--inside-netns",
+            "floodgate-not-a-lab",
+            "--sysctl",
+            &sysctl,
+        ]),
+        Duration::from_secs(10),
+    );
+    let after = floodgate_kernel::lab::somaxconn();
+    drop(restore);
+    assert_eq!(after, Some(host), "the host's somaxconn was written");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--inside-netns floodgate-not-a-lab: this is the host's network namespace"),
         "{stderr}"
     );
 }
