@@ -101,9 +101,20 @@ impl ProbeRunError {
     }
 }
 
+impl ProbeRequest {
+    /// Checks what can be checked of the request offline, before anything
+    /// starts (also where the probe runs elsewhere, in a lab namespace):
+    /// the check path. [`run`] checks it first too.
+    pub fn check(&self) -> Result<(), ProbeRunError> {
+        floodgate_probe::check_path(&self.check_path)?;
+        Ok(())
+    }
+}
+
 /// Runs `request`; `interrupted` (set by a signal handler) stops it early,
 /// after resuming the target.
 pub fn run(request: &ProbeRequest, interrupted: &AtomicBool) -> Result<ProbeReport, ProbeRunError> {
+    request.check()?;
     let somaxconn = lab::somaxconn();
     // Raise the descriptor limit before any child starts, so a reference
     // server started here inherits room for the whole held queue.

@@ -1,5 +1,6 @@
-//! Flags that are refused before anything starts, for every subcommand but
-//! `probe`: one table of (arguments, exit code, words stderr must hold).
+//! Flags that are refused before anything starts, for every subcommand: one
+//! table of (arguments, exit code, words stderr must hold); `probe`'s
+//! `--pid` refusals, which need processes to name, are in `probe/pid.rs`.
 //! Each row runs `floodgate` with no server to talk to; a row whose command
 //! does not exit promptly started something it should have refused, and is
 //! killed and reported.
@@ -33,6 +34,10 @@ type Row = (
 /// `load` rows without `--target` would start a reference server if
 /// accepted; a row that gets that far fails on time.
 const LOAD: &[&str] = &["load"];
+
+/// `probe` rows probe a bare listener in floodgate if accepted, which
+/// takes a second: a row that gets that far fails on its exit code.
+const PROBE: &[&str] = &["probe", "backlog", "--subject", "socket"];
 
 #[test]
 fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
@@ -286,6 +291,52 @@ fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
             ],
         ),
         (LOAD, &["--out", "/"], 2, &["--out /", "directory"]),
+        // probe: an --out that cannot be written, opened before anything
+        // starts (in lab mode too, before the namespace), and a
+        // --check-path that is not a request target.
+        (
+            PROBE,
+            &["--out", "/nonexistent-floodgate-dir/p.json"],
+            2,
+            &[
+                "--out /nonexistent-floodgate-dir/p.json",
+                "No such file or directory",
+            ],
+        ),
+        (PROBE, &["--out", "/"], 2, &["--out /", "directory"]),
+        (
+            &["probe", "backlog", "--netns"],
+            &["--out", "/nonexistent-floodgate-dir/p.json"],
+            2,
+            &["--out /nonexistent-floodgate-dir/p.json"],
+        ),
+        (
+            PROBE,
+            &["--check-path", "health"],
+            2,
+            &["--check-path \"health\": must be a request target that starts with '/'"],
+        ),
+        (
+            PROBE,
+            &["--check-path", "/a b"],
+            2,
+            &[
+                "--check-path \"/a b\": must be a request target that starts with '/'",
+                "no spaces or control characters",
+            ],
+        ),
+        (
+            PROBE,
+            &["--check-path", "/a\r\nX: y"],
+            2,
+            &["--check-path \"/a\\r\\nX: y\": must be a request target that starts with '/'"],
+        ),
+        (
+            &["probe", "backlog", "--netns"],
+            &["--check-path", "/x\ny"],
+            2,
+            &["--check-path \"/x\\ny\""],
+        ),
     ];
     let mut failures = Vec::new();
     for (command, args, code, words) in rows {
