@@ -4,8 +4,7 @@
 //! Running it (the reference server when no `--target` is given, the
 //! target's resolution, evidence, the engine) is `floodgate_runner::load`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +18,7 @@ use floodgate_runner::{Exit, LoadError, LoadRequest};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::flags::duration;
+use crate::out::OutFile;
 
 /// Flags of `floodgate load`; boxed so the subcommand enum stays small.
 #[derive(Debug, clap::Args)]
@@ -233,64 +233,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     floodgate_reports::text::write(result, std::io::stdout().lock())
         .context("writing the summary to stdout")?;
     if let Some(out) = out {
-        out.write(result)?;
+        out.write(|w| Ok(result.write_json(w)?))?;
     }
     if result.partial {
         return Ok(Exit::Interrupted.into());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `--out` file, opened before the run and written after it. If the
-/// run ends without a result, a file this opening created is removed
-/// again; one that existed keeps its contents.
-struct OutFile {
-    path: PathBuf,
-    file: Option<File>,
-    created: bool,
-}
-
-impl OutFile {
-    /// Opens `path` for writing without truncating it (the old contents
-    /// stay until there is a result to replace them).
-    fn open(path: &Path) -> Result<OutFile, (&Path, std::io::Error)> {
-        let created = std::fs::symlink_metadata(path).is_err();
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| (path, e))?;
-        Ok(OutFile {
-            path: path.to_path_buf(),
-            file: Some(file),
-            created,
-        })
-    }
-
-    /// Replaces the file's contents with `result` as JSON.
-    fn write(mut self, result: &floodgate_reports::Run) -> anyhow::Result<()> {
-        let path = self.path.clone();
-        let file = self.file.take().expect("an OutFile is written once");
-        // Written (or failed while writing): not removed on drop.
-        self.created = false;
-        file.set_len(0)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| {
-                let mut w = BufWriter::new(file);
-                result.write_json(&mut w)?;
-                Ok(w.flush()?)
-            })
-            .with_context(|| format!("writing --out {}", path.display()))
-    }
-}
-
-impl Drop for OutFile {
-    fn drop(&mut self) {
-        if self.created {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 /// On a terminal, an indicatif bar (over the duration, or the request

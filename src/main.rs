@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod flags;
 mod load;
+mod out;
 mod probe;
 mod run;
 mod serve;

@@ -2,10 +2,12 @@
 //! `floodgate_runner::ProbeRequest` (the subject and its pause), lab mode
 //! (`--netns`: the same command re-run by `floodgate_runner::lab` inside a
 //! fresh network namespace, with a hidden `--inside-netns NAME`, where the
-//! `--sysctl` values are applied), and printing the report. Running the
+//! `--sysctl` values are applied once `floodgate_kernel::lab` has proved
+//! the namespace is not the host's), and printing the report. Running the
 //! probe is `floodgate_runner::probe`.
 
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -18,6 +20,7 @@ use floodgate_runner::probe::DEFAULT_BACKLOG;
 use floodgate_runner::{Exit, ProbeRequest, ProbeRunError, Subject, TargetPause};
 
 use crate::flags;
+use crate::out::OutFile;
 
 const AFTER_HELP: &str = "\
 Subjects:
@@ -28,7 +31,9 @@ Subjects:
                        accepts nothing during the burst
   --target HOST:PORT   an existing listener, paused by --pid PID (SIGSTOP, and
                        always SIGCONT afterwards, by a watchdog process if
-                       the probe is killed) or --pause-endpoint
+                       the probe is killed) or --pause-endpoint; PID must own
+                       the listener (its socket is among /proc/PID/fd) and
+                       be neither floodgate, its parent nor its process group
 
 Lab mode: --netns runs everything in a fresh network namespace (root only),
 with the --sysctl values given, and removes it afterwards.
@@ -51,8 +56,15 @@ pub struct Args {
     /// Pause by POST /admin/pause-accept?ms=... (floodgate's reference server).
     #[arg(long, conflicts_with = "pid")]
     pause_endpoint: bool,
-    /// Pause the target process with SIGSTOP (always resumed with SIGCONT).
-    #[arg(long, value_name = "PID", requires = "target")]
+    /// Pause the target process with SIGSTOP (always resumed with SIGCONT);
+    /// it must own the --target listener.
+    // Negative numbers parse, so that they are refused in words of ours.
+    #[arg(
+        long,
+        value_name = "PID",
+        requires = "target",
+        allow_negative_numbers = true
+    )]
     pid: Option<i32>,
     /// What to probe when there is no --target.
     #[arg(long, value_enum, default_value_t = SubjectArg::Server)]
@@ -99,6 +111,14 @@ enum SubjectArg {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // --inside-netns claims a lab namespace: prove it before anything else,
+    // so that a hand-typed one can neither write the host's sysctls nor
+    // label a report with a namespace it did not run in.
+    if let Some(name) = &args.inside_netns {
+        if let Err(e) = lab::outside_host_netns() {
+            return Ok(usage(&format!("--inside-netns {name}: {e}")));
+        }
+    }
     if !args.sysctls.is_empty() && !args.netns && args.inside_netns.is_none() {
         return Ok(usage(
             "--sysctl changes kernel settings, so it is only allowed with --netns (a fresh \
@@ -109,6 +129,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = match request(&args) {
         Ok(r) => r,
         Err(message) => return Ok(usage(&message)),
+    };
+    if let Err(e) = request.check() {
+        return Ok(usage(&refusal(&e).unwrap_or_else(|| e.to_string())));
+    }
+    // Opened before anything starts (in lab mode, before the namespace), so
+    // a path that cannot be written costs no probe.
+    let out = match args.out.as_deref().map(OutFile::open).transpose() {
+        Ok(out) => out,
+        Err((path, e)) => {
+            return Ok(usage(&format!(
+                "cannot write --out {}: {e}",
+                path.display()
+            )));
+        }
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -122,6 +156,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|a| a != "--netns")
             .collect();
         let status = floodgate_runner::lab::rerun_in_netns(&rest, &interrupted)?;
+        // The command inside wrote the report if it exited 0 or 1; else a
+        // file created here is removed again when `out` is dropped.
+        if let (Some(out), Some(0 | 1)) = (out, status.code()) {
+            out.keep();
+        }
         return Ok(match status.code() {
             Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(Exit::CouldNotRun.code())),
             None => Exit::CouldNotRun.into(),
@@ -129,7 +168,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.inside_netns.is_some() {
         for (key, value) in &args.sysctls {
-            lab::write_sysctl(key, value).with_context(|| format!("--sysctl {key}={value}"))?;
+            match lab::write_sysctl(key, value) {
+                Ok(()) => {}
+                Err(e @ (lab::LabError::HostNetns { .. } | lab::LabError::NetnsUnknown(_))) => {
+                    return Ok(usage(&format!("--sysctl {key}={value}: {e}")));
+                }
+                Err(e) => return Err(e).with_context(|| format!("--sysctl {key}={value}")),
+            }
         }
     }
     let report = match floodgate_runner::run_probe(&request, &interrupted) {
@@ -138,16 +183,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("floodgate: interrupted; the target was resumed");
             return Ok(Exit::Interrupted.into());
         }
-        Err(ProbeRunError::Invalid { field, message }) => {
-            return Ok(usage(&format!("{} {message}", flag_of(field))));
-        }
-        Err(ProbeRunError::Config(e)) => {
-            return Ok(usage(&format!(
-                "{} {}: must be {}",
-                flag_of(e.field.name()),
-                e.value,
-                e.field.allowed()
-            )));
+        Err(e) if e.is_invalid_input() => {
+            return Ok(usage(&refusal(&e).unwrap_or_else(|| e.to_string())));
         }
         Err(e) => {
             eprintln!("floodgate probe backlog: error: {e}");
@@ -156,8 +193,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     floodgate_reports::text::write_probe(&report, std::io::stdout().lock())
         .context("writing the report to stdout")?;
-    if let Some(path) = &args.out {
-        write_json(path, &report, args.inside_netns.as_deref())?;
+    if let Some(out) = out {
+        out.write(|w| write_json(w, &report, args.inside_netns.as_deref()))?;
     }
     Ok(if report.holds() {
         Exit::Pass.into()
@@ -206,6 +243,20 @@ fn request(args: &Args) -> Result<ProbeRequest, String> {
     })
 }
 
+/// A refused request in the flags' words: `--FLAG VALUE: must be ...`.
+fn refusal(e: &ProbeRunError) -> Option<String> {
+    match e {
+        ProbeRunError::Invalid { field, message } => Some(format!("{} {message}", flag_of(field))),
+        ProbeRunError::Config(e) => Some(format!(
+            "{} {}: must be {}",
+            flag_of(e.field.name()),
+            e.value,
+            e.field.allowed()
+        )),
+        _ => None,
+    }
+}
+
 /// The flag behind a field of the probe request.
 fn flag_of(field: &str) -> String {
     format!("--{}", field.replace('_', "-"))
@@ -216,14 +267,14 @@ fn usage(message: &str) -> ExitCode {
     Exit::Usage.into()
 }
 
-/// Writes the report, with `netns` the lab namespace's name (or null).
-fn write_json(path: &Path, report: &ProbeReport, netns: Option<&str>) -> anyhow::Result<()> {
+/// Writes the report as JSON, with `netns` the lab namespace's name (or
+/// null).
+fn write_json(w: impl Write, report: &ProbeReport, netns: Option<&str>) -> anyhow::Result<()> {
     let report = ProbeReport {
         netns: netns.map(str::to_owned),
         ..report.clone()
     };
-    let json = serde_json::to_vec_pretty(&report).context("serialising the probe report")?;
-    std::fs::write(path, json).with_context(|| format!("writing --out {}", path.display()))
+    serde_json::to_writer_pretty(w, &report).context("serialising the probe report")
 }
 
 /// Parses `--sysctl KEY=VALUE`, allowing only `net.*` keys.

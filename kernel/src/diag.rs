@@ -1,5 +1,6 @@
 //! A listener's queues as the kernel sees them, through NETLINK_SOCK_DIAG:
-//! accept-queue depth (`idiag_rqueue`), backlog (`idiag_wqueue`) and the
+//! accept-queue depth (`idiag_rqueue`), backlog (`idiag_wqueue`), the
+//! socket's inode (`idiag_inode`, which names it in `/proc/PID/fd`) and the
 //! SYN-RECV request sockets waiting for a handshake's final ACK.
 //!
 //! The request is hand-built from the layouts in
@@ -35,6 +36,9 @@ pub struct Listener {
     /// The backlog listen(2) set, after the somaxconn clamp
     /// (`idiag_wqueue`). The queue holds `backlog + 1` connections.
     pub backlog: u32,
+    /// The socket's inode (`idiag_inode`): a process holds this listener
+    /// exactly when one of its descriptors links to `socket:[inode]`.
+    pub inode: u64,
 }
 
 /// Every listener on one local port, and the SYN-RECV request sockets of
@@ -166,6 +170,7 @@ fn query(
                         addr: SocketAddr::new(ip, sport),
                         queue_depth: u32_at(msg, 56),
                         backlog: u32_at(msg, 60),
+                        inode: u64::from(u32_at(msg, 68)),
                     });
                 }
                 TCP_SYN_RECV | TCP_NEW_SYN_RECV => state.syn_recv += 1,
@@ -187,6 +192,15 @@ pub fn local_listener(target: SocketAddr) -> Option<PortState> {
         .iter()
         .any(|l| takes_connects_to(l.addr.ip(), target.ip()))
         .then_some(state)
+}
+
+/// The listeners in the calling thread's network namespace that would take
+/// a connect to `target` (as [`local_listener`] matches them), without the
+/// SYN-RECV count; empty when none does.
+pub fn target_listeners(target: SocketAddr) -> Result<Vec<Listener>, DiagError> {
+    let mut listeners = port_listeners(target.port())?;
+    listeners.retain(|l| takes_connects_to(l.addr.ip(), target.ip()));
+    Ok(listeners)
 }
 
 fn takes_connects_to(listener: IpAddr, target: IpAddr) -> bool {
@@ -377,6 +391,21 @@ mod tests {
         assert_eq!(local_listener(addr).map(|s| s.backlog()), Some(3));
         let other: SocketAddr = SocketAddr::new("192.0.2.1".parse().unwrap(), addr.port());
         assert!(local_listener(other).is_none());
+    }
+
+    #[test]
+    fn target_listeners_carry_the_inode_of_the_listening_socket() {
+        let (sock, addr) = listener("127.0.0.1:0", 3);
+        let fd = sock.as_raw_fd();
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let found = target_listeners(addr).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            link.to_str(),
+            Some(format!("socket:[{}]", found[0].inode).as_str())
+        );
+        let other: SocketAddr = SocketAddr::new("192.0.2.1".parse().unwrap(), addr.port());
+        assert!(target_listeners(other).unwrap().is_empty());
     }
 
     #[test]

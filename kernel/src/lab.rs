@@ -13,7 +13,10 @@
 //!
 //! Only `net.*` sysctls are ever written ([`parse_sysctl`] refuses others):
 //! those belong to the network namespace, so writing one inside a lab
-//! namespace cannot change the host.
+//! namespace cannot change the host. And [`write_sysctl`], the one place
+//! they are written, first proves that the calling thread is not in the
+//! host's namespace ([`outside_host_netns`]), so no caller can write the
+//! host's by mistake.
 
 use std::io;
 use std::net::SocketAddr;
@@ -39,6 +42,17 @@ pub enum LabError {
          as KEY=VALUE like net.core.somaxconn=64"
     )]
     SysctlKey(String),
+    #[error(
+        "this is the host's network namespace (/proc/thread-self/ns/net is {same_as}), not a \
+         lab namespace: nothing is written here"
+    )]
+    HostNetns {
+        /// Which namespace it was found to be: PID 1's, or that of the
+        /// process that started this one.
+        same_as: String,
+    },
+    #[error("cannot tell this network namespace from the host's ({0}), so nothing is written here")]
+    NetnsUnknown(String),
     #[error("sysctl {key}={value}: {why}")]
     Sysctl {
         key: String,
@@ -119,10 +133,52 @@ pub fn parse_sysctl(text: &str) -> Result<(String, String), LabError> {
     Ok((key.to_owned(), value.trim().to_owned()))
 }
 
+/// Proves that the calling thread is not in the host's network namespace:
+/// the device and inode of `/proc/thread-self/ns/net` differ from PID 1's
+/// (the host's, as far as this PID namespace can see) and from those of
+/// the process that started this one (a lab command is started by the
+/// floodgate outside, through `ip netns exec`, which does not fork). The
+/// thread's namespace, not the process's: [`in_fresh_netns`] moves one
+/// thread alone. Where PID 1's namespace cannot be read (a sandbox may
+/// deny it even to root), the parent's alone decides; where neither can,
+/// nothing is proved and this fails.
+pub fn outside_host_netns() -> Result<(), LabError> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |path: &str| {
+        std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|e| format!("stat {path}: {e}"))
+    };
+    let ours = id("/proc/thread-self/ns/net").map_err(LabError::NetnsUnknown)?;
+    // SAFETY: getppid(2) takes nothing and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    let references = [
+        ("/proc/1/ns/net".to_owned(), "PID 1's".to_owned()),
+        (
+            format!("/proc/{parent}/ns/net"),
+            format!("that of process {parent}, which started floodgate"),
+        ),
+    ];
+    let mut unreadable = Vec::new();
+    for (path, name) in references {
+        match id(&path) {
+            Ok(theirs) if theirs == ours => return Err(LabError::HostNetns { same_as: name }),
+            Ok(_) => {}
+            Err(why) => unreadable.push(why),
+        }
+    }
+    if unreadable.len() == 2 {
+        return Err(LabError::NetnsUnknown(unreadable.join("; ")));
+    }
+    Ok(())
+}
+
 /// Writes one `net.*` sysctl of the calling thread's network namespace and
-/// reads it back.
+/// reads it back, after proving that namespace is not the host's
+/// ([`outside_host_netns`]).
 pub fn write_sysctl(key: &str, value: &str) -> Result<(), LabError> {
     let (key, value) = parse_sysctl(&format!("{key}={value}"))?;
+    outside_host_netns()?;
     let fail = |why: String| LabError::Sysctl {
         key: key.clone(),
         value: value.clone(),
@@ -271,6 +327,23 @@ mod tests {
             let err = parse_sysctl(bad).unwrap_err().to_string();
             assert!(err.contains("only net.* sysctls"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn no_sysctl_is_written_in_the_host_namespace() {
+        // Test threads run in the namespace the test binary started in,
+        // PID 1's.
+        // Writing the value it has: a regression would change nothing.
+        let host = somaxconn().expect("somaxconn is readable");
+        let err = write_sysctl("net.core.somaxconn", &host.to_string()).unwrap_err();
+        assert!(matches!(err, LabError::HostNetns { .. }), "{err}");
+        assert!(
+            err.to_string().contains("host's network namespace"),
+            "{err}"
+        );
+        assert_eq!(somaxconn(), Some(host));
+        // A lab namespace is not the host's.
+        assert!(in_fresh_netns(&[], outside_host_netns).unwrap().is_ok());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! of `/proc/net/netstat` (`counters`), a listener's accept queue and SYN-RECV
 //! sockets through NETLINK_SOCK_DIAG (`diag`), `TCP_INFO` on one socket
 //! (`tcp_info`), a background sampler that records all of it as a timeline
-//! during a run (`evidence`), lab namespaces (`lab`), and the process's
-//! descriptor limit ([`raise_fd_limit`]).
+//! during a run (`evidence`), which processes hold a socket (`owner`, from
+//! `/proc/PID/fd`), lab namespaces (`lab`), and the process's descriptor
+//! limit ([`raise_fd_limit`]).
 //!
 //! Everything but `lab` and `raise_fd_limit` reads the network namespace of
 //! the calling thread and never changes kernel state; `lab` makes fresh
@@ -39,16 +40,20 @@ mod diag;
 mod evidence;
 mod fd_limit;
 pub mod lab;
+mod owner;
 mod tcp_info;
 
 #[cfg(test)]
 mod lab_tests;
 
 pub use counters::{CounterDelta, Counters, CountersError, Table, from_tables, read_counters};
-pub use diag::{DiagError, Listener, PortState, local_listener, port_listeners, port_state};
+pub use diag::{
+    DiagError, Listener, PortState, local_listener, port_listeners, port_state, target_listeners,
+};
 pub use evidence::{Evidence, EvidenceError, MAX_INTERVAL, MAX_SAMPLES, Recorder};
 pub use fd_limit::raise_fd_limit;
 pub use floodgate_reports::evidence::{EvidenceReport, Phase, Sample};
+pub use owner::{Process, holds_socket, socket_holders};
 pub use tcp_info::{
     STATE_ESTABLISHED, STATE_LISTEN, STATE_SYN_RECV, STATE_SYN_SENT, TcpInfo, tcp_info,
 };

@@ -65,6 +65,7 @@ pub struct ConfigInput {
 pub enum Field {
     Connects,
     Window,
+    CheckPath,
 }
 
 impl Field {
@@ -73,6 +74,7 @@ impl Field {
         match self {
             Field::Connects => "connects",
             Field::Window => "window",
+            Field::CheckPath => "check_path",
         }
     }
 
@@ -85,6 +87,9 @@ impl Field {
                 MIN_WINDOW.as_millis(),
                 MAX_WINDOW.as_millis()
             ),
+            Field::CheckPath => "a request target that starts with '/' and holds no spaces or \
+                                control characters (CR, LF), such as /health"
+                .to_owned(),
         }
     }
 }
@@ -114,6 +119,19 @@ impl ConfigError {
     }
 }
 
+/// Checks the path the serve check requests ([`ConfigInput::check_path`]):
+/// it goes into a request line as it is, so it must start with '/' and hold
+/// no space or control character that would end or split that line.
+/// [`Config::new`] checks it too; this lets a caller refuse it before
+/// starting anything.
+pub fn check_path(path: &str) -> Result<(), ConfigError> {
+    let valid = path.starts_with('/') && !path.chars().any(|c| c == ' ' || c.is_control());
+    if !valid {
+        return Err(ConfigError::new(Field::CheckPath, path));
+    }
+    Ok(())
+}
+
 /// What to probe and how hard, checked against the probe's limits.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -138,8 +156,8 @@ impl Config {
     ///   [`Config::clamped_backlog`] claims only the target's;
     /// - connects default to the expected backlog + 1 + 32 (at most
     ///   [`MAX_CONNECTS`]), or 4096 + 1 + 32 when no backlog is known;
-    /// - connects must be in `MIN_CONNECTS..=MAX_CONNECTS` and the window in
-    ///   `MIN_WINDOW..=MAX_WINDOW`.
+    /// - connects must be in `MIN_CONNECTS..=MAX_CONNECTS`, the window in
+    ///   `MIN_WINDOW..=MAX_WINDOW`, and the check path pass [`check_path`].
     pub fn new(input: ConfigInput) -> Result<Config, ConfigError> {
         let local = input.kernel_backlog.is_some();
         let expected_backlog = input
@@ -154,6 +172,7 @@ impl Config {
         if !(MIN_WINDOW..=MAX_WINDOW).contains(&input.window) {
             return Err(ConfigError::new(Field::Window, input.window));
         }
+        check_path(&input.check_path)?;
         Ok(Config {
             target: input.target,
             connects,
@@ -353,5 +372,21 @@ mod tests {
             "window must be between 10 ms and 950 ms, inside the first SYN retransmission \
              timeout (1 s), got 2s"
         );
+    }
+
+    #[test]
+    fn check_path_must_be_a_request_target_of_one_line() {
+        for good in ["/", "/health", "/a?b=c%20d"] {
+            assert_eq!(check_path(good), Ok(()), "{good}");
+        }
+        for bad in ["", "health", "/a b", "/a\r\nX: y", "/a\n", "/\t"] {
+            let e = Config::new(ConfigInput {
+                check_path: bad.into(),
+                ..input()
+            })
+            .unwrap_err();
+            assert_eq!(e.field, Field::CheckPath, "{bad:?}");
+            assert_eq!(e.value, format!("{bad:?}"));
+        }
     }
 }

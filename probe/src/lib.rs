@@ -50,7 +50,7 @@ use burst::{Burst, fire};
 use check::serve_check;
 pub use config::{
     Config, ConfigError, ConfigInput, Field, MAX_CONNECTS, MAX_DESCRIPTORS, MAX_WINDOW,
-    MIN_CONNECTS, MIN_WINDOW,
+    MIN_CONNECTS, MIN_WINDOW, check_path,
 };
 pub use pause::{HeldListener, Pause, PauseEndpoint, StopSignal, process_stopped};
 

@@ -202,6 +202,14 @@ impl Pause for StopSignal {
     }
 
     fn pause(&mut self) -> Result<(), ProbeError> {
+        // kill(2) reads 0 and negative numbers as process groups (-1: every
+        // process): never a target. Callers check the PID further.
+        if self.pid <= 0 {
+            return Err(ProbeError::Signal {
+                pid: self.pid,
+                error: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
         self.start_watchdog();
         self.send(libc::SIGSTOP)?;
         self.stopped = true;

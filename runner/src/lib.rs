@@ -22,6 +22,7 @@ pub mod probe;
 pub mod reference;
 pub mod run;
 pub mod scenario;
+mod target_pid;
 
 pub use exit::Exit;
 pub use floodgate_loadgen::plan;

@@ -3,7 +3,7 @@
 //! target) and how to pause it, raise the descriptor limit, size the burst
 //! from the kernel's own backlog when the listener is local, run the probe,
 //! and resume and stop the subject on every path. `floodgate probe backlog`
-//! calls it.
+//! calls it. A target's `--pid` is checked first (`target_pid`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
@@ -15,7 +15,7 @@ use floodgate_probe::{
 };
 use floodgate_reports::ProbeReport;
 
-use crate::reference;
+use crate::{reference, target_pid};
 
 /// The backlog of a subject started here when none is asked for.
 pub const DEFAULT_BACKLOG: u32 = 128;
@@ -41,7 +41,9 @@ pub enum Subject {
 /// How an existing target is stopped from accepting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetPause {
-    /// SIGSTOP to this process, always SIGCONT afterwards.
+    /// SIGSTOP to this process, always SIGCONT afterwards. It must own the
+    /// target's listener, and be neither this process, its parent nor its
+    /// process group: [`run`] refuses any other before stopping anything.
     Pid(i32),
     /// floodgate's reference server: `POST /admin/pause-accept`.
     Endpoint,
@@ -75,6 +77,9 @@ pub enum ProbeRunError {
     Server(#[from] reference::ChildError),
     #[error("binding a listener on 127.0.0.1:0: {0}")]
     Listener(std::io::Error),
+    /// The target's listener could not be read to check `--pid` against it.
+    #[error("reading the target's listener through sock_diag, to check the PID: {0}")]
+    Diag(kernel::DiagError),
     /// Stopped by SIGINT/SIGTERM; the target was resumed first.
     #[error("interrupted; the target was resumed")]
     Interrupted,
@@ -96,9 +101,20 @@ impl ProbeRunError {
     }
 }
 
+impl ProbeRequest {
+    /// Checks what can be checked of the request offline, before anything
+    /// starts (also where the probe runs elsewhere, in a lab namespace):
+    /// the check path. [`run`] checks it first too.
+    pub fn check(&self) -> Result<(), ProbeRunError> {
+        floodgate_probe::check_path(&self.check_path)?;
+        Ok(())
+    }
+}
+
 /// Runs `request`; `interrupted` (set by a signal handler) stops it early,
 /// after resuming the target.
 pub fn run(request: &ProbeRequest, interrupted: &AtomicBool) -> Result<ProbeReport, ProbeRunError> {
+    request.check()?;
     let somaxconn = lab::somaxconn();
     // Raise the descriptor limit before any child starts, so a reference
     // server started here inherits room for the whole held queue.
@@ -126,7 +142,10 @@ pub fn run(request: &ProbeRequest, interrupted: &AtomicBool) -> Result<ProbeRepo
         } => {
             let addr = resolve(target)?;
             let pause: Box<dyn Pause> = match pause {
-                TargetPause::Pid(pid) => Box::new(StopSignal::new(*pid)),
+                TargetPause::Pid(pid) => {
+                    target_pid::check(*pid, addr)?;
+                    Box::new(StopSignal::new(*pid))
+                }
                 TargetPause::Endpoint => Box::new(PauseEndpoint::new(addr, pause_length)),
             };
             (addr, pause, *backlog)

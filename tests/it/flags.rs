@@ -1,14 +1,13 @@
-//! Flags that are refused before anything starts, for every subcommand but
-//! `probe`: one table of (arguments, exit code, words stderr must hold).
+//! Flags that are refused before anything starts, for every subcommand: one
+//! table of (arguments, exit code, words stderr must hold); `probe`'s
+//! `--pid` refusals, which need processes to name, are in `probe/pid.rs`.
 //! Each row runs `floodgate` with no server to talk to; a row whose command
 //! does not exit promptly started something it should have refused, and is
 //! killed and reported.
 
-use std::io::Read;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::floodgate;
+use crate::util::{exit_within, floodgate};
 
 /// How long a refused command may take: it validates and exits, nothing more.
 const PROMPT: Duration = Duration::from_secs(5);
@@ -16,37 +15,7 @@ const PROMPT: Duration = Duration::from_secs(5);
 /// Runs `floodgate ARGS` and gives its exit code and stderr, or `None` for
 /// the code if it was still running after [`PROMPT`] (then it is killed).
 fn run(args: &[&str]) -> (Option<i32>, String) {
-    let mut child: Child = floodgate()
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start floodgate");
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("try_wait on the child") {
-            break status.code();
-        }
-        if started.elapsed() > PROMPT {
-            // Kills this child only, by its own PID.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        // Polling for the exit, bounded by PROMPT above: std has no
-        // wait with a timeout on a child.
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr piped")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    (code, stderr)
+    exit_within(floodgate().args(args), PROMPT)
 }
 
 /// `serve` rows listen on a port of the kernel's choosing, so a row that is
@@ -65,6 +34,10 @@ type Row = (
 /// `load` rows without `--target` would start a reference server if
 /// accepted; a row that gets that far fails on time.
 const LOAD: &[&str] = &["load"];
+
+/// `probe` rows probe a bare listener in floodgate if accepted, which
+/// takes a second: a row that gets that far fails on its exit code.
+const PROBE: &[&str] = &["probe", "backlog", "--subject", "socket"];
 
 #[test]
 fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
@@ -318,6 +291,52 @@ fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
             ],
         ),
         (LOAD, &["--out", "/"], 2, &["--out /", "directory"]),
+        // probe: an --out that cannot be written, opened before anything
+        // starts (in lab mode too, before the namespace), and a
+        // --check-path that is not a request target.
+        (
+            PROBE,
+            &["--out", "/nonexistent-floodgate-dir/p.json"],
+            2,
+            &[
+                "--out /nonexistent-floodgate-dir/p.json",
+                "No such file or directory",
+            ],
+        ),
+        (PROBE, &["--out", "/"], 2, &["--out /", "directory"]),
+        (
+            &["probe", "backlog", "--netns"],
+            &["--out", "/nonexistent-floodgate-dir/p.json"],
+            2,
+            &["--out /nonexistent-floodgate-dir/p.json"],
+        ),
+        (
+            PROBE,
+            &["--check-path", "health"],
+            2,
+            &["--check-path \"health\": must be a request target that starts with '/'"],
+        ),
+        (
+            PROBE,
+            &["--check-path", "/a b"],
+            2,
+            &[
+                "--check-path \"/a b\": must be a request target that starts with '/'",
+                "no spaces or control characters",
+            ],
+        ),
+        (
+            PROBE,
+            &["--check-path", "/a\r\nX: y"],
+            2,
+            &["--check-path \"/a\\r\\nX: y\": must be a request target that starts with '/'"],
+        ),
+        (
+            &["probe", "backlog", "--netns"],
+            &["--check-path", "/x\ny"],
+            2,
+            &["--check-path \"/x\\ny\""],
+        ),
     ];
     let mut failures = Vec::new();
     for (command, args, code, words) in rows {

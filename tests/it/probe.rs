@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{ServeProcess, floodgate};
+use crate::util::{ServeProcess, exit_within, floodgate};
+
+mod pid;
 
 /// A JSON report path unique to this test process and test.
 fn out_path(name: &str) -> PathBuf {
@@ -164,6 +166,55 @@ fn sysctl_outside_net_is_refused() {
     );
 }
 
+/// Writes the host's `net.core.somaxconn` back if a test changed it, so
+/// that a regression in the test below cannot outlive the test.
+struct RestoreSomaxconn(u32);
+
+impl Drop for RestoreSomaxconn {
+    fn drop(&mut self) {
+        if floodgate_kernel::lab::somaxconn() != Some(self.0) {
+            let _ = std::fs::write("/proc/sys/net/core/somaxconn", format!("{}\n", self.0));
+        }
+    }
+}
+
+/// `--inside-netns` is what `--netns` adds to the command it re-runs
+/// inside the namespace; given by hand in the host's namespace, with a
+/// `--sysctl`, it must be refused before anything starts and write nothing.
+#[test]
+fn inside_netns_in_the_host_namespace_is_refused_and_writes_no_sysctl() {
+    let host = floodgate_kernel::lab::somaxconn().expect("somaxconn is readable");
+    let restore = RestoreSomaxconn(host);
+    // One above the host's value: a listen(2) elsewhere in the moment a
+    // regression would leave it written sees no tighter clamp.
+    let sysctl = format!("net.core.somaxconn={}", host + 1);
+    let (code, stderr) = exit_within(
+        floodgate().args([
+            "probe",
+            "backlog",
+            "--subject",
+            "socket",
+            "--backlog",
+            "1",
+            "--connects",
+            "4",
+            "--inside-netns",
+            "floodgate-not-a-lab",
+            "--sysctl",
+            &sysctl,
+        ]),
+        Duration::from_secs(10),
+    );
+    let after = floodgate_kernel::lab::somaxconn();
+    drop(restore);
+    assert_eq!(after, Some(host), "the host's somaxconn was written");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--inside-netns floodgate-not-a-lab: this is the host's network namespace"),
+        "{stderr}"
+    );
+}
+
 /// The state letter of `/proc/PID/stat` (`T` when stopped).
 fn state(pid: i32) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -197,18 +248,33 @@ fn pid_mode_measures_and_resumes_the_process() {
 
 #[test]
 fn pid_mode_resumes_the_process_when_the_probe_fails() {
-    let server = ServeProcess::start(&[]);
-    // A port where nothing listens: every connect is refused, the probe fails
-    // after it has stopped the process.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_addr = closed.local_addr().unwrap();
-    drop(closed);
+    // A server that waits a minute before each accept, and a client it has
+    // not accepted yet: the probe stops the server, finds a connection
+    // already waiting in the accept queue, and fails after the stop.
+    let server = ServeProcess::start(&["--accept-delay", "60s"]);
+    let _queued = std::net::TcpStream::connect(server.addr()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while floodgate_kernel::port_state(server.addr().port())
+        .unwrap()
+        .queue_depth()
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the client never reached the queue"
+        );
+        std::thread::yield_now();
+    }
     let out = run(floodgate()
         .args(["probe", "backlog", "--target"])
-        .arg(closed_addr.to_string())
+        .arg(server.addr().to_string())
         .args(["--pid", &server.pid().to_string(), "--connects", "10"]));
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no connect completed"));
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already waiting in the accept queue"),
+        "{stderr}"
+    );
     assert_ne!(state(server.pid()), "T");
 }
 

@@ -2,10 +2,46 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// Runs `cmd` with stderr piped and gives its exit code and stderr, or
+/// `None` for the code if it was still running after `limit` (then it is
+/// killed, by its own PID). For commands that must be refused: they check
+/// their input and exit, nothing more.
+pub fn exit_within(cmd: &mut Command, limit: Duration) -> (Option<i32>, String) {
+    let mut child = cmd
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("try_wait on the child") {
+            break status.code();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        // Polling for the exit, bounded by `limit` above: std has no wait
+        // with a timeout on a child.
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (code, stderr)
+}
 
 /// The `floodgate` binary cargo built for these tests.
 pub fn floodgate() -> Command {
