@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use floodgate_reports::scenario::{ScenarioReport, Status};
+use floodgate_reports::scenario::Status;
 use floodgate_runner::Exit;
 use floodgate_runner::run::{Progress, RunRequest};
 use floodgate_runner::scenario;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::out::OutFile;
 
 /// Flags of `floodgate run`.
 #[derive(Debug, clap::Args)]
@@ -59,19 +61,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Opened before the run, so a directory that cannot be written costs
     // no run.
     let report_path = args.out.join("report.json");
-    let out = std::fs::create_dir_all(&args.out).and_then(|()| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&report_path)
-    });
+    let out = std::fs::create_dir_all(&args.out)
+        .map_err(|e| (report_path.as_path(), e))
+        .and_then(|()| OutFile::open(&report_path));
     let out = match out {
         Ok(f) => f,
-        Err(e) => {
+        Err((path, e)) => {
             eprintln!(
                 "floodgate run: error: cannot write --out {}: {e}",
-                report_path.display()
+                path.display()
             );
             return Ok(Exit::Usage.into());
         }
@@ -93,7 +91,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => {
             eprintln!("floodgate run: error: {e}");
-            let _ = std::fs::remove_file(&report_path);
             return Ok(if e.is_invalid_input() {
                 Exit::Usage
             } else {
@@ -102,7 +99,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .into());
         }
     };
-    write_report(out, &report).with_context(|| format!("writing {}", report_path.display()))?;
+    out.write(|w| {
+        report.write_json(&mut *w)?;
+        Ok(writeln!(w)?)
+    })?;
     let mut stdout = std::io::stdout().lock();
     floodgate_reports::summary::write(&mut stdout, &report).context("writing the summary")?;
     writeln!(stdout, "report: {}", report_path.display()).context("writing the summary")?;
@@ -113,14 +113,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Status::Interrupted => Exit::Interrupted,
     }
     .into())
-}
-
-fn write_report(out: std::fs::File, report: &ScenarioReport) -> anyhow::Result<()> {
-    let mut w = std::io::BufWriter::new(out);
-    report.write_json(&mut w)?;
-    writeln!(w)?;
-    w.flush()?;
-    Ok(())
 }
 
 /// A string as a TOML string literal, for the `--target` override.

@@ -109,6 +109,20 @@ pub struct ThresholdResult {
     pub note: Option<String>,
 }
 
+impl ThresholdResult {
+    /// What was measured and the note, in words: `measured 14.2ms (failed
+    /// in the window from 4s to 6s of the phase)`; empty when neither.
+    pub fn details(&self) -> String {
+        let measured = self.measured.as_deref().map(|m| format!("measured {m}"));
+        let note = self.note.as_deref().map(|n| format!("({n})"));
+        measured
+            .into_iter()
+            .chain(note)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// How a threshold came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,21 +140,39 @@ pub struct WindowSpan {
     pub duration_s: f64,
 }
 
+/// What a find-capacity search found: the capacity and the bracket around
+/// it. The search (floodgate-runner's `capacity`) produces it; the report
+/// carries it as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityFinding {
+    /// The highest passing rate whose confirms all passed, below every
+    /// failing and inconclusive rate; `null` when nothing passed, or the
+    /// search stopped before the best pass was confirmed.
+    pub capacity_per_s: Option<f64>,
+    /// A step above the capacity (and below the first fail) was
+    /// inconclusive: the capacity is "at least" this much, as far as the
+    /// generator could measure.
+    pub generator_bound: bool,
+    /// The bracket: the highest pass below every failing and inconclusive
+    /// rate, confirmed or not, ...
+    pub last_pass_per_s: Option<f64>,
+    /// ... and the lowest failing rate.
+    pub first_fail_per_s: Option<f64>,
+    /// A rate passed above one that failed (in either order): the server's
+    /// capacity moved during the search.
+    pub unstable: bool,
+    /// `max` passed and no step refuted it: the capacity is at least `max`.
+    pub reached_max: bool,
+    /// Why the step at `first_fail_per_s` failed: which SLO term, with the
+    /// verdict.
+    pub first_fail_why: Option<String>,
+}
+
 /// A find-capacity phase's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapacityReport {
-    /// The highest confirmed passing rate; `null` when none was confirmed.
-    pub capacity_per_s: Option<f64>,
-    /// A step above the capacity was inconclusive: capacity is "at least".
-    pub generator_bound: bool,
-    pub last_pass_per_s: Option<f64>,
-    pub first_fail_per_s: Option<f64>,
-    /// A higher rate passed after a lower one failed.
-    pub unstable: bool,
-    /// `max` passed: the capacity is at least `max`.
-    pub reached_max: bool,
-    /// Which SLO term the first failing step failed, with the verdict.
-    pub first_fail_why: Option<String>,
+    #[serde(flatten)]
+    pub finding: CapacityFinding,
     /// Why the search stopped early, if it did: `max_steps reached`,
     /// `max_duration reached` or `interrupted`.
     pub stopped: Option<String>,

@@ -106,17 +106,11 @@ fn threshold<W: Write>(w: &mut W, t: &crate::scenario::ThresholdResult) -> io::R
         Judged::Fail => "FAIL",
         Judged::NotJudged => "n/j ",
     };
-    let measured = t
-        .measured
-        .as_deref()
-        .map(|m| format!(": measured {m}"))
-        .unwrap_or_default();
-    let note = t
-        .note
-        .as_deref()
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
-    writeln!(w, "    [{mark}] {}{measured}{note}", t.threshold)
+    let details = match t.details() {
+        d if d.is_empty() => d,
+        d => format!(": {d}"),
+    };
+    writeln!(w, "    [{mark}] {}{details}", t.threshold)
 }
 
 fn ms(us: u64) -> String {

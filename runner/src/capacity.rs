@@ -20,6 +20,7 @@
 use std::fmt;
 
 use floodgate_loadgen::plan::Mode;
+pub use floodgate_reports::scenario::CapacityFinding;
 
 use crate::scenario::model::FindCapacity;
 
@@ -223,13 +224,15 @@ impl Search {
             })
         });
         CapacityResult {
-            capacity_per_s: capacity,
-            generator_bound,
-            last_pass_per_s: bounds.last_pass,
-            first_fail_per_s: bounds.first_fail,
-            unstable,
-            reached_max: bounds.last_pass == Some(self.max_per_s),
-            first_fail_why,
+            finding: CapacityFinding {
+                capacity_per_s: capacity,
+                generator_bound,
+                last_pass_per_s: bounds.last_pass,
+                first_fail_per_s: bounds.first_fail,
+                unstable,
+                reached_max: bounds.last_pass == Some(self.max_per_s),
+                first_fail_why,
+            },
             steps: self.steps.clone(),
             stopped: self.stopped,
             start_per_s: self.start_per_s,
@@ -317,26 +320,8 @@ impl Search {
 /// What a find-capacity search found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapacityResult {
-    /// The highest passing rate whose confirms all passed, below every
-    /// failing and inconclusive rate; `None` when nothing passed, or the
-    /// search stopped before the best pass was confirmed.
-    pub capacity_per_s: Option<f64>,
-    /// A step above the capacity (and below the first fail) was
-    /// inconclusive: the capacity is "at least" this much, as far as the
-    /// generator could measure.
-    pub generator_bound: bool,
-    /// The bracket: the highest pass below every failing and inconclusive
-    /// rate, confirmed or not, ...
-    pub last_pass_per_s: Option<f64>,
-    /// ... and the lowest failing rate.
-    pub first_fail_per_s: Option<f64>,
-    /// A rate passed above one that failed (in either order): the server's
-    /// capacity moved during the search.
-    pub unstable: bool,
-    /// `max` passed and no step refuted it: the capacity is at least `max`.
-    pub reached_max: bool,
-    /// Why the step at `first_fail_per_s` failed.
-    pub first_fail_why: Option<String>,
+    /// The capacity and its bracket, as the report carries them.
+    pub finding: CapacityFinding,
     /// Every step, in the order they ran.
     pub steps: Vec<(Step, StepVerdict)>,
     /// Why the search ended before it was over, if it did.
@@ -359,14 +344,14 @@ impl CapacityResult {
         };
         let n = self.steps.len();
         let steps = format!("{n} step{}", if n == 1 { "" } else { "s" });
-        let mut out = match (self.capacity_per_s, self.last_pass_per_s) {
-            (Some(c), _) if self.generator_bound => {
+        let mut out = match (self.finding.capacity_per_s, self.finding.last_pass_per_s) {
+            (Some(c), _) if self.finding.generator_bound => {
                 format!("at least {} {unit} (generator-bound, {steps})", rate(c))
             }
-            (Some(c), _) if self.reached_max => {
+            (Some(c), _) if self.finding.reached_max => {
                 format!("at least {} {unit} (max reached, {steps})", rate(c))
             }
-            (Some(c), _) => match self.first_fail_per_s {
+            (Some(c), _) => match self.finding.first_fail_per_s {
                 Some(f) => format!(
                     "capacity {} {unit} (bracket {}–{}/s, {steps})",
                     rate(c),
@@ -380,7 +365,7 @@ impl CapacityResult {
                 rate(p)
             ),
             (None, None) if self.steps.is_empty() => "no capacity: no step ran".to_string(),
-            (None, None) if self.generator_bound => format!(
+            (None, None) if self.finding.generator_bound => format!(
                 "no capacity: the generator could not hold {}/s ({steps})",
                 rate(self.start_per_s)
             ),
@@ -389,13 +374,13 @@ impl CapacityResult {
                 rate(self.start_per_s)
             ),
         };
-        if let Some(f) = self.first_fail_per_s {
+        if let Some(f) = self.finding.first_fail_per_s {
             out.push_str(&format!("; first failing step {}/s", rate(f)));
-            if let Some(why) = &self.first_fail_why {
+            if let Some(why) = &self.finding.first_fail_why {
                 out.push_str(&format!(": {why}"));
             }
         }
-        if self.generator_bound {
+        if self.finding.generator_bound {
             // The lowest inconclusive rate is the one that bounds the search.
             let inconclusive = self
                 .steps
@@ -409,7 +394,7 @@ impl CapacityResult {
                 out.push_str(&format!("; inconclusive at {}/s: {why}", rate(r)));
             }
         }
-        if self.unstable {
+        if self.finding.unstable {
             out.push_str("; unstable: a rate passed above one that failed");
         }
         if let Some(why) = self.stopped {

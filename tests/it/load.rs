@@ -109,6 +109,7 @@ fn load_without_target_writes_a_balanced_result_that_matches_the_schema() {
 
 #[test]
 fn delay_20ms_measures_p50_within_1ms_of_20ms() {
+    let _turn = crate::util::heavy_turn();
     let server = ServeProcess::start(&[]);
     let out = out_path("delay.json");
     let target = format!("http://{}/delay/20", server.addr());
@@ -152,6 +153,7 @@ fn delay_20ms_measures_p50_within_1ms_of_20ms() {
 /// actual send) agrees with it.
 #[test]
 fn closed_loop_measures_each_request_from_when_the_last_one_ended() {
+    let _turn = crate::util::heavy_turn();
     let server = ServeProcess::start(&[]);
     let out = out_path("closed-delay.json");
     let target = format!("http://{}/delay/20", server.addr());

@@ -18,15 +18,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The runs of this file take turns: each is a load test of its own, and
-/// two at once on a 2-core machine would starve each other's generator
-/// (which the run rightly calls inconclusive).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A fresh directory for one test's files.
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("floodgate-run-{}-{name}", std::process::id()));
@@ -71,7 +62,7 @@ fn scenario_file(d: &Path, toml: &str) -> PathBuf {
 
 #[test]
 fn the_smoke_scenario_runs_end_to_end_and_passes() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     let d = dir("smoke");
     let (out, report) = run(&root().join("scenarios/smoke.toml"), &d, &[]);
     let stdout = text(&out.stdout);
@@ -129,7 +120,7 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
 
 #[test]
 fn a_threshold_that_cannot_hold_fails_the_run_and_names_itself() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     let d = dir("cannot-hold");
     let f = scenario_file(
         &d,
@@ -211,7 +202,7 @@ fn stalling_server(stall_at: Duration, stall: Duration) -> std::net::SocketAddr 
 
 #[test]
 fn windows_catch_a_stall_that_the_whole_phase_percentile_hides() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     let d = dir("stall");
     let (out, report) = crate::util::in_fresh_netns(move || {
         let addr = stalling_server(Duration::from_secs(4), Duration::from_secs(2));
@@ -270,7 +261,7 @@ thresholds = ["latency.p50 < 100ms", "latency.p50 < 100ms over 2s"]
 
 #[test]
 fn find_capacity_finds_the_knee_of_a_server_of_known_capacity() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     // Ten connections, each request held 10 ms by the server: at most
     // 1,000 requests a second.
     let d = dir("capacity");
@@ -306,17 +297,74 @@ thresholds = ["capacity >= 1/s"]
         text(&out.stderr)
     );
     let c = report.unwrap().phases[0].capacity.clone().unwrap();
-    let capacity = c.capacity_per_s.expect("a confirmed capacity");
+    let capacity = c.finding.capacity_per_s.expect("a confirmed capacity");
     assert!(
         (850.0..=1150.0).contains(&capacity),
         "capacity {capacity}/s, not within 15% of 1,000/s: {stdout}"
     );
-    assert!(c.first_fail_why.is_some_and(|w| w.contains("latency.p99")));
+    assert!(
+        c.finding
+            .first_fail_why
+            .is_some_and(|w| w.contains("latency.p99"))
+    );
+}
+
+#[test]
+fn a_connect_storm_find_capacity_finds_the_accept_rate() {
+    let _turn = crate::util::heavy_turn();
+    // A server that accepts one connection per 10 ms behind a backlog of
+    // 8: about 100 connects a second before its accept queue overflows.
+    let d = dir("accept-capacity");
+    let f = scenario_file(
+        &d,
+        r#"
+name = "accept-capacity"
+[server]
+backlog = 8
+accept_delay = "10ms"
+[defaults]
+connections = 32
+threads = 1
+connect_timeout = "3s"
+[[phase]]
+name = "capacity"
+kind = "find-capacity"
+mode = "connect"
+start = "25/s"
+max = "800/s"
+step = "2s"
+settle = "1s"
+cooldown = "1s"
+precision = "5%"
+max_steps = 20
+slo = ["listen_overflows == 0"]
+"#,
+    );
+    let (out, report) = run(&f, &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let c = report.unwrap().phases[0].capacity.clone().unwrap();
+    let capacity = c.finding.capacity_per_s.expect("a confirmed capacity");
+    assert!(
+        (85.0..=115.0).contains(&capacity),
+        "capacity {capacity}/s, not within 15% of 100/s: {stdout}"
+    );
+    assert!(
+        c.finding
+            .first_fail_why
+            .is_some_and(|w| w.contains("accept queue overflowed")),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn a_slow_accepting_server_fails_on_its_overflows_and_the_summary_says_why() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     let d = dir("overflow");
     let (out, report) = run(&root().join("scenarios/backlog-overflow.toml"), &d, &[]);
     let stdout = text(&out.stdout);
@@ -339,7 +387,7 @@ fn a_slow_accepting_server_fails_on_its_overflows_and_the_summary_says_why() {
 
 #[test]
 fn a_starved_generator_is_inconclusive_not_a_failure() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     let d = dir("starved");
     let f = scenario_file(
         &d,
@@ -371,7 +419,7 @@ thresholds = ["latency.p99 < 1us"]
 
 #[test]
 fn ctrl_c_mid_phase_exits_130_with_a_partial_report() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     let d = dir("interrupt");
     let f = scenario_file(
         &d,
@@ -431,7 +479,7 @@ duration = "1s"
 
 #[test]
 fn an_invalid_scenario_is_refused_before_anything_starts() {
-    let _turn = turn();
+    let _turn = crate::util::heavy_turn();
     let d = dir("invalid");
     let f = scenario_file(
         &d,

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use floodgate_reports::scenario::{
-    self, CapacityReport, CapacityStep, Judged, PhaseReport, SCENARIO_SCHEMA, ScenarioEcho,
-    ScenarioReadError, ScenarioReport, Status, ThresholdResult, WindowSpan,
+    self, CapacityFinding, CapacityReport, CapacityStep, Judged, PhaseReport, SCENARIO_SCHEMA,
+    ScenarioEcho, ScenarioReadError, ScenarioReport, Status, ThresholdResult, WindowSpan,
 };
 use floodgate_reports::series::Interval;
 use floodgate_reports::{Outcome, ProbeReport, ReadError, Run};
@@ -250,13 +250,15 @@ fn sample_scenario_report() -> ScenarioReport {
             },
             PhaseReport {
                 capacity: Some(CapacityReport {
-                    capacity_per_s: Some(100.0),
-                    generator_bound: false,
-                    last_pass_per_s: Some(100.0),
-                    first_fail_per_s: Some(200.0),
-                    unstable: false,
-                    reached_max: false,
-                    first_fail_why: Some("latency.p99 < 10ms measured 14.2 ms".into()),
+                    finding: CapacityFinding {
+                        capacity_per_s: Some(100.0),
+                        generator_bound: false,
+                        last_pass_per_s: Some(100.0),
+                        first_fail_per_s: Some(200.0),
+                        unstable: false,
+                        reached_max: false,
+                        first_fail_why: Some("latency.p99 < 10ms measured 14.2 ms".into()),
+                    },
                     stopped: Some("max_steps reached".into()),
                     summary: "capacity 100/s: 200/s failed latency.p99".into(),
                     steps: vec![

@@ -170,3 +170,13 @@ pub mod http;
 pub fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     floodgate_kernel::lab::in_fresh_netns(&[], f).expect("a fresh network namespace (root)")
 }
+
+/// Tests that put a machine-sized load on it (`floodgate run`'s) and tests
+/// whose figures such a load would distort (a 1 ms latency bound) take
+/// turns: on a 2-core runner, two at once starve each other.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for this test's turn; the turn lasts as long as the guard.
+pub fn heavy_turn() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -107,20 +107,26 @@ fn finds_a_known_capacity_within_precision() {
                     let spec = spec(start, 500_000.0, growth, precision);
                     let r = drive(&spec, knee(capacity));
                     let case = format!("C {capacity} start {start} growth {growth} p {precision}");
-                    let found = r.capacity_per_s.unwrap_or_else(|| panic!("{case}: none"));
-                    let first_fail = r.first_fail_per_s.unwrap_or_else(|| panic!("{case}"));
+                    let found = r
+                        .finding
+                        .capacity_per_s
+                        .unwrap_or_else(|| panic!("{case}: none"));
+                    let first_fail = r
+                        .finding
+                        .first_fail_per_s
+                        .unwrap_or_else(|| panic!("{case}"));
                     assert!(found <= capacity, "{case}: found {found}");
                     assert!(first_fail > capacity, "{case}: first fail {first_fail}");
                     assert!(
                         first_fail - found <= precision * found,
                         "{case}: bracket {found}..{first_fail} is wider than precision"
                     );
-                    assert_eq!(r.last_pass_per_s, Some(found), "{case}");
-                    assert_eq!(r.first_fail_why.as_deref(), Some(SLOW), "{case}");
+                    assert_eq!(r.finding.last_pass_per_s, Some(found), "{case}");
+                    assert_eq!(r.finding.first_fail_why.as_deref(), Some(SLOW), "{case}");
                     let last = r.steps.last().map(|(s, v)| (s.rate_per_s, s.confirm, v));
                     assert_eq!(last, Some((found, true, &StepVerdict::Pass)), "{case}");
                     assert!(
-                        !r.unstable && !r.generator_bound && !r.reached_max,
+                        !r.finding.unstable && !r.finding.generator_bound && !r.finding.reached_max,
                         "{case}"
                     );
                     assert_eq!(r.stopped, None, "{case}");
@@ -148,9 +154,9 @@ fn grows_then_bisects_then_confirms() {
             (5_000.0, true),
         ]
     );
-    assert_eq!(r.capacity_per_s, Some(5_000.0));
-    assert_eq!(r.last_pass_per_s, Some(5_000.0));
-    assert_eq!(r.first_fail_per_s, Some(5_250.0));
+    assert_eq!(r.finding.capacity_per_s, Some(5_000.0));
+    assert_eq!(r.finding.last_pass_per_s, Some(5_000.0));
+    assert_eq!(r.finding.first_fail_per_s, Some(5_250.0));
     assert_eq!(
         r.summary(),
         format!(
@@ -164,10 +170,10 @@ fn grows_then_bisects_then_confirms() {
 fn a_failing_start_gives_no_capacity() {
     let r = drive(&spec(1_000.0, 500_000.0, 2.0, 0.05), knee(500.0));
     assert_eq!(rates(&r), [(1_000.0, false)]);
-    assert_eq!(r.capacity_per_s, None);
-    assert_eq!(r.last_pass_per_s, None);
-    assert_eq!(r.first_fail_per_s, Some(1_000.0));
-    assert_eq!(r.first_fail_why.as_deref(), Some(SLOW));
+    assert_eq!(r.finding.capacity_per_s, None);
+    assert_eq!(r.finding.last_pass_per_s, None);
+    assert_eq!(r.finding.first_fail_per_s, Some(1_000.0));
+    assert_eq!(r.finding.first_fail_why.as_deref(), Some(SLOW));
     assert_eq!(r.stopped, None);
     assert_eq!(
         r.summary(),
@@ -191,9 +197,9 @@ fn max_passing_is_reached_max_and_clamps_the_last_growth_step() {
             (10_000.0, true),
         ]
     );
-    assert!(r.reached_max);
-    assert_eq!(r.capacity_per_s, Some(10_000.0));
-    assert_eq!(r.first_fail_per_s, None);
+    assert!(r.finding.reached_max);
+    assert_eq!(r.finding.capacity_per_s, Some(10_000.0));
+    assert_eq!(r.finding.first_fail_per_s, None);
     assert_eq!(r.summary(), "at least 10,000 req/s (max reached, 5 steps)");
 }
 
@@ -222,12 +228,12 @@ fn a_failed_confirm_becomes_the_first_fail_and_the_search_goes_below_it() {
             (4_875.0, true),
         ]
     );
-    assert_eq!(r.capacity_per_s, Some(4_875.0));
-    assert_eq!(r.first_fail_per_s, Some(5_000.0));
-    assert_eq!(r.first_fail_why.as_deref(), Some(SLOW));
+    assert_eq!(r.finding.capacity_per_s, Some(4_875.0));
+    assert_eq!(r.finding.first_fail_per_s, Some(5_000.0));
+    assert_eq!(r.finding.first_fail_why.as_deref(), Some(SLOW));
     // Passing and failing at the same rate is flaky, not a higher rate
     // passing above a lower fail.
-    assert!(!r.unstable);
+    assert!(!r.finding.unstable);
 }
 
 #[test]
@@ -249,7 +255,7 @@ fn a_pass_refuted_by_its_confirm_is_not_the_capacity() {
         ..spec(1_000.0, 500_000.0, 2.0, 0.05)
     };
     let r = drive(&spec, server);
-    assert_eq!(r.capacity_per_s, Some(4_875.0));
+    assert_eq!(r.finding.capacity_per_s, Some(4_875.0));
     let confirms: Vec<_> = rates(&r).into_iter().filter(|s| s.1).collect();
     assert_eq!(
         confirms,
@@ -281,10 +287,10 @@ fn a_failed_confirm_of_the_start_leaves_no_capacity() {
             (1_000.0, true)
         ]
     );
-    assert_eq!(r.capacity_per_s, None);
-    assert_eq!(r.last_pass_per_s, None);
-    assert_eq!(r.first_fail_per_s, Some(1_000.0));
-    assert!(!r.reached_max);
+    assert_eq!(r.finding.capacity_per_s, None);
+    assert_eq!(r.finding.last_pass_per_s, None);
+    assert_eq!(r.finding.first_fail_per_s, Some(1_000.0));
+    assert!(!r.finding.reached_max);
 }
 
 #[test]
@@ -300,9 +306,9 @@ fn a_lower_fail_after_a_higher_pass_is_unstable() {
         knee(if degraded { 4_200.0 } else { 5_000.0 })(0, step)
     };
     let r = drive(&spec(1_000.0, 500_000.0, 2.0, 0.05), server);
-    assert!(r.unstable);
-    assert_eq!(r.first_fail_per_s, Some(4_250.0));
-    assert_eq!(r.capacity_per_s, Some(4_125.0));
+    assert!(r.finding.unstable);
+    assert_eq!(r.finding.first_fail_per_s, Some(4_250.0));
+    assert_eq!(r.finding.capacity_per_s, Some(4_125.0));
     assert!(r.summary().contains("unstable"), "{}", r.summary());
 }
 
@@ -332,10 +338,10 @@ fn inconclusive_steps_bound_the_search_and_mark_it_generator_bound() {
             (4_000.0, true),
         ]
     );
-    assert!(r.generator_bound);
-    assert_eq!(r.capacity_per_s, Some(4_000.0));
-    assert_eq!(r.first_fail_per_s, None);
-    assert!(!r.reached_max);
+    assert!(r.finding.generator_bound);
+    assert_eq!(r.finding.capacity_per_s, Some(4_000.0));
+    assert_eq!(r.finding.first_fail_per_s, None);
+    assert!(!r.finding.reached_max);
     assert_eq!(
         r.summary(),
         format!(
@@ -356,9 +362,10 @@ fn an_inconclusive_step_below_the_first_fail_is_generator_bound() {
         }
     };
     let r = drive(&spec(1_000.0, 500_000.0, 2.0, 0.05), server);
-    assert!(r.generator_bound);
-    assert_eq!(r.first_fail_per_s, Some(6_000.0));
+    assert!(r.finding.generator_bound);
+    assert_eq!(r.finding.first_fail_per_s, Some(6_000.0));
     let found = r
+        .finding
         .capacity_per_s
         .expect("a pass below the generator's limit");
     assert!(found <= 4_500.0);
@@ -370,9 +377,9 @@ fn an_inconclusive_start_gives_no_capacity() {
     let server = |_, _| StepVerdict::Inconclusive { why: LAGGED.into() };
     let r = drive(&spec(1_000.0, 500_000.0, 2.0, 0.05), server);
     assert_eq!(r.steps.len(), 1);
-    assert_eq!(r.capacity_per_s, None);
-    assert_eq!(r.first_fail_per_s, None);
-    assert!(r.generator_bound);
+    assert_eq!(r.finding.capacity_per_s, None);
+    assert_eq!(r.finding.first_fail_per_s, None);
+    assert!(r.finding.generator_bound);
     assert!(
         r.summary()
             .starts_with("no capacity: the generator could not hold 1,000/s"),
@@ -410,8 +417,8 @@ fn a_search_cut_short_by_max_steps_spends_its_last_step_confirming() {
     assert_eq!(r.stopped, Some(Stopped::MaxSteps));
     let last = r.steps.last().expect("steps ran");
     assert!(last.0.confirm && last.1 == StepVerdict::Pass);
-    let found = r.capacity_per_s.expect("a confirmed capacity");
-    assert_eq!(Some(found), r.last_pass_per_s);
+    let found = r.finding.capacity_per_s.expect("a confirmed capacity");
+    assert_eq!(Some(found), r.finding.last_pass_per_s);
     assert_eq!(found, 96_000.0);
     assert!(r.summary().ends_with("; stopped early: max_steps reached"));
 }
@@ -424,8 +431,8 @@ fn one_step_cannot_confirm_anything() {
     };
     let r = drive(&spec, knee(100_000.0));
     assert_eq!(rates(&r), [(1_000.0, false)]);
-    assert_eq!(r.capacity_per_s, None);
-    assert_eq!(r.last_pass_per_s, Some(1_000.0));
+    assert_eq!(r.finding.capacity_per_s, None);
+    assert_eq!(r.finding.last_pass_per_s, Some(1_000.0));
     assert_eq!(r.stopped, Some(Stopped::MaxSteps));
     assert_eq!(
         r.summary(),
@@ -443,7 +450,7 @@ fn confirm_zero_takes_the_best_pass_as_it_is() {
     let r = drive(&spec, knee(5_000.0));
     assert!(r.steps.iter().all(|(s, _)| !s.confirm));
     assert_eq!(r.steps.len(), 8);
-    assert_eq!(r.capacity_per_s, Some(5_000.0));
+    assert_eq!(r.finding.capacity_per_s, Some(5_000.0));
 }
 
 #[test]
@@ -461,8 +468,8 @@ fn stop_ends_the_search_with_the_steps_so_far() {
         let r = search.result();
         assert_eq!(r.stopped, Some(why));
         assert_eq!(r.steps.len(), 3);
-        assert_eq!(r.capacity_per_s, None);
-        assert_eq!(r.last_pass_per_s, Some(4_000.0));
+        assert_eq!(r.finding.capacity_per_s, None);
+        assert_eq!(r.finding.last_pass_per_s, Some(4_000.0));
     }
 }
 
@@ -494,7 +501,7 @@ fn stop_after_max_steps_ran_out_keeps_max_steps() {
     let r = search.result();
     assert_eq!(r.stopped, Some(Stopped::MaxSteps));
     assert_eq!(rates(&r), [(1_000.0, false), (1_000.0, true)]);
-    assert_eq!(r.capacity_per_s, Some(1_000.0));
+    assert_eq!(r.finding.capacity_per_s, Some(1_000.0));
 }
 
 #[test]
@@ -506,7 +513,7 @@ fn a_precision_too_fine_for_floating_point_still_ends() {
     let r = drive(&spec, knee(5_000.0));
     assert_eq!(r.stopped, None);
     assert!(r.steps.len() < 100, "{} steps", r.steps.len());
-    assert_eq!(r.capacity_per_s, Some(5_000.0));
+    assert_eq!(r.finding.capacity_per_s, Some(5_000.0));
 }
 
 #[test]

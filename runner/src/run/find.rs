@@ -119,22 +119,18 @@ pub(super) fn run(
         let r = search.result();
         bracket = format!(
             "bracket {}–{}",
-            r.last_pass_per_s
+            r.finding
+                .last_pass_per_s
                 .map_or("?".into(), |x| format!("{}/s", x.round())),
-            r.first_fail_per_s
+            r.finding
+                .first_fail_per_s
                 .map_or("?".into(), |x| format!("{}/s", x.round()))
         );
         cooldown(ctx, index, f.cooldown, phase.load.connect_timeout);
     }
     let r = search.result();
     Ok(CapacityReport {
-        capacity_per_s: r.capacity_per_s,
-        generator_bound: r.generator_bound,
-        last_pass_per_s: r.last_pass_per_s,
-        first_fail_per_s: r.first_fail_per_s,
-        unstable: r.unstable,
-        reached_max: r.reached_max,
-        first_fail_why: r.first_fail_why.clone(),
+        finding: r.finding.clone(),
         stopped: r.stopped.map(|s| s.to_string()),
         summary: r.summary(),
         steps,

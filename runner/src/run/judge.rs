@@ -227,7 +227,8 @@ fn measure(metric: Metric, bound: &Bound, m: Measured) -> Result<Value, String> 
             let c = m
                 .capacity
                 .ok_or("capacity is the result of a find-capacity phase")?;
-            c.capacity_per_s
+            c.finding
+                .capacity_per_s
                 .map(Value::Number)
                 .ok_or_else(|| format!("no capacity was confirmed: {}", c.summary))
         }

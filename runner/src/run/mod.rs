@@ -607,15 +607,8 @@ fn status(
 }
 
 fn failure(whose: &str, t: &ThresholdResult) -> String {
-    let measured = t
-        .measured
-        .as_deref()
-        .map(|m| format!(", measured {m}"))
-        .unwrap_or_default();
-    let note = t
-        .note
-        .as_deref()
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
-    format!("{whose}: `{}` failed{measured}{note}", t.threshold)
+    match t.details() {
+        d if d.is_empty() => format!("{whose}: `{}` failed", t.threshold),
+        d => format!("{whose}: `{}` failed, {d}", t.threshold),
+    }
 }
