@@ -217,7 +217,7 @@ pub enum ScenarioReadError {
     },
 }
 
-/// Reads a scenario report, checking every run in it as [`crate::read`]
+/// Reads a scenario report, checking every run in it as [`crate::read()`]
 /// checks a result file.
 pub fn read(bytes: &[u8]) -> Result<ScenarioReport, ScenarioReadError> {
     if bytes.len() > crate::read::MAX_FILE_BYTES {
