@@ -36,4 +36,4 @@ pub mod tls;
 pub use floodgate_kernel as kernel;
 pub use outcome::Outcome;
 pub use plan::{Plan, PlanError, PlanInput};
-pub use run::{RunResult, run};
+pub use run::{RunResult, run, run_live};

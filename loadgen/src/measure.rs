@@ -236,3 +236,56 @@ impl Recorder {
             .then(|| 1.0 - self.loop_idle.as_secs_f64() / self.loop_time.as_secs_f64())
     }
 }
+
+/// The completed intervals of each phase, published by the load threads
+/// while the run goes on, for a caller that judges windows before the run
+/// ends (`abort_on_fail`). An interval is complete, and published, once
+/// every request intended in it has had its read timeout to finish.
+#[derive(Debug)]
+pub struct LiveSeries {
+    threads: usize,
+    /// Per phase, per interval: the threads' intervals merged, and how
+    /// many threads have published it.
+    phases: std::sync::Mutex<Vec<Vec<(Interval, usize)>>>,
+}
+
+impl LiveSeries {
+    /// For a run over `threads` threads.
+    pub fn new(threads: usize) -> LiveSeries {
+        LiveSeries {
+            threads: threads.max(1),
+            phases: Default::default(),
+        }
+    }
+
+    /// One thread's interval `k` of phase `phase`.
+    pub(crate) fn publish(&self, phase: usize, k: usize, interval: &Interval) {
+        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        if phases.len() <= phase {
+            phases.resize_with(phase + 1, Vec::new);
+        }
+        let p = &mut phases[phase];
+        if p.len() <= k {
+            p.resize_with(k + 1, || (Interval::default(), 0));
+        }
+        let (merged, n) = &mut p[k];
+        let _ = merged.response.add(&interval.response);
+        merged.ok += interval.ok;
+        merged.errors += interval.errors;
+        *n += 1;
+    }
+
+    /// The leading intervals of `phase` that every thread has published.
+    pub fn complete(&self, phase: usize) -> Vec<Interval> {
+        let phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        phases
+            .get(phase)
+            .map(|p| {
+                p.iter()
+                    .take_while(|(_, n)| *n >= self.threads)
+                    .map(|(i, _)| i.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -166,16 +166,24 @@ fn build_part(plan: &Plan, run: &RunResult, part: &Part) -> Run {
 fn intervals(rec: &Recorder, elapsed: Duration) -> Vec<Interval> {
     let step = INTERVAL.as_secs_f64();
     let count = (elapsed.as_secs_f64() / step).ceil().max(1.0) as usize;
-    rec.series
-        .intervals
+    let n = rec.series.intervals.len().min(count);
+    let mut out = interval_models(&rec.series.intervals[..n]);
+    for i in &mut out {
+        i.duration_s = (elapsed.as_secs_f64() - i.start_s).clamp(0.0, step);
+    }
+    out
+}
+
+/// A phase's intervals (as the recorder or the live series keeps them) as
+/// the model's, one a second from the phase's start.
+pub fn interval_models(intervals: &[crate::measure::Interval]) -> Vec<Interval> {
+    let step = INTERVAL.as_secs_f64();
+    intervals
         .iter()
-        .take(count)
         .enumerate()
         // The interval histograms' bounds are fixed, so encoding cannot fail.
         .filter_map(|(i, iv)| {
-            let start = i as f64 * step;
-            let duration = (elapsed.as_secs_f64() - start).clamp(0.0, step);
-            Interval::new(start, duration, iv.ok, iv.errors, &iv.response).ok()
+            Interval::new(i as f64 * step, step, iv.ok, iv.errors, &iv.response).ok()
         })
         .collect()
 }

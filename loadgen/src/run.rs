@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::conn::{LiveSlot, SWEEP_TICK, Shared, slot_task};
 use crate::exec::LocalQueue;
-use crate::measure::Recorder;
+use crate::measure::{INTERVAL, Interval, LiveSeries, Recorder};
 use crate::plan::Plan;
 use crate::reactor::Reactor;
 
@@ -46,7 +46,18 @@ pub struct Snapshot {
 /// Runs `plan` to the end, or until `stop` is set (then in-flight requests
 /// get `plan.grace` to finish). `progress` is called about once a second on
 /// the calling thread.
-pub fn run(plan: &Plan, stop: &Arc<AtomicBool>, mut progress: impl FnMut(&Snapshot)) -> RunResult {
+pub fn run(plan: &Plan, stop: &Arc<AtomicBool>, progress: impl FnMut(&Snapshot)) -> RunResult {
+    run_live(plan, stop, None, progress)
+}
+
+/// [`run`], with each phase's completed intervals published to `live` as
+/// the run goes on (see [`LiveSeries`]).
+pub fn run_live(
+    plan: &Plan,
+    stop: &Arc<AtomicBool>,
+    live: Option<Arc<LiveSeries>>,
+    mut progress: impl FnMut(&Snapshot),
+) -> RunResult {
     let plan = Arc::new(plan.clone());
     let threads = plan.threads.max(1);
     let lives: Vec<Arc<LiveSlot>> = (0..threads).map(|_| Arc::default()).collect();
@@ -54,16 +65,18 @@ pub fn run(plan: &Plan, stop: &Arc<AtomicBool>, mut progress: impl FnMut(&Snapsh
     let start = Instant::now();
     let end = plan.duration.map(|d| start + d);
     let mut phases: Vec<Recorder> = Vec::new();
+    let live_series = live;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let plan = plan.clone();
                 let stop = stop.clone();
                 let live = lives[t].clone();
+                let series = live_series.clone();
                 std::thread::Builder::new()
                     .name(format!("floodgate-load-{t}"))
                     .spawn_scoped(scope, move || {
-                        thread_main(plan, t, threads, start, end, stop, live)
+                        thread_main(plan, t, threads, start, end, stop, live, series)
                     })
                     .expect("spawn a load thread")
             })
@@ -129,16 +142,19 @@ fn thread_main(
     end: Option<Instant>,
     stop: Arc<AtomicBool>,
     live: Arc<LiveSlot>,
+    series: Option<Arc<LiveSeries>>,
 ) -> Vec<Recorder> {
     let reactor = Reactor::new().expect("create an epoll instance for a load thread");
-    let sh = Rc::new(Shared::new(
+    let mut shared = Shared::new(
         plan.clone(),
         start,
         end,
         stop.clone(),
         live,
         reactor.clone(),
-    ));
+    );
+    shared.series = series;
+    let sh = Rc::new(shared);
     let ex = LocalQueue::new();
     let tasks: Vec<_> = (t..plan.connections)
         .step_by(threads)
@@ -166,7 +182,40 @@ fn thread_main(
     // requests as cancelled.
     drop(all);
     drop(ex);
+    publish(&sh, Instant::now(), true);
     sh.recs.take()
+}
+
+/// Publishes this thread's completed intervals to the live series, if
+/// there is one: those whose requests have all had their read timeout
+/// (all of them at the end of the run).
+fn publish(sh: &Shared, now: Instant, all: bool) {
+    let Some(series) = &sh.series else {
+        return;
+    };
+    let starts: Vec<Duration> = match &sh.plan.profile {
+        Some(p) => p.starts().to_vec(),
+        None => vec![Duration::ZERO],
+    };
+    let total = sh.plan.duration.unwrap_or_default();
+    let mut published = sh.published.borrow_mut();
+    published.resize(starts.len(), 0);
+    let recs = sh.recs.borrow();
+    for (p, rec) in recs.iter().enumerate() {
+        let end = starts.get(p + 1).copied().unwrap_or(total);
+        let intervals =
+            (end.saturating_sub(starts[p]).as_secs_f64() / INTERVAL.as_secs_f64()).ceil() as usize;
+        while published[p] < intervals {
+            let k = published[p];
+            let done_at = sh.start + starts[p] + INTERVAL * (k as u32 + 1) + sh.plan.read_timeout;
+            if !all && now < done_at {
+                break;
+            }
+            let empty = Interval::default();
+            series.publish(p, k, rec.series.intervals.get(k).unwrap_or(&empty));
+            published[p] += 1;
+        }
+    }
 }
 
 /// The thread's event loop: runs ready tasks, sweeps read deadlines and
@@ -227,6 +276,7 @@ fn drive(
                 };
                 let p99 = sh.recs.borrow()[k].response.value_at_quantile(0.99);
                 sh.live.p99_us.store(p99, Ordering::Relaxed);
+                publish(sh, now, false);
             }
         }
         let timeout = if ran == BATCH {

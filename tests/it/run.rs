@@ -225,8 +225,54 @@ fn windows_catch_a_stall_that_the_whole_phase_percentile_hides() {
     assert!((3.0..=5.0).contains(&w.start_s), "{w:?}");
 }
 
+#[test]
+fn abort_on_fail_stops_the_run_at_the_failed_window_and_writes_the_report() {
+    let _turn = crate::util::heavy_turn();
+    let d = dir("abort");
+    let (out, report) = crate::util::in_fresh_netns(move || {
+        let addr = stalling_server(Duration::from_secs(3), Duration::from_secs(2));
+        let extra = "abort_on_fail = true\n[[phase]]\nname = \"after\"\nkind = \"pause\"\nduration = \"1s\"\n";
+        run_stall_with(&d, addr, "30s", extra)
+    });
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let r = report.unwrap();
+    assert!(r.partial);
+    let run = r.phases[0].run.as_ref().unwrap();
+    // The stall ends 5 s in; its windows are judged once their requests
+    // had their 3 s read timeout: well before the phase's 30 s.
+    assert!(
+        run.partial && run.elapsed_s < 20.0,
+        "ran {} s: {stdout}",
+        run.elapsed_s
+    );
+    assert_eq!(r.phases[0].thresholds[1].status, scenario::Judged::Fail);
+    assert!(r.phases[1].skipped, "{stdout}");
+    assert!(
+        r.reasons.iter().any(|w| w.contains("abort_on_fail")),
+        "{:?}",
+        r.reasons
+    );
+}
+
 /// The stall scenario against `addr`, run from this thread's namespace.
 fn run_stall(d: &Path, addr: std::net::SocketAddr) -> (Output, Option<ScenarioReport>) {
+    run_stall_with(d, addr, "10s", "")
+}
+
+/// The stall scenario, its phase `duration` long, with `extra` TOML after
+/// the phase's keys.
+fn run_stall_with(
+    d: &Path,
+    addr: std::net::SocketAddr,
+    duration: &str,
+    extra: &str,
+) -> (Output, Option<ScenarioReport>) {
     let f = scenario_file(
         d,
         &format!(
@@ -236,14 +282,14 @@ target = "http://{addr}/"
 [defaults]
 connections = 4
 threads = 1
-read_timeout = "5s"
+read_timeout = "3s"
 [[phase]]
 name = "steady"
 kind = "steady"
 rate = "100/s"
-duration = "10s"
+duration = "{duration}"
 thresholds = ["latency.p50 < 100ms", "latency.p50 < 100ms over 2s"]
-"#
+{extra}"#
         ),
     );
     let output = floodgate()

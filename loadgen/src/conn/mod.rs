@@ -95,6 +95,10 @@ pub(crate) struct Shared {
     pub reactor: Rc<Reactor>,
     /// Every slot's read deadline, checked by the thread's sweeper.
     pub deadlines: RefCell<Vec<Rc<Deadline>>>,
+    /// Where completed intervals are published while the run goes on.
+    pub series: Option<Arc<crate::measure::LiveSeries>>,
+    /// Per phase, how many intervals this thread has published.
+    pub published: RefCell<Vec<usize>>,
 }
 
 impl Shared {
@@ -120,6 +124,8 @@ impl Shared {
             live,
             reactor,
             deadlines: RefCell::default(),
+            series: None,
+            published: RefCell::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use floodgate_reports::run::Run;
 use floodgate_reports::scenario::{CapacityReport, Judged, ThresholdResult, WindowSpan};
-use floodgate_reports::series::{self, Window};
+use floodgate_reports::series::{self, Interval, Window};
 use floodgate_reports::{Outcome, ProbeReport};
 
 use crate::scenario::threshold::diagnosis_name;
@@ -41,7 +41,7 @@ enum Value {
 /// and marked not judged.
 pub fn judge(t: &Threshold, m: Measured, warmup: bool) -> ThresholdResult {
     let mut result = match (t.over, m.run) {
-        (Some(width), Some(run)) if !run.intervals.is_empty() => judge_windows(t, run, width),
+        (Some(_), Some(run)) if !run.intervals.is_empty() => judge_intervals(t, &run.intervals),
         _ => judge_whole(t, m),
     };
     if warmup {
@@ -73,11 +73,12 @@ fn judge_whole(t: &Threshold, m: Measured) -> ThresholdResult {
     }
 }
 
-/// Every window of `width` (whole seconds, as the parser requires) must
-/// hold; the result shows the worst window and the first that failed.
-fn judge_windows(t: &Threshold, run: &Run, width: std::time::Duration) -> ThresholdResult {
-    let n = (width.as_secs() as usize).max(1);
-    let windows = match series::windows(&run.intervals, n) {
+/// Judges an `over WINDOW` threshold on a phase's intervals: every window
+/// of that width (whole seconds, as the parser requires) must hold; the
+/// result shows the worst window and the first that failed.
+pub fn judge_intervals(t: &Threshold, intervals: &[Interval]) -> ThresholdResult {
+    let n = t.over.map_or(1, |w| w.as_secs() as usize).max(1);
+    let windows = match series::windows(intervals, n) {
         Ok(w) => w,
         Err(e) => {
             return ThresholdResult {

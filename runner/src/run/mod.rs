@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use floodgate_kernel::Evidence;
+use floodgate_loadgen::measure::LiveSeries;
 use floodgate_loadgen::plan::{Plan, PlanError, PlanInput, Segment, TargetUrl};
 use floodgate_loadgen::run::Snapshot;
 use floodgate_reports::evidence::EvidenceReport;
@@ -94,6 +95,9 @@ struct Ctx<'a> {
     evidence: Option<floodgate_kernel::Recorder>,
     /// The evidence of the phases that ran, one timeline.
     whole_evidence: Option<EvidenceReport>,
+    /// The phase whose window failed with `abort_on_fail`, stopping the
+    /// engine mid-phase.
+    aborted: Option<String>,
     stop: &'a Arc<AtomicBool>,
     progress: &'a mut dyn FnMut(Progress),
 }
@@ -130,6 +134,7 @@ pub fn run(
         start: Instant::now(),
         evidence: None,
         whole_evidence: None,
+        aborted: None,
         stop,
         progress,
     };
@@ -156,6 +161,9 @@ pub fn run(
             ctx.whole_evidence
                 .get_or_insert_with(EvidenceReport::default)
                 .append(e, at.as_millis() as u64);
+        }
+        if let Some(name) = ctx.aborted.take() {
+            aborted = Some(name);
         }
         for (p, report) in scenario.phases[i..i + group].iter().zip(&mut reports) {
             let failed = report.thresholds.iter().any(|t| t.status == Judged::Fail);
@@ -302,9 +310,45 @@ impl Ctx<'_> {
         let mut marked = 1;
         let phases = self.scenario.phases.len();
         let scenario = self.scenario;
+        // The phases of this run that stop it at their first failed
+        // window (`abort_on_fail` with `over` thresholds), by segment.
+        let watched: Vec<(usize, &Phase)> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| {
+                let p = scenario.phases.get(first + k).filter(|p| &p.name == name)?;
+                let windowed = p.thresholds.iter().any(|t| t.over.is_some());
+                (p.abort_on_fail && !p.warmup && windowed).then_some((k, p))
+            })
+            .collect();
+        let live = (!watched.is_empty()).then(|| Arc::new(LiveSeries::new(plan.threads)));
+        // With a watch, the engine stops on its own flag, which Ctrl-C sets
+        // through the progress tick as well as a failed window.
+        let own_stop = Arc::new(AtomicBool::new(false));
+        let stop = if live.is_some() { &own_stop } else { self.stop };
+        let global_stop = self.stop;
+        let mut aborted = None;
         let evidence = self.evidence.as_ref();
         let progress = &mut *self.progress;
-        floodgate_loadgen::run(plan, self.stop, |s: &Snapshot| {
+        let ran = floodgate_loadgen::run_live(plan, stop, live.clone(), |s: &Snapshot| {
+            if let Some(live) = &live {
+                if global_stop.load(Ordering::Relaxed) {
+                    own_stop.store(true, Ordering::Relaxed);
+                }
+                for (k, p) in &watched {
+                    let intervals = floodgate_loadgen::report::interval_models(&live.complete(*k));
+                    let failed = p
+                        .thresholds
+                        .iter()
+                        .filter(|t| t.over.is_some())
+                        .any(|t| judge::judge_intervals(t, &intervals).status == Judged::Fail);
+                    if failed && aborted.is_none() {
+                        tracing::warn!(phase = %p.name, "a window failed with abort_on_fail: stopping the run");
+                        aborted = Some(p.name.clone());
+                        own_stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
             // The evidence phases follow the segments within a second (the
             // progress tick); the run's own books split exactly.
             while marked < starts.len() && s.elapsed >= starts[marked] {
@@ -335,7 +379,11 @@ impl Ctx<'_> {
                 load: Some(*s),
                 note: note.clone(),
             });
-        })
+        });
+        if aborted.is_some() {
+            self.aborted = aborted;
+        }
+        ran
     }
 
     /// Waits `d`, or until Ctrl-C; progress once a second.
