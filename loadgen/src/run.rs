@@ -76,7 +76,7 @@ pub fn run_live(
                 std::thread::Builder::new()
                     .name(format!("floodgate-load-{t}"))
                     .spawn_scoped(scope, move || {
-                        thread_main(plan, t, threads, start, end, stop, live, series)
+                        thread_main(plan, (t, threads), start, end, stop, live, series)
                     })
                     .expect("spawn a load thread")
             })
@@ -134,10 +134,10 @@ fn snapshot(lives: &[Arc<LiveSlot>], start: Instant) -> Snapshot {
     }
 }
 
+/// Load thread `t` of `threads` (`which`).
 fn thread_main(
     plan: Arc<Plan>,
-    t: usize,
-    threads: usize,
+    (t, threads): (usize, usize),
     start: Instant,
     end: Option<Instant>,
     stop: Arc<AtomicBool>,
