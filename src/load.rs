@@ -367,6 +367,7 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
         insecure: args.insecure,
         malformed: args.malformed,
         segments: Vec::new(),
+        trickle: None,
     })
 }
 

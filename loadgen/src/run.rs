@@ -134,7 +134,7 @@ fn snapshot(lives: &[Arc<LiveSlot>], start: Instant) -> Snapshot {
     }
 }
 
-/// Load thread `t` of `threads` (`which`).
+/// Load thread `t` of `threads`.
 fn thread_main(
     plan: Arc<Plan>,
     (t, threads): (usize, usize),

@@ -432,6 +432,38 @@ fn a_slow_accepting_server_fails_on_its_overflows_and_the_summary_says_why() {
 }
 
 #[test]
+fn slowloris_holds_only_against_a_server_without_a_header_deadline() {
+    let _turn = crate::util::heavy_turn();
+    let f = root().join("scenarios/slowloris.toml");
+    // The reference server closes every trickling connection at its 1 s
+    // header timeout.
+    let d = dir("slowloris");
+    let (out, report) = run(&f, &d, &[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let hold = report.unwrap().phases[0].run.clone().unwrap();
+    assert_eq!(hold.scheduled, 256);
+    assert_eq!(
+        hold.outcomes[&floodgate_reports::Outcome::Ok],
+        0,
+        "{stdout}"
+    );
+    // With a deadline past the phase, every one is still held at the end.
+    let (out, _) = run(&f, &d, &["--set", "server.header_timeout=30s"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("[FAIL] outcome.ok == 0: measured 256"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_starved_generator_is_inconclusive_not_a_failure() {
     let _turn = crate::util::heavy_turn();
     let d = dir("starved");

@@ -1,6 +1,6 @@
 //! The two modes without requests: `--mode connect` (connect, then close
 //! by FIN or RST) and `--mode hold` (one connection per slot, held idle to
-//! the end). Opening the connection is `connect`'s; the request modes are
+//! the end, or trickling a request head that never ends). Opening the connection is `connect`'s; the request modes are
 //! `exchange`'s.
 
 use std::io;
@@ -72,14 +72,30 @@ pub(super) async fn hold(g: &mut Guard, source: Option<IpAddr>) {
     let end = sh
         .end
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+    // With `trickle`: the next byte of a request head that never ends.
+    let mut trickled = 0usize;
+    let mut next_byte = sh.plan.trickle.map(|_| Instant::now());
     let outcome = loop {
-        if sh.stop.load(Ordering::Relaxed) || Instant::now() >= end {
+        let now = Instant::now();
+        if sh.stop.load(Ordering::Relaxed) || now >= end {
             break if c.syn_retransmitted {
                 Outcome::SynRetransmitted
             } else {
                 Outcome::Ok
             };
         }
+        if let (Some(at), Some(every)) = (next_byte, sh.plan.trickle) {
+            if now >= at {
+                let byte = slow_head_byte(trickled);
+                match c.stream.write(std::slice::from_ref(&byte)) {
+                    Ok(_) => trickled += 1,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => break Outcome::from_io_error(&e),
+                }
+                next_byte = Some(at + every);
+            }
+        }
+        let wake_at = next_byte.map_or(end, |b| b.min(end));
         let woke = future::or(
             async {
                 c.stream.readable().await;
@@ -87,7 +103,7 @@ pub(super) async fn hold(g: &mut Guard, source: Option<IpAddr>) {
             },
             async {
                 // Ctrl-C fires this timer early.
-                sh.reactor.sleep_until(end).await;
+                sh.reactor.sleep_until(wake_at).await;
                 false
             },
         )
@@ -104,4 +120,11 @@ pub(super) async fn hold(g: &mut Guard, source: Option<IpAddr>) {
     };
     sh.rec(intended).closed();
     g.finish(outcome);
+}
+
+/// Byte `n` of the request head a trickling held connection sends: a
+/// request line, then one header whose value never ends.
+fn slow_head_byte(n: usize) -> u8 {
+    const START: &[u8] = b"GET / HTTP/1.1\r\nHost: floodgate\r\nX-Slow: ";
+    START.get(n).copied().unwrap_or(b'a')
 }

@@ -86,6 +86,10 @@ pub struct PlanInput {
     /// each a phase with books of its own; instead of `rate` and
     /// `duration`.
     pub segments: Vec<Segment>,
+    /// `mode` hold: send one byte of a request head that never ends, this
+    /// often, on every held connection (slowloris), instead of holding it
+    /// silent.
+    pub trickle: Option<Duration>,
 }
 
 /// Headers the plan writes itself, from the target (`Host`), the body size
@@ -160,6 +164,8 @@ pub struct Plan {
     /// The rate over time, when the plan runs phases (`segments`); the
     /// load's `rate_per_s` is then the profile's peak.
     pub profile: Option<Arc<Profile>>,
+    /// `mode` hold: a byte of a never-ending request head this often.
+    pub trickle: Option<Duration>,
 }
 
 /// Malformed traffic mixed into valid load (`--malformed FRACTION`).
@@ -272,6 +278,18 @@ impl Plan {
                 return Err(
                     PlanError::new(field, "must be longer than zero").with_got(format!("{t:?}"))
                 );
+            }
+        }
+        match (input.mode, input.trickle) {
+            (_, Some(Duration::ZERO)) => {
+                return Err(PlanError::new("trickle", "must be longer than zero"));
+            }
+            (Mode::Hold, _) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(PlanError::new(
+                    "trickle",
+                    "is for `mode` hold, whose held connections it trickles a request head on",
+                ));
             }
         }
         if let (Mode::Hold, Some(n)) = (input.mode, input.requests) {
@@ -613,6 +631,7 @@ impl ValidPlan {
             tls,
             malformed,
             profile: profile.map(Arc::new),
+            trickle: input.trickle,
         }
     }
 }

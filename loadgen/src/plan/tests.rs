@@ -653,3 +653,46 @@ fn http_request_bytes() {
         Expect::Echo(post.wire[post.wire.len() - 4..].to_vec())
     );
 }
+
+#[test]
+fn trickle_is_for_held_connections_and_segments_for_open_loops() {
+    let t = "http://127.0.0.1:1/";
+    check(
+        PlanInput {
+            trickle: Some(Duration::from_millis(100)),
+            ..input(t)
+        },
+        "trickle",
+        "is for `mode` hold",
+    );
+    check(
+        PlanInput {
+            mode: Mode::Hold,
+            closed: true,
+            duration: Some(Duration::from_secs(1)),
+            trickle: Some(Duration::ZERO),
+            ..input(t)
+        },
+        "trickle",
+        "longer than zero",
+    );
+    check(
+        PlanInput {
+            rate_per_s: Some(10.0),
+            segments: vec![Segment::steady(10.0, Duration::from_secs(1))],
+            ..input(t)
+        },
+        "rate",
+        "cannot be combined with `segments`",
+    );
+    let plan = Plan::new(PlanInput {
+        segments: vec![
+            Segment::steady(10.0, Duration::from_secs(1)),
+            Segment::steady(30.0, Duration::from_secs(2)),
+        ],
+        ..input(t)
+    })
+    .unwrap();
+    assert_eq!(plan.duration, Some(Duration::from_secs(3)));
+    assert!(matches!(plan.load, Load::Open { rate_per_s, .. } if rate_per_s == 30.0));
+}

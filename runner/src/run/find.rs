@@ -71,7 +71,7 @@ pub(super) fn run(
         let verdict = if ran.partial {
             search.stop(Stopped::Interrupted);
             None
-        } else if let Some(why) = judge::inconclusive(&run) {
+        } else if let Some(why) = judge::inconclusive(&run, ctx.scenario.max_lag) {
             Some(StepVerdict::Inconclusive { why })
         } else {
             let measured = Measured {

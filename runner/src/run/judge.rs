@@ -12,10 +12,6 @@ use floodgate_reports::{Outcome, ProbeReport};
 use crate::scenario::threshold::diagnosis_name;
 use crate::scenario::{Bound, Metric, Op, Stat, Threshold};
 
-/// The share of requests the generator may be late for before a phase is
-/// inconclusive (`max_lag`).
-pub const MAX_LAG_SHARE: f64 = 0.01;
-
 /// The share of an open loop's time the generator's event loops may be
 /// busy (not waiting for the network) before the phase is inconclusive.
 pub const MAX_BUSY_SHARE: f64 = 0.9;
@@ -323,17 +319,18 @@ fn trim(x: f64) -> String {
 }
 
 /// Why a phase's run says nothing about the server, if it does not: the
-/// generator was late for more than [`MAX_LAG_SHARE`] of its requests, or
-/// ran out of local ports or descriptors.
-pub fn inconclusive(run: &Run) -> Option<String> {
+/// generator was late for more than `max_lag` of its requests, its event
+/// loops were busy all the time, or it ran out of local ports or
+/// descriptors.
+pub fn inconclusive(run: &Run, max_lag: f64) -> Option<String> {
     let count = |o: Outcome| run.outcomes.get(&o).copied().unwrap_or(0);
     let lagged = count(Outcome::GeneratorLagged);
-    if run.scheduled > 0 && lagged as f64 / run.scheduled as f64 > MAX_LAG_SHARE {
+    if run.scheduled > 0 && lagged as f64 / run.scheduled as f64 > max_lag {
         return Some(format!(
             "the generator itself was late for {lagged} of {} requests ({}%, over the {}% allowed): the run says nothing about the server; give it more threads or ask for less",
             run.scheduled,
             trim(share(lagged, run.scheduled) * 100.0),
-            trim(MAX_LAG_SHARE * 100.0)
+            trim(max_lag * 100.0)
         ));
     }
     // An open loop's schedule is the generator's to hold: a loop that was

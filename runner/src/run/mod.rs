@@ -156,6 +156,7 @@ pub fn run(
             &scenario.phases[i..i + group],
             &mut reports,
             evidence.as_ref(),
+            scenario.max_lag,
         );
         if let Some(e) = &evidence {
             ctx.whole_evidence
@@ -525,7 +526,12 @@ fn skipped(p: &Phase, start: Instant) -> PhaseReport {
 
 /// Attaches each phase's share of the evidence, then judges its
 /// thresholds.
-fn finish_phases(phases: &[Phase], reports: &mut [PhaseReport], evidence: Option<&EvidenceReport>) {
+fn finish_phases(
+    phases: &[Phase],
+    reports: &mut [PhaseReport],
+    evidence: Option<&EvidenceReport>,
+    max_lag: f64,
+) {
     for (p, r) in phases.iter().zip(reports.iter_mut()) {
         if r.skipped {
             continue;
@@ -534,7 +540,10 @@ fn finish_phases(phases: &[Phase], reports: &mut [PhaseReport], evidence: Option
             r.run = Some(run.with_evidence(e));
         }
         if let Some(run) = &r.run {
-            r.inconclusive = r.inconclusive.take().or_else(|| judge::inconclusive(run));
+            r.inconclusive = r
+                .inconclusive
+                .take()
+                .or_else(|| judge::inconclusive(run, max_lag));
         }
         let measured = Measured {
             run: r.run.as_ref(),

@@ -17,6 +17,10 @@ use super::threshold::Threshold;
 /// inconclusive.
 pub const LAG_THRESHOLD: Duration = Duration::from_millis(25);
 
+/// The share of an open loop's requests the generator may send late
+/// (`generator_lagged`) before a phase is inconclusive: `max_lag`.
+pub const DEFAULT_MAX_LAG: f64 = 0.01;
+
 /// A validated scenario file.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -28,6 +32,9 @@ pub struct Scenario {
     pub target: Option<String>,
     /// Judged over the whole run.
     pub thresholds: Vec<Threshold>,
+    /// `max_lag`: the share of requests the generator may send late before
+    /// a phase says nothing about the server (exit 4).
+    pub max_lag: f64,
     /// The `[server]` table over `floodgate serve`'s defaults; its `listen`
     /// address is the runner's choice.
     pub server: ServerConfig,
@@ -72,7 +79,7 @@ impl Phase {
             PhaseKind::Steady { duration, .. }
             | PhaseKind::Ramp { duration, .. }
             | PhaseKind::ConnectStorm { duration, .. }
-            | PhaseKind::Hold { duration }
+            | PhaseKind::Hold { duration, .. }
             | PhaseKind::Malformed { duration, .. }
             | PhaseKind::Pause { duration } => Some(*duration),
             PhaseKind::Closed { duration, .. } => *duration,
@@ -130,7 +137,8 @@ impl Phase {
                 input.mode = Mode::Connect;
                 input.close_with = *close_with;
             }
-            PhaseKind::Hold { duration } => {
+            PhaseKind::Hold { duration, trickle } => {
+                input.trickle = *trickle;
                 input.closed = true;
                 input.duration = Some(*duration);
                 input.mode = Mode::Hold;
@@ -181,7 +189,12 @@ pub enum PhaseKind {
         close_with: CloseWith,
     },
     /// `hold`: `connections` idle connections held for the duration.
-    Hold { duration: Duration },
+    Hold {
+        duration: Duration,
+        /// Trickle a never-ending request head, a byte this often, on
+        /// every held connection (slowloris) instead of holding it silent.
+        trickle: Option<Duration>,
+    },
     /// `malformed`: valid load (open loop with a rate, closed without) of
     /// which `fraction` is sent malformed (`--malformed`).
     Malformed {

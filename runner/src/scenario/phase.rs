@@ -26,7 +26,7 @@ fn kind_keys(kind: &str) -> (&'static [&'static str], bool) {
         "ramp" => (&["from", "to", "duration"], true),
         "closed" => (&["duration", "requests"], true),
         "connect-storm" => (&["rate", "duration", "close_with"], true),
-        "hold" => (&["duration"], true),
+        "hold" => (&["duration", "trickle"], true),
         "malformed" => (&["rate", "fraction", "duration"], true),
         "backlog-probe" => (
             &["connects", "window", "serve_timeout", "check_path"],
@@ -327,6 +327,7 @@ fn read_kind(c: &mut Checker, t: &Table, kind: &str) -> PhaseKind {
         }
         "hold" => PhaseKind::Hold {
             duration: duration(c, &needs("`duration` (and holds `connections`)")),
+            trickle: opt_duration(c, "trickle", true),
         },
         "malformed" => {
             let why = needs("`fraction` and `duration`");

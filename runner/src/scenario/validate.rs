@@ -19,6 +19,7 @@ const ROOT_KEYS: &[&str] = &[
     "seed",
     "target",
     "thresholds",
+    "max_lag",
     "server",
     "defaults",
     "phase",
@@ -79,6 +80,10 @@ fn read(c: &mut Checker, root: &Node) -> Option<Scenario> {
             }
             Some(s)
         });
+    let max_lag = match t.get("max_lag") {
+        None => Some(super::model::DEFAULT_MAX_LAG),
+        Some(n) => c.share(n, "max_lag", 1.0, true),
+    };
     let seed = t
         .get("seed")
         .map(|n| c.integer(n, "seed", 0, i64::MAX as u64));
@@ -136,6 +141,7 @@ fn read(c: &mut Checker, root: &Node) -> Option<Scenario> {
         seed,
         target,
         thresholds,
+        max_lag: max_lag?,
         server: server?,
         phases: phases?,
     })

@@ -295,3 +295,33 @@ fn set_keys_that_name_nothing_are_errors() {
         ]
     );
 }
+
+#[test]
+fn max_lag_and_trickle_read_as_written() {
+    let s = valid("scenarios/smoke.toml", &[]);
+    assert_eq!(s.max_lag, 0.01, "the default: 1% of requests");
+    let s = valid(
+        "scenarios/slowloris.toml",
+        &["max_lag=5%", "phase.hold.trickle=50ms"],
+    );
+    assert_eq!(s.max_lag, 0.05);
+    assert_eq!(
+        s.phase("hold").unwrap().kind,
+        PhaseKind::Hold {
+            duration: Duration::from_secs(3),
+            trickle: Some(Duration::from_millis(50)),
+        }
+    );
+    let e = check("scenarios/smoke.toml", &["max_lag=0%"]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("max_lag: must be above 0% and at most 100%"),
+        "{e}"
+    );
+    let e = check("scenarios/smoke.toml", &["phase.ramp.trickle=1s"]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("phase[1].trickle: is not a key of a ramp phase"),
+        "{e}"
+    );
+}
