@@ -11,6 +11,11 @@
 //! [`ValidPlan::resolve`] then looks the host up, or
 //! [`ValidPlan::with_target_addr`] takes an address the caller has, such as
 //! a server it started after validating; either gives the [`Plan`].
+//!
+//! By file: this one is the input, the plan and the validation; `valid`
+//! is [`ValidPlan`] and the preparation of each request's bytes; `mix`,
+//! `target` and `profile` (a run of phases' rate profile) are those parts
+//! of the input; `error` is [`PlanError`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,12 +31,15 @@ mod error;
 mod mix;
 mod profile;
 mod target;
+mod valid;
 
 pub use error::PlanError;
 pub use mix::{MixEntry, max_body_bytes};
 use mix::{check_body_bytes, check_mix};
+use profile::check_segments;
 pub use profile::{Profile, Segment};
 pub use target::TargetUrl;
+pub use valid::{ValidPlan, body_byte};
 
 /// What to run, before validation. Errors name these fields as written
 /// here, except `rate` (`rate_per_s`) and `ca` (`ca_pem`).
@@ -476,185 +484,6 @@ impl Plan {
     }
 }
 
-/// A plan checked offline ([`Plan::validate`]) with its target not yet
-/// resolved: [`ValidPlan::resolve`] or [`ValidPlan::with_target_addr`]
-/// gives the [`Plan`]. Nothing is left to refuse but a failed lookup.
-#[derive(Debug, Clone)]
-pub struct ValidPlan {
-    target: Option<TargetUrl>,
-    input: PlanInput,
-    load: Load,
-    profile: Option<Profile>,
-    duration: Option<Duration>,
-    tls: Option<Tls>,
-    headers: Vec<(String, String)>,
-    /// The method of the one request when there is no mix.
-    method: String,
-    /// A tcp:// target's one request kind.
-    tcp: Option<RequestKind>,
-}
-
-impl ValidPlan {
-    /// The target URL as checked; `None` when the caller is to supply the
-    /// address ([`ValidPlan::with_target_addr`]).
-    pub fn target(&self) -> Option<&TargetUrl> {
-        self.target.as_ref()
-    }
-
-    /// What each connection slot will do.
-    pub fn mode(&self) -> Mode {
-        self.input.mode
-    }
-
-    /// How long a connect may take.
-    pub fn connect_timeout(&self) -> Duration {
-        self.input.connect_timeout
-    }
-
-    /// Resolves the target's host ([`TargetUrl::resolve`]), the one step
-    /// that looks anything up. Errors name `target`, as does a plan without
-    /// a target URL, which has nothing to resolve.
-    pub fn resolve(mut self) -> Result<Plan, PlanError> {
-        let url = self.target.take().ok_or_else(|| {
-            PlanError::new(
-                "target",
-                "is not set, so there is nothing to resolve: give a URL, or supply the address",
-            )
-        })?;
-        let addr = url.resolve()?;
-        Ok(self.finish(url, addr))
-    }
-
-    /// The plan that connects to `addr` without a lookup. With a target URL
-    /// its scheme, host (the `Host` header, the TLS server name) and path
-    /// stay; without one the target is `http://ADDR/`.
-    pub fn with_target_addr(mut self, addr: SocketAddr) -> Plan {
-        let url = self
-            .target
-            .take()
-            .unwrap_or_else(|| TargetUrl::of_addr(addr));
-        self.finish(url, addr)
-    }
-
-    /// Prepares every request's bytes for `url` (its `Host` header, and the
-    /// path of the one request without a mix) and connects to `addr`.
-    fn finish(self, url: TargetUrl, addr: SocketAddr) -> Plan {
-        let ValidPlan {
-            input,
-            load,
-            profile,
-            duration,
-            tls,
-            headers,
-            method,
-            tcp,
-            ..
-        } = self;
-        let host_header = &url.authority;
-        let close = input.mode == Mode::Churn;
-        let mut kinds = match tcp {
-            Some(kind) => vec![kind],
-            None => input
-                .mix
-                .unwrap_or_else(|| {
-                    vec![MixEntry {
-                        weight: 1,
-                        method,
-                        path: url.path.clone(),
-                        body_bytes: input.body_bytes,
-                    }]
-                })
-                .into_iter()
-                .map(|e| RequestKind {
-                    weight: e.weight,
-                    label: e.label(),
-                    prepared: prepare_http(
-                        &e.method,
-                        &e.path,
-                        host_header,
-                        &headers,
-                        e.body_bytes,
-                        close,
-                        input.seed,
-                    ),
-                })
-                .collect(),
-        };
-        let malformed = input.malformed.map(|fraction| {
-            let close = if input.mode == Mode::Churn {
-                "Connection: close\r\n"
-            } else {
-                ""
-            };
-            let probe_head = format!(
-                "POST /echo HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: {PROBE_TOKEN_LEN}\r\n{close}\r\n"
-            )
-            .into_bytes();
-            kinds.push(RequestKind {
-                weight: 1,
-                label: format!(
-                    "POST /echo with a unique token (--malformed: {}% of valid requests, apart from the weights)",
-                    crate::malformed::PROBE_SHARE * 100.0
-                ),
-                prepared: Prepared {
-                    wire: probe_head.clone(),
-                    framing: Framing::Http {
-                        head_request: false,
-                    },
-                    expect: Expect::Anything,
-                },
-            });
-            Malformed {
-                fraction,
-                generator: Generator::new(input.seed),
-                probe_kind: kinds.len() - 1,
-                probe_head,
-            }
-        });
-        Plan {
-            target: url.at(addr),
-            load,
-            mode: input.mode,
-            close_with: input.close_with,
-            connections: input.connections,
-            duration,
-            requests: input.requests,
-            threads: input.threads.min(input.connections),
-            seed: input.seed,
-            kinds,
-            verify: input.verify,
-            connect_timeout: input.connect_timeout,
-            read_timeout: input.read_timeout,
-            lag_threshold: input.lag_threshold,
-            grace: input.grace,
-            sources: input.sources,
-            tls,
-            malformed,
-            profile: profile.map(Arc::new),
-            trickle: input.trickle,
-        }
-    }
-}
-
-/// A run of phases (`segments`) takes its rate and length from them.
-fn check_segments(input: &PlanInput) -> Result<Profile, PlanError> {
-    let conflicts = [
-        ("rate", input.rate_per_s.is_some()),
-        ("closed", input.closed),
-        ("duration", input.duration.is_some()),
-        ("requests", input.requests.is_some()),
-        ("malformed", input.malformed.is_some()),
-        ("mode", input.mode == Mode::Hold),
-    ];
-    if let Some((field, _)) = conflicts.iter().find(|(_, set)| *set) {
-        return Err(PlanError::new(
-            *field,
-            "cannot be combined with `segments`, which set an open loop's rate and length phase by phase",
-        ));
-    }
-    Profile::new(input.segments.clone())
-}
-
 fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
@@ -673,54 +502,6 @@ fn is_field_value(value: &str) -> bool {
 /// to break the line.
 fn is_request_path(path: &str) -> bool {
     path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// The request body: a printable pattern that depends on the seed, so a
-/// corrupted echo cannot match by accident.
-pub fn body_byte(seed: u64, i: usize) -> u8 {
-    b'!' + ((i as u64).wrapping_add(seed) % 90) as u8
-}
-
-fn prepare_http(
-    method: &str,
-    path: &str,
-    host: &str,
-    headers: &[(String, String)],
-    body_len: usize,
-    close: bool,
-    seed: u64,
-) -> Prepared {
-    let mut wire = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n").into_bytes();
-    for (name, value) in headers {
-        wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    if body_len > 0 || method == "POST" || method == "PUT" {
-        wire.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
-    }
-    if close {
-        wire.extend_from_slice(b"Connection: close\r\n");
-    }
-    wire.extend_from_slice(b"\r\n");
-    let body: Vec<u8> = (0..body_len).map(|i| body_byte(seed, i)).collect();
-    wire.extend_from_slice(&body);
-    let expect = if method == "POST" && path == "/echo" {
-        Expect::Echo(body)
-    } else if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse().ok()) {
-        if method == "GET" {
-            Expect::Bytes(n)
-        } else {
-            Expect::Anything
-        }
-    } else {
-        Expect::Anything
-    };
-    Prepared {
-        wire,
-        framing: Framing::Http {
-            head_request: method == "HEAD",
-        },
-        expect,
-    }
 }
 
 #[cfg(test)]

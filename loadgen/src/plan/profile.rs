@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::PlanError;
+use super::{Mode, PlanError, PlanInput};
 
 /// One segment of a rate profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,6 +157,25 @@ impl Profile {
         let t = t.clamp(0.0, d);
         Some((self.starts[k] + Duration::from_secs_f64(t), k))
     }
+}
+
+/// A run of phases (`segments`) takes its rate and length from them.
+pub(super) fn check_segments(input: &PlanInput) -> Result<Profile, PlanError> {
+    let conflicts = [
+        ("rate", input.rate_per_s.is_some()),
+        ("closed", input.closed),
+        ("duration", input.duration.is_some()),
+        ("requests", input.requests.is_some()),
+        ("malformed", input.malformed.is_some()),
+        ("mode", input.mode == Mode::Hold),
+    ];
+    if let Some((field, _)) = conflicts.iter().find(|(_, set)| *set) {
+        return Err(PlanError::new(
+            *field,
+            "cannot be combined with `segments`, which set an open loop's rate and length phase by phase",
+        ));
+    }
+    Profile::new(input.segments.clone())
 }
 
 #[cfg(test)]
