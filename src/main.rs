@@ -26,10 +26,13 @@ enum Command {
     /// Run the reference HTTP/1.1 server.
     Serve(serve::Args),
     /// Run a scenario file: phases, thresholds, a report and an exit code.
+    #[command(after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
     Run(run::Args),
     /// Load a server (by default, a reference server started for the run).
+    #[command(after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
     Load(load::Args),
     /// Validate scenario files offline; nothing is started (exit 0 or 2).
+    #[command(after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
     Check(check::Args),
     /// Probe a listener's accept queue.
     #[command(subcommand)]
@@ -39,6 +42,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ProbeCommand {
     /// Measure the accept-queue capacity of a listener and explain overflows.
+    #[command(after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
     Backlog(probe::Args),
 }
 

@@ -22,7 +22,23 @@ use floodgate_runner::{Exit, ProbeRequest, ProbeRunError, Subject, TargetPause};
 use crate::flags;
 use crate::out::OutFile;
 
-const AFTER_HELP: &str = "\
+/// What `floodgate probe backlog --help` adds: the subjects, lab mode and
+/// the exit codes (the table every subcommand shares, with the probe's own
+/// cases).
+fn after_help() -> String {
+    format!(
+        "{INTRO}{}
+
+For the probe: 0 is measured (the queue filled and every held connection \
+was served); 1 is a measurement that does not hold (the queue never filled: \
+fire more connects; or a held connection was not served after the resume); \
+2 means nothing was paused; 130 resumed the target first.
+",
+        floodgate_runner::exit::EXIT_CODES_HELP
+    )
+}
+
+const INTRO: &str = "\
 Subjects:
   (no --target)        start a reference server (`floodgate serve --backlog N`)
                        as a child and pause it with SIGSTOP, or with its
@@ -38,17 +54,11 @@ Subjects:
 Lab mode: --netns runs everything in a fresh network namespace (root only),
 with the --sysctl values given, and removes it afterwards.
 
-Exit codes:
-  0    measured: the queue filled and every held connection was served
-  1    the measurement does not hold: the queue never filled (fire more
-       connects), or a held connection was not served after the resume
-  2    invalid flags (nothing was paused)
-  3    could not run (the server did not start, a pause failed)
-  130  interrupted (the target was resumed first)";
+";
 
 /// Flags of `floodgate probe backlog`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = AFTER_HELP)]
+#[command(after_long_help = after_help())]
 pub struct Args {
     /// Probe an existing listener instead of starting a reference server.
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["netns", "subject"])]

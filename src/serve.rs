@@ -17,8 +17,11 @@ use crate::flags;
 /// The exit code when the shutdown grace ran out and connections were reset.
 pub const EXIT_FORCED: u8 = 3;
 
-const EXIT_CODES: &str = "\
-When --max-connections are open, a new connection is accepted, answered \
+/// What `floodgate serve --help` adds: the limits, the shutdown, and the
+/// exit codes (the table every subcommand shares, with serve's own case).
+fn after_help() -> String {
+    format!(
+        "When --max-connections are open, a new connection is accepted, answered \
 503 Service Unavailable with Connection: close, closed, and counted as \
 rejected_by_limit in GET /stats.
 
@@ -26,11 +29,15 @@ On SIGINT or SIGTERM the server stops listening at once (new connects are \
 refused), closes idle connections, and lets in-flight requests finish with \
 Connection: close. A second signal exits at once.
 
-Exit codes:
-  0  stopped, every connection finished within --shutdown-grace
-  2  invalid arguments
-  3  could not start (for example, an address already in use), or the
-     shutdown grace ran out and the remaining connections were reset";
+{}
+
+floodgate serve exits 0 when every connection finished within \
+--shutdown-grace, and 3 when it could not start (an address already in use) \
+or the grace ran out and the remaining connections were reset.
+",
+        floodgate_runner::exit::EXIT_CODES_HELP
+    )
+}
 
 /// The shortest `--header-timeout`, `--idle-timeout` and `--write-timeout`:
 /// zero would cut every connection before its first read.
@@ -61,7 +68,7 @@ fn accept_delay(text: &str) -> Result<Duration, String> {
 
 /// Flags of `floodgate serve`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = EXIT_CODES)]
+#[command(after_long_help = after_help())]
 pub struct Args {
     /// Address to listen on; repeat for several. Port 0 picks a free port.
     #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8080")]

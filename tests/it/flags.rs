@@ -359,3 +359,29 @@ fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
         failures.join("\n")
     );
 }
+
+/// Every subcommand's `--help` ends with the one exit-code table, as the
+/// top level's does.
+#[test]
+fn every_help_lists_the_exit_codes() {
+    for args in [
+        &[][..],
+        &["run"],
+        &["load"],
+        &["serve"],
+        &["check"],
+        &["probe", "backlog"],
+    ] {
+        let out = crate::util::floodgate()
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            help.contains(floodgate_runner::exit::EXIT_CODES_HELP),
+            "floodgate {args:?} --help lacks the exit codes:\n{help}"
+        );
+    }
+}
