@@ -185,6 +185,7 @@ fn stalling_server(stall_at: Duration, stall: Duration) -> std::net::SocketAddr 
                     let end = t0 + stall_at + stall;
                     let now = Instant::now();
                     if now >= t0 + stall_at && now < end {
+                        // The stall this server exists to make.
                         std::thread::sleep(end - now);
                     }
                     if conn

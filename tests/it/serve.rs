@@ -214,24 +214,42 @@ fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
         }
     });
     let addr = server.addr();
-    // Open connections, each proven served, until one is not: the server is
-    // out of descriptors and that one waits in the accept queue.
+    // `/stats` on a connection opened first, which needs no new descriptor:
+    // whether the server accepted each new connection or failed to for want
+    // of a descriptor is read from its counters, not guessed from a silence.
+    let mut observer = Client::connect(addr);
+    let mut counters = || {
+        let r = observer.get("/stats");
+        assert_eq!(r.status, 200, "GET /stats on the observer connection");
+        let s: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        (
+            s["accepted"].as_u64().unwrap(),
+            s["accept_errors"].as_u64().unwrap(),
+        )
+    };
+    // Open connections, each proven served, until accept(2) fails: the
+    // server is out of descriptors and that one waits in the accept queue.
     let mut held = Vec::new();
     let starved = loop {
         assert!(held.len() < 2 * NOFILE as usize, "never starved");
+        let (accepted, errors) = counters();
         let mut c = Client::connect(addr);
-        c.stream()
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
         c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-        match crate::util::http::read_response(&mut c.reader) {
-            Ok(Some(r)) => {
-                assert_eq!(r.status, 200);
-                held.push(c);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break c,
-            other => panic!("unexpected {other:?}"),
+        let mut now = (accepted, errors);
+        wait_until(
+            Duration::from_secs(10),
+            "the connection to be accepted or its accept to fail",
+            || {
+                now = counters();
+                now != (accepted, errors)
+            },
+        );
+        if now.1 > errors {
+            assert_eq!(now.0, accepted, "accepted and failed to accept at once");
+            break c;
         }
+        assert_eq!(c.response().status, 200);
+        held.push(c);
     };
     assert!(
         held.len() > 10,
@@ -245,6 +263,7 @@ fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
     let before = server.cpu_ticks();
     let window = Instant::now();
     while window.elapsed() < Duration::from_secs(2) {
+        // The measurement window itself: CPU used over 2 s of starvation.
         std::thread::sleep(Duration::from_millis(100));
     }
     let used = server.cpu_ticks() - before;
@@ -261,6 +280,7 @@ fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
     // Freeing descriptors brings it back.
     drop(held);
     drop(starved);
+    drop(observer);
     wait_until(Duration::from_secs(10), "the server to serve again", || {
         let mut c = Client::connect(addr);
         c.stream()

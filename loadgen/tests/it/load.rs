@@ -72,6 +72,7 @@ fn http_errors_are_counted_by_class() {
 fn a_stall_shows_in_intended_time_percentiles() {
     let server = TestServer::start(|n, _| {
         if n == 50 {
+            // The stall under test: the server's reply is late on purpose.
             std::thread::sleep(Duration::from_millis(500));
         }
         ok(b"ok")
@@ -250,6 +251,7 @@ fn ctrl_c_stops_with_a_partial_balanced_result() {
 fn ctrl_c_in_a_closed_loop_counts_hanging_requests_as_cancelled() {
     let server = TestServer::start(|n, _| {
         if n >= 100 {
+            // The scenario: requests that hang past the grace.
             std::thread::sleep(Duration::from_secs(3));
         }
         ok(b"x")
@@ -283,6 +285,7 @@ fn ctrl_c_in_a_closed_loop_counts_hanging_requests_as_cancelled() {
 fn a_server_going_silent_on_a_kept_connection_is_read_timeout() {
     let server = TestServer::start(|n, _| {
         if n == 5 {
+            // The scenario: the server goes silent on this request.
             std::thread::sleep(Duration::from_secs(2));
         }
         ok(b"x")
@@ -308,6 +311,7 @@ fn a_server_going_silent_on_a_kept_connection_is_read_timeout() {
 #[test]
 fn a_silent_server_is_read_timeout_on_time() {
     let server = TestServer::start(|_, _| {
+        // The scenario: a server that answers only after the read timeout.
         std::thread::sleep(Duration::from_secs(2));
         ok(b"late")
     });
@@ -402,33 +406,39 @@ fn https_with_ca_insecure_and_an_untrusted_certificate() {
 }
 
 /// A SYN dropped by a full accept queue and retransmitted once the queue has
-/// room: the connect succeeds, and TCP_INFO shows the retransmission.
+/// room: the connect succeeds, and TCP_INFO shows the retransmission. In a
+/// network namespace of its own (root), so ListenOverflows moves only with
+/// this test's SYNs, not with other tests overflowing the host's queues.
 #[test]
 fn a_retransmitted_syn_is_syn_retransmitted() {
-    use floodgate_loadgen::kernel::read_counters;
-    let (listener, addr, held) = full_accept_queue();
-    // Once the kernel has dropped the run's first SYN (ListenOverflows goes
-    // up), one accept makes room for the retransmitted SYN about 1 s later.
-    let before = read_counters().expect("read TcpExt counters");
-    let freer = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while read_counters().unwrap().listen_overflows == before.listen_overflows {
-            assert!(Instant::now() < deadline, "no SYN was dropped");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        listener.accept().expect("accept one queued connection");
-        listener
-    });
-    let r = run_plan(&plan(PlanInput {
-        mode: Mode::Connect,
-        requests: Some(1),
-        connections: 1,
-        connect_timeout: Duration::from_secs(4),
-        ..input(&format!("http://{addr}/"))
-    }));
-    assert_eq!(count(&r, Outcome::SynRetransmitted), 1, "{:?}", r.outcomes);
-    assert!(r.connect_time_us.max >= 900_000, "{:?}", r.connect_time_us);
-    drop((freer.join(), held));
+    use floodgate_loadgen::kernel::{lab, read_counters};
+    lab::in_fresh_netns(&[], || {
+        let (listener, addr, held) = full_accept_queue();
+        // Once the kernel has dropped the run's first SYN (ListenOverflows
+        // goes up), one accept makes room for the retransmitted SYN about
+        // 1 s later. The freer thread inherits this thread's namespace.
+        let before = read_counters().expect("read TcpExt counters");
+        let freer = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while read_counters().unwrap().listen_overflows == before.listen_overflows {
+                assert!(Instant::now() < deadline, "no SYN was dropped");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            listener.accept().expect("accept one queued connection");
+            listener
+        });
+        let r = run_plan(&plan(PlanInput {
+            mode: Mode::Connect,
+            requests: Some(1),
+            connections: 1,
+            connect_timeout: Duration::from_secs(4),
+            ..input(&format!("http://{addr}/"))
+        }));
+        assert_eq!(count(&r, Outcome::SynRetransmitted), 1, "{:?}", r.outcomes);
+        assert!(r.connect_time_us.max >= 900_000, "{:?}", r.connect_time_us);
+        drop((freer.join(), held));
+    })
+    .expect("a fresh network namespace (root)");
 }
 
 /// A listener with backlog 1 that never accepts, and the connections that
