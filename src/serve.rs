@@ -84,10 +84,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
     /// Time from a request's first byte to the end of its head (then 408);
-    /// at least 1ms.
+    /// for a connection's first request, from accept (one that sends
+    /// nothing is closed then); at least 1ms.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = timeout)]
     header_timeout: Duration,
-    /// Time an idle keep-alive connection is kept open; at least 1ms.
+    /// Time a keep-alive connection is kept open between requests; at least 1ms.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = timeout)]
     idle_timeout: Duration,
     /// Time without write progress before a connection is reset, so a client

@@ -335,3 +335,49 @@ fn a_second_sigint_exits_at_once_without_waiting_for_the_grace() {
     let (received, _) = busy.drain();
     assert_eq!(received, 0, "no response for the abandoned request");
 }
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_timeout() {
+    let server = ServeProcess::start(&["--header-timeout", "1s", "--idle-timeout", "30s"]);
+    let mut silent = Client::connect(server.addr());
+    let opened = Instant::now();
+    // The client's read timeout (10 s) ends the wait if the server holds on
+    // to the idle timeout instead.
+    let (received, end) = silent.drain();
+    let closed_after = opened.elapsed();
+    assert_eq!(received, 0, "nothing to answer: no request began");
+    assert!(
+        end.is_ok(),
+        "closed, not held: {end:?} after {closed_after:?}"
+    );
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed after {closed_after:?}, before the 1 s header timeout"
+    );
+    assert_eq!(stats(server.addr())["timeouts"].as_u64(), Some(1));
+}
+
+#[test]
+fn sigterm_closes_a_connection_that_never_sent_a_byte_at_once_and_exits_0() {
+    let mut server = ServeProcess::start(&[]);
+    let addr = server.addr();
+    let mut silent = Client::connect(addr);
+    // Accepted: it and the polling connection are both open.
+    wait_until(
+        Duration::from_secs(5),
+        "the silent connection to be accepted",
+        || stats(addr)["active"].as_u64() == Some(2),
+    );
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    let (received, end) = silent.drain();
+    assert_eq!((received, end.is_ok()), (0, true));
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exit");
+    assert_eq!(status.code(), Some(0));
+    // Not held for the 2 s linger of a connection that was answered.
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "exited {:?} after SIGTERM",
+        signalled.elapsed()
+    );
+}
