@@ -29,8 +29,9 @@ Connection: close. A second signal exits at once.
 Exit codes:
   0  stopped, every connection finished within --shutdown-grace
   2  invalid arguments
-  3  could not start (for example, an address already in use), or the
-     shutdown grace ran out and the remaining connections were reset";
+  3  could not start (for example, an address already in use), a listener
+     broke (accept(2) failed in a way no retry can fix), or the shutdown
+     grace ran out and the remaining connections were reset";
 
 /// The shortest `--header-timeout`, `--idle-timeout` and `--write-timeout`:
 /// zero would cut every connection before its first read.
@@ -137,20 +138,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let running = server.start();
 
-    let signal = signals.forever().next();
-    tracing::info!(signal, "shutting down");
+    // The server ends after a signal, or by itself when a listener breaks;
+    // this thread turns the first signal into a shutdown and the second into
+    // an exit, while the main thread waits for the server either way.
+    let stopper = running.stopper();
     std::thread::Builder::new()
-        .name("second-signal".into())
+        .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            let mut signals = signals.forever();
+            if let Some(signal) = signals.next() {
+                tracing::info!(signal, "shutting down");
+                stopper.stop();
+            }
+            if let Some(signal) = signals.next() {
                 tracing::warn!(signal, "second signal: exiting without draining");
                 std::process::exit(i32::from(EXIT_FORCED));
             }
         })
         .context("cannot start the signal thread")?;
 
-    match running.shutdown() {
+    match running.wait() {
         Outcome::Drained => Ok(ExitCode::SUCCESS),
+        Outcome::AcceptFailed { addr, errno } => {
+            let cause = errno.map_or_else(
+                || "an unknown error".to_string(),
+                |errno| std::io::Error::from_raw_os_error(errno).to_string(),
+            );
+            anyhow::bail!("accept(2) on {addr} failed for good ({cause}); the server stopped")
+        }
         Outcome::Forced { open_connections } => {
             tracing::warn!(
                 open_connections,

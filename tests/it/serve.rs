@@ -381,3 +381,93 @@ fn sigterm_closes_a_connection_that_never_sent_a_byte_at_once_and_exits_0() {
         signalled.elapsed()
     );
 }
+
+/// Shuts down the reading side of `pid`'s listening socket on `port`, through
+/// a duplicate taken with pidfd_getfd(2): accept(2) on it then fails with
+/// EINVAL for good, a listener broken from outside the server.
+fn break_listener_of(pid: i32, port: u16) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open(2) on a child this test started and has not reaped.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a descriptor pidfd_open just returned, owned by nothing else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: pidfd_getfd(2) with a live pidfd; the result is checked.
+        let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+        if dup < 0 {
+            continue;
+        }
+        // SAFETY: a descriptor pidfd_getfd just returned, owned by nothing else.
+        let dup = unsafe { OwnedFd::from_raw_fd(dup as i32) };
+        let sock = socket2::SockRef::from(&dup);
+        let on_port = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.port() == port);
+        if on_port && sock.is_listener().unwrap_or(false) {
+            sock.shutdown(std::net::Shutdown::Read)
+                .expect("shutdown(SHUT_RD) on the listener");
+            return;
+        }
+    }
+    panic!("no listening socket on port {port} in process {pid}");
+}
+
+#[test]
+fn a_broken_listener_ends_the_server_with_its_cause_and_exit_3() {
+    let mut child = crate::util::floodgate()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start floodgate serve");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut server = ServeProcess {
+        child,
+        addrs: vec![addr],
+        stdout,
+    };
+    assert_eq!(get(addr, "/health").status, 200);
+
+    break_listener_of(server.pid(), addr.port());
+    // Not backing off forever: the server stops by itself.
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exit");
+    assert_eq!(status.code(), Some(3));
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut { stderr }, &mut log).unwrap();
+    assert!(log.contains("accept failed"), "{log}");
+    assert!(log.contains("Invalid argument"), "the cause, EINVAL: {log}");
+    assert!(
+        log.contains(&addr.to_string()),
+        "the listener's address: {log}"
+    );
+}
