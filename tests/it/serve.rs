@@ -471,3 +471,78 @@ fn a_broken_listener_ends_the_server_with_its_cause_and_exit_3() {
         "the listener's address: {log}"
     );
 }
+
+#[test]
+fn the_default_listen_address_is_loopback_port_8080() {
+    // A fresh namespace, so the fixed port is free and nothing else sees it.
+    let line = crate::util::in_fresh_netns(|| {
+        let mut child = crate::util::floodgate()
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start floodgate serve");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        let server = ServeProcess {
+            child,
+            addrs: Vec::new(),
+            stdout,
+        };
+        let served = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .map(|addr| get(addr, "/health").status);
+        drop(server);
+        (line, served)
+    });
+    assert_eq!(
+        line,
+        ("listening on 127.0.0.1:8080\n".to_string(), Some(200))
+    );
+}
+
+#[test]
+fn a_restart_binds_the_same_port_at_once_while_old_connections_sit_in_time_wait() {
+    let mut first = ServeProcess::start(&[]);
+    let addr = first.addr();
+    // Connection: close: the server closes first, so its side of each
+    // connection goes to TIME_WAIT on the listening port.
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/health").status, 200);
+    }
+    let mut idle = Client::connect(addr);
+    assert_eq!(idle.get("/").status, 200);
+    first.signal(libc::SIGTERM);
+    assert_eq!(idle.drain().0, 0);
+    drop(idle);
+    let status = first.wait_exit(Duration::from_secs(10)).expect("exit");
+    assert_eq!(status.code(), Some(0));
+    let out = std::process::Command::new("/usr/bin/ss")
+        .args([
+            "-tanH",
+            "state",
+            "time-wait",
+            &format!("sport = :{}", addr.port()),
+        ])
+        .output()
+        .expect("run /usr/bin/ss");
+    let time_wait = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(time_wait >= 1, "no TIME_WAIT on the port to test against");
+
+    // Without SO_REUSEADDR the port is still taken: the case is real...
+    let listen = addr.to_string();
+    let (code, stderr) = crate::util::exit_within(
+        crate::util::floodgate().args(["serve", "--no-reuse-address", "--listen", &listen]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    // ...and by default the restart binds it at once.
+    let second = ServeProcess::start(&["--listen", &listen]);
+    assert_eq!(second.addr(), addr);
+    assert_eq!(get(addr, "/health").status, 200);
+}
