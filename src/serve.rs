@@ -32,8 +32,9 @@ Connection: close. A second signal exits at once.
 {}
 
 floodgate serve exits 0 when every connection finished within \
---shutdown-grace, and 3 when it could not start (an address already in use) \
-or the grace ran out and the remaining connections were reset.
+--shutdown-grace, and 3 when it could not start (an address already in use), \
+a listener broke (accept(2) failed in a way no retry can fix), or the grace \
+ran out and the remaining connections were reset.
 ",
         floodgate_runner::exit::EXIT_CODES_HELP
     )
@@ -91,10 +92,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
     /// Time from a request's first byte to the end of its head (then 408);
-    /// at least 1ms.
+    /// for a connection's first request, from accept (one that sends
+    /// nothing is closed then); at least 1ms.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = timeout)]
     header_timeout: Duration,
-    /// Time an idle keep-alive connection is kept open; at least 1ms.
+    /// Time a keep-alive connection is kept open between requests; at least 1ms.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = timeout)]
     idle_timeout: Duration,
     /// Time without write progress before a connection is reset, so a client
@@ -143,20 +145,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let running = server.start();
 
-    let signal = signals.forever().next();
-    tracing::info!(signal, "shutting down");
+    // The server ends after a signal, or by itself when a listener breaks;
+    // this thread turns the first signal into a shutdown and the second into
+    // an exit, while the main thread waits for the server either way.
+    let stopper = running.stopper();
     std::thread::Builder::new()
-        .name("second-signal".into())
+        .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            let mut signals = signals.forever();
+            if let Some(signal) = signals.next() {
+                tracing::info!(signal, "shutting down");
+                stopper.stop();
+            }
+            if let Some(signal) = signals.next() {
                 tracing::warn!(signal, "second signal: exiting without draining");
                 std::process::exit(i32::from(EXIT_FORCED));
             }
         })
         .context("cannot start the signal thread")?;
 
-    match running.shutdown() {
+    match running.wait() {
         Outcome::Drained => Ok(ExitCode::SUCCESS),
+        Outcome::AcceptFailed { addr, errno } => {
+            let cause = errno.map_or_else(
+                || "an unknown error".to_string(),
+                |errno| std::io::Error::from_raw_os_error(errno).to_string(),
+            );
+            anyhow::bail!("accept(2) on {addr} failed for good ({cause}); the server stopped")
+        }
         Outcome::Forced { open_connections } => {
             tracing::warn!(
                 open_connections,

@@ -117,8 +117,9 @@ enum Waiting {
     /// Idle between requests: a silent close when it passes (only counted
     /// once output has drained).
     Idle,
-    /// Part of a head has arrived: 408 when it passes, however the bytes
-    /// trickle in.
+    /// A head is due: the first one from accept, a later one once its first
+    /// byte has arrived. 408 when it passes, however the bytes trickle in;
+    /// a silent close if not a byte of it came (nothing to answer).
     Head,
     /// A body is expected: 408 if no body byte arrives before it passes.
     Body,
@@ -212,7 +213,10 @@ impl Output {
 }
 
 impl Connection {
-    /// A new connection accepted at `now`; the idle deadline starts now.
+    /// A new connection accepted at `now`. Its first request head is due
+    /// within the header timeout from now, whether or not a byte of it has
+    /// arrived: a connection that never sends one is closed then, not held
+    /// to the idle timeout, which applies only between requests.
     pub fn new(limits: Limits, stats: Arc<Stats>, now: Instant) -> Self {
         Connection {
             limits,
@@ -223,8 +227,8 @@ impl Connection {
                 written: 0,
             },
             phase: Phase::Head,
-            waiting: Waiting::Idle,
-            deadline: now.checked_add(limits.idle_timeout),
+            waiting: Waiting::Head,
+            deadline: now.checked_add(limits.header_timeout),
             write_deadline: None,
             event: None,
             error: None,
@@ -293,6 +297,11 @@ impl Connection {
                     Stats::bump(&self.stats.timeouts);
                     self.enter_closing();
                 }
+            }
+            // Only the first head can be due with nothing of it received.
+            Waiting::Head if self.input.is_empty() => {
+                Stats::bump(&self.stats.timeouts);
+                self.enter_closing();
             }
             Waiting::Head | Waiting::Body => {
                 Stats::bump(&self.stats.timeouts);

@@ -521,7 +521,12 @@ fn hundred_pipelined_requests_in_one_read_answered_in_order() {
 fn head_deadline_cuts_a_one_byte_trickle() {
     let mut h = Harness::new(limits());
     let request = b"GET / HTTP/1.1\r\nX-Slow: ".repeat(10);
-    // First byte at 1 s: the head must be complete by 11 s.
+    // A second request (the first is due from accept): its first byte at
+    // 1 s, so its head must be complete by 11 s.
+    assert_eq!(
+        parse_all(&h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(0.5)), &[]).len(),
+        1
+    );
     let mut sent = 0;
     for (i, b) in request.iter().enumerate() {
         let now = h.at(1.0 + i as f64 * 0.5);
@@ -551,18 +556,18 @@ fn head_deadline_cuts_a_one_byte_trickle() {
 #[test]
 fn head_deadline_starts_at_the_first_byte_of_each_request() {
     let mut h = Harness::new(limits());
-    // Idle for 30 s, then a request: its deadline counts from its first byte.
-    h.exchange(b"GET / HTTP/1.1\r\n\r\nGE", h.at(30.0));
-    assert_eq!(h.conn.poll_timeout(), Some(h.at(40.0)));
-    h.exchange(b"T / HTTP/1.1\r\n\r\n", h.at(39.0));
+    // A request, then the start of the next: its deadline counts from its
+    // own first byte.
+    h.exchange(b"GET / HTTP/1.1\r\n\r\nGE", h.at(5.0));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(15.0)));
+    h.exchange(b"T / HTTP/1.1\r\n\r\n", h.at(14.0));
     // Complete: now idle, from the time the response was written.
-    assert_eq!(h.conn.poll_timeout(), Some(h.at(99.0)));
+    assert_eq!(h.conn.poll_timeout(), Some(h.at(74.0)));
 }
 
 #[test]
 fn idle_deadline_closes_silently() {
     let mut h = Harness::new(limits());
-    assert_eq!(h.conn.poll_timeout(), Some(h.at(60.0)));
     h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(5.0));
     assert_eq!(h.conn.poll_timeout(), Some(h.at(65.0)));
     h.conn.handle_timeout(h.at(64.0));
@@ -999,3 +1004,6 @@ fn overloaded_response_is_well_formed() {
     assert_eq!(r.len, crate::OVERLOADED_RESPONSE.len());
     assert_eq!(r.header("connection"), Some("close"));
 }
+
+#[path = "connection_deadline_tests.rs"]
+mod deadlines;

@@ -13,9 +13,12 @@ pub struct Limits {
     /// The largest request body; more gives 413 and close.
     pub max_body_bytes: usize,
     /// Time allowed from a request's first byte to the end of its head,
-    /// however the bytes trickle in; then 408 and close.
+    /// however the bytes trickle in; then 408 and close. For the first
+    /// request of a connection it counts from accept: one that never sends
+    /// a byte is closed then, silently.
     pub header_timeout: Duration,
-    /// Time an idle keep-alive connection is kept; then a silent close.
+    /// Time a keep-alive connection is kept between requests; then a silent
+    /// close.
     pub idle_timeout: Duration,
     /// Time allowed without any body byte arriving while a body is expected;
     /// then 408 and close.

@@ -2,7 +2,8 @@
 //! the kernel's accept queue, hands each to a connection task (or refuses it
 //! over `--max-connections`), backs off when descriptors or memory run out,
 //! honours `--accept-delay` and `Event::PauseAccept`, and returns, closing
-//! its listener, when shutdown begins.
+//! its listener, when shutdown begins, or when accept(2) fails in a way no
+//! retry can fix (the listener itself is broken), which stops the server.
 
 use std::io;
 use std::sync::Arc;
@@ -40,9 +41,13 @@ enum ErrorAction {
     Retry,
     /// An error of one connection (aborted before we took it): skip it.
     Skip,
-    /// Out of descriptors, buffers or memory (or an error we do not know):
-    /// wait before trying again, so the loop never spins.
+    /// Out of descriptors, buffers or memory: wait before trying again, so
+    /// the loop never spins.
     BackOff,
+    /// The listener itself is broken (EBADF, EINVAL, ENOTSOCK, EFAULT, or an
+    /// error we do not know): every retry would fail the same way, so the
+    /// server stops instead of backing off forever.
+    Fatal,
 }
 
 fn classify(err: &io::Error) -> ErrorAction {
@@ -70,7 +75,8 @@ fn classify(err: &io::Error) -> ErrorAction {
             | libc::ENETUNREACH
             | libc::ETIMEDOUT,
         ) => ErrorAction::Skip,
-        _ => ErrorAction::BackOff,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => ErrorAction::BackOff,
+        _ => ErrorAction::Fatal,
     }
 }
 
@@ -102,6 +108,9 @@ impl ErrorLog {
     }
 }
 
+/// Accepts until shutdown begins. If accept(2) fails in a way no retry can
+/// fix, logs the cause, records it in `shared` (which starts the shutdown of
+/// the whole server) and returns.
 pub(crate) async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
     let mut phase_listener = shared.listen_phase();
     let mut pause_listener = shared.listen_pause();
@@ -177,6 +186,16 @@ pub(crate) async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                 if action == ErrorAction::Retry {
                     continue;
                 }
+                if action == ErrorAction::Fatal {
+                    shared.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        addr = %listener.addr,
+                        %err,
+                        "accept failed on a broken listener; stopping the server"
+                    );
+                    shared.fail_accept(listener.addr, &err);
+                    return;
+                }
                 shared.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                 log.record(&err, &action, backoff);
                 if action == ErrorAction::BackOff {
@@ -221,5 +240,38 @@ mod tests {
         assert_eq!(classify(&os(libc::EPROTO)), ErrorAction::Skip);
         assert_eq!(classify(&os(libc::EAGAIN)), ErrorAction::Retry);
         assert_eq!(classify(&os(libc::EINTR)), ErrorAction::Retry);
+        assert_eq!(classify(&os(libc::EINVAL)), ErrorAction::Fatal);
+        assert_eq!(classify(&os(libc::EBADF)), ErrorAction::Fatal);
+        assert_eq!(classify(&os(libc::ENOTSOCK)), ErrorAction::Fatal);
+    }
+
+    #[test]
+    fn a_broken_listener_ends_the_accept_loop_and_starts_the_shutdown() {
+        let config = crate::Config {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            ..crate::Config::default()
+        };
+        let listener = crate::listener::bind(config.listen[0], &config).unwrap();
+        let addr = listener.addr;
+        // A listener shut down for reading polls readable and fails every
+        // accept(2) with EINVAL: an error no retry can fix.
+        socket2::SockRef::from(listener.socket.get_ref())
+            .shutdown(std::net::Shutdown::Read)
+            .unwrap();
+        let shared = Arc::new(Shared::new(config.limits, Arc::default(), None, None));
+        let ended = futures_lite::future::block_on(or(
+            async {
+                accept_loop(listener, shared.clone()).await;
+                true
+            },
+            async {
+                Timer::after(Duration::from_secs(5)).await;
+                false
+            },
+        ));
+        assert!(ended, "the accept loop kept retrying a broken listener");
+        assert_eq!(shared.accept_failure(), Some((addr, Some(libc::EINVAL))));
+        assert_eq!(shared.phase(), Phase::Draining);
+        assert_eq!(shared.stats.accept_errors.load(Ordering::Relaxed), 1);
     }
 }

@@ -180,6 +180,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let mut timer = Timer::never();
     let mut armed: Option<Instant> = None;
     let mut peer_closed = false;
+    // Whether any output was ever due: a close of a connection that was
+    // never sent a byte needs no linger, as a reset could lose it nothing.
+    let mut answered = false;
 
     loop {
         if let Some(phase) = watch.take_change(shared) {
@@ -200,6 +203,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 Event::PauseAccept(d) => shared.pause_accept(d),
             }
         }
+        answered |= !conn.poll_transmit().is_empty();
         let flushed = match flush(&stream, &mut conn) {
             Ok(flushed) => flushed,
             // The peer is gone (reset, broken pipe): nothing more can be sent.
@@ -214,7 +218,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 // Boxed: a connection lingers once, at its end, and an
                 // unboxed linger would enlarge every idle connection's state.
                 drop(conn);
-                Box::pin(linger(stream, shared, watch, peer_closed)).await;
+                Box::pin(linger(stream, shared, watch, peer_closed || !answered)).await;
                 return;
             }
             None => {}
@@ -340,15 +344,13 @@ fn abort(stream: Async<TcpStream>) {
 }
 
 /// Ends the connection gracefully: FIN after the last response, then read
-/// and discard until the peer's EOF, [`LINGER`], or a forced shutdown.
-async fn linger(
-    stream: Async<TcpStream>,
-    shared: &Shared,
-    mut watch: PhaseWatch,
-    peer_closed: bool,
-) {
+/// and discard until the peer's EOF, [`LINGER`], or a forced shutdown. With
+/// `at_once` (the peer has closed, or was never sent anything, so there is
+/// no response a reset could destroy) it closes right after the FIN; a
+/// connection that never sent a byte so does not hold up a drain.
+async fn linger(stream: Async<TcpStream>, shared: &Shared, mut watch: PhaseWatch, at_once: bool) {
     let _ = stream.get_ref().shutdown(Shutdown::Write);
-    if peer_closed {
+    if at_once {
         return;
     }
     let mut timer = Timer::after(LINGER);

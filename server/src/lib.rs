@@ -55,7 +55,9 @@
 //!
 //! # Shutdown
 //!
-//! When the shutdown future completes: the accept tasks return and their
+//! When the shutdown future completes, or an accept task meets an error no
+//! retry can fix (the listener itself is broken, say EBADF or EINVAL; then
+//! the outcome is [`Outcome::AcceptFailed`]): the accept tasks return and their
 //! listeners close at once, so new connects are refused; every connection is
 //! told (`Connection::handle_shutdown`): idle ones close at once, in-flight
 //! requests finish with `Connection: close`. If all are done within
@@ -131,6 +133,13 @@ pub enum Outcome {
     Drained,
     /// The grace ran out; this many connections were force-closed.
     Forced { open_connections: usize },
+    /// accept(2) on `addr` failed with an error no retry could fix (the OS
+    /// error number, if it had one), so the server stopped by itself; it
+    /// drained its connections first, within the grace.
+    AcceptFailed {
+        addr: SocketAddr,
+        errno: Option<i32>,
+    },
 }
 
 /// Bound listening sockets, not yet accepting.
@@ -205,7 +214,8 @@ impl Server {
             .map(|l| async_std::task::spawn(accept::accept_loop(l, shared.clone())))
             .collect();
 
-        shutdown.await;
+        // A broken listener ends the server as a shutdown would.
+        futures_lite::future::or(shutdown, shared.stopped_running()).await;
         shared.advance(shared::Phase::Draining);
         // Each accept task drops its listener as it returns: once they are
         // all joined, new connects are refused.
@@ -231,6 +241,9 @@ impl Server {
         .await;
         if drained {
             tracing::info!("all connections closed");
+            if let Some((addr, errno)) = shared.accept_failure() {
+                return Outcome::AcceptFailed { addr, errno };
+            }
             return Outcome::Drained;
         }
         let open_connections = shared.open_connections();
@@ -317,9 +330,22 @@ impl RunningServer {
         self.stats.clone()
     }
 
+    /// A handle that starts the shutdown from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            trigger: self.trigger.clone(),
+        }
+    }
+
     /// Stops accepting, drains within the grace, and waits for the thread.
-    pub fn shutdown(mut self) -> Outcome {
+    pub fn shutdown(self) -> Outcome {
         self.trigger.fire();
+        self.wait()
+    }
+
+    /// Waits for the server to end: after a [`Stopper::stop`], or by itself
+    /// ([`Outcome::AcceptFailed`]).
+    pub fn wait(mut self) -> Outcome {
         let thread = self
             .thread
             .take()
@@ -328,6 +354,19 @@ impl RunningServer {
             Ok(outcome) => outcome,
             Err(panic) => std::panic::resume_unwind(panic),
         }
+    }
+}
+
+/// Starts the shutdown of a [`RunningServer`] from any thread.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    trigger: Arc<Trigger>,
+}
+
+impl Stopper {
+    /// Starts the shutdown; [`RunningServer::wait`] returns once it is over.
+    pub fn stop(&self) {
+        self.trigger.fire();
     }
 }
 

@@ -1,11 +1,13 @@
 //! State every task of one server shares: the shutdown phase, the count of
-//! open connections with its permit guard, and the accept pause. The tasks
+//! open connections with its permit guard, the accept pause, and the accept
+//! error that stopped the server, if one did. The tasks
 //! that act on this state live in `accept.rs` and `conn.rs`.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,10 @@ pub(crate) struct Shared {
     /// the listener to become readable re-checks before accepting.
     pause_changed: Event,
     epoch: Instant,
+    /// The first accept(2) error no retry could fix, with the listener's
+    /// address: set by the accept loop that saw it, which also starts the
+    /// shutdown; read once the drain is over, to report why the server ended.
+    accept_failure: Mutex<Option<(SocketAddr, Option<i32>)>>,
 }
 
 impl Shared {
@@ -70,6 +76,7 @@ impl Shared {
             pause_until_ns: AtomicU64::new(0),
             pause_changed: Event::new(),
             epoch: Instant::now(),
+            accept_failure: Mutex::new(None),
         }
     }
 
@@ -85,6 +92,38 @@ impl Shared {
     pub(crate) fn advance(&self, to: Phase) {
         self.phase.fetch_max(to as u8, Ordering::AcqRel);
         self.phase_changed.notify(usize::MAX);
+    }
+
+    /// Waits until the phase has left [`Phase::Running`].
+    pub(crate) async fn stopped_running(&self) {
+        loop {
+            let listener = self.listen_phase();
+            if self.phase() != Phase::Running {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Records that accept(2) on `addr` failed for good, and starts the
+    /// shutdown: a server that cannot accept on one of its listeners stops
+    /// rather than serve on in part.
+    pub(crate) fn fail_accept(&self, addr: SocketAddr, err: &std::io::Error) {
+        let mut failure = self
+            .accept_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        failure.get_or_insert((addr, err.raw_os_error()));
+        drop(failure);
+        self.advance(Phase::Draining);
+    }
+
+    /// The accept error that stopped the server, if one did.
+    pub(crate) fn accept_failure(&self) -> Option<(SocketAddr, Option<i32>)> {
+        *self
+            .accept_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// A listener for the next phase change. Create it before reading

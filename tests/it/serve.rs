@@ -355,3 +355,214 @@ fn a_second_sigint_exits_at_once_without_waiting_for_the_grace() {
     let (received, _) = busy.drain();
     assert_eq!(received, 0, "no response for the abandoned request");
 }
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_timeout() {
+    let server = ServeProcess::start(&["--header-timeout", "1s", "--idle-timeout", "30s"]);
+    let mut silent = Client::connect(server.addr());
+    let opened = Instant::now();
+    // The client's read timeout (10 s) ends the wait if the server holds on
+    // to the idle timeout instead.
+    let (received, end) = silent.drain();
+    let closed_after = opened.elapsed();
+    assert_eq!(received, 0, "nothing to answer: no request began");
+    assert!(
+        end.is_ok(),
+        "closed, not held: {end:?} after {closed_after:?}"
+    );
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed after {closed_after:?}, before the 1 s header timeout"
+    );
+    assert_eq!(stats(server.addr())["timeouts"].as_u64(), Some(1));
+}
+
+#[test]
+fn sigterm_closes_a_connection_that_never_sent_a_byte_at_once_and_exits_0() {
+    let mut server = ServeProcess::start(&[]);
+    let addr = server.addr();
+    let mut silent = Client::connect(addr);
+    // Accepted: it and the polling connection are both open.
+    wait_until(
+        Duration::from_secs(5),
+        "the silent connection to be accepted",
+        || stats(addr)["active"].as_u64() == Some(2),
+    );
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    let (received, end) = silent.drain();
+    assert_eq!((received, end.is_ok()), (0, true));
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exit");
+    assert_eq!(status.code(), Some(0));
+    // Not held for the 2 s linger of a connection that was answered.
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "exited {:?} after SIGTERM",
+        signalled.elapsed()
+    );
+}
+
+/// Shuts down the reading side of `pid`'s listening socket on `port`, through
+/// a duplicate taken with pidfd_getfd(2): accept(2) on it then fails with
+/// EINVAL for good, a listener broken from outside the server.
+fn break_listener_of(pid: i32, port: u16) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open(2) on a child this test started and has not reaped.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a descriptor pidfd_open just returned, owned by nothing else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: pidfd_getfd(2) with a live pidfd; the result is checked.
+        let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+        if dup < 0 {
+            continue;
+        }
+        // SAFETY: a descriptor pidfd_getfd just returned, owned by nothing else.
+        let dup = unsafe { OwnedFd::from_raw_fd(dup as i32) };
+        let sock = socket2::SockRef::from(&dup);
+        let on_port = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.port() == port);
+        if on_port && sock.is_listener().unwrap_or(false) {
+            sock.shutdown(std::net::Shutdown::Read)
+                .expect("shutdown(SHUT_RD) on the listener");
+            return;
+        }
+    }
+    panic!("no listening socket on port {port} in process {pid}");
+}
+
+#[test]
+fn a_broken_listener_ends_the_server_with_its_cause_and_exit_3() {
+    let mut child = crate::util::floodgate()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start floodgate serve");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut server = ServeProcess {
+        child,
+        addrs: vec![addr],
+        stdout,
+    };
+    assert_eq!(get(addr, "/health").status, 200);
+
+    break_listener_of(server.pid(), addr.port());
+    // Not backing off forever: the server stops by itself.
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exit");
+    assert_eq!(status.code(), Some(3));
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut { stderr }, &mut log).unwrap();
+    assert!(log.contains("accept failed"), "{log}");
+    assert!(log.contains("Invalid argument"), "the cause, EINVAL: {log}");
+    assert!(
+        log.contains(&addr.to_string()),
+        "the listener's address: {log}"
+    );
+}
+
+#[test]
+fn the_default_listen_address_is_loopback_port_8080() {
+    // A fresh namespace, so the fixed port is free and nothing else sees it.
+    let line = crate::util::in_fresh_netns(|| {
+        let mut child = crate::util::floodgate()
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start floodgate serve");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        let server = ServeProcess {
+            child,
+            addrs: Vec::new(),
+            stdout,
+        };
+        let served = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .map(|addr| get(addr, "/health").status);
+        drop(server);
+        (line, served)
+    });
+    assert_eq!(
+        line,
+        ("listening on 127.0.0.1:8080\n".to_string(), Some(200))
+    );
+}
+
+#[test]
+fn a_restart_binds_the_same_port_at_once_while_old_connections_sit_in_time_wait() {
+    let mut first = ServeProcess::start(&[]);
+    let addr = first.addr();
+    // Connection: close: the server closes first, so its side of each
+    // connection goes to TIME_WAIT on the listening port.
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/health").status, 200);
+    }
+    let mut idle = Client::connect(addr);
+    assert_eq!(idle.get("/").status, 200);
+    first.signal(libc::SIGTERM);
+    assert_eq!(idle.drain().0, 0);
+    drop(idle);
+    let status = first.wait_exit(Duration::from_secs(10)).expect("exit");
+    assert_eq!(status.code(), Some(0));
+    let out = std::process::Command::new("/usr/bin/ss")
+        .args([
+            "-tanH",
+            "state",
+            "time-wait",
+            &format!("sport = :{}", addr.port()),
+        ])
+        .output()
+        .expect("run /usr/bin/ss");
+    let time_wait = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(time_wait >= 1, "no TIME_WAIT on the port to test against");
+
+    // Without SO_REUSEADDR the port is still taken: the case is real...
+    let listen = addr.to_string();
+    let (code, stderr) = crate::util::exit_within(
+        crate::util::floodgate().args(["serve", "--no-reuse-address", "--listen", &listen]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    // ...and by default the restart binds it at once.
+    let second = ServeProcess::start(&["--listen", &listen]);
+    assert_eq!(second.addr(), addr);
+    assert_eq!(get(addr, "/health").status, 200);
+}

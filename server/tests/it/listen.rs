@@ -1,5 +1,6 @@
 //! Listening sockets and the accept loop: address reuse, port sharing, the
-//! backlog the kernel applied, `accept_delay` and `Event::PauseAccept`.
+//! backlog the kernel applied, `accept_delay` (and a client reset inside it)
+//! and `Event::PauseAccept`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -109,4 +110,35 @@ fn pause_accept_stops_accepting_for_the_requested_time() {
     assert!(waited < pause * 4, "served after {waited:?}");
     // Connections already open are served during a pause.
     assert_eq!(admin.get("/").status, 200);
+}
+
+#[test]
+fn a_client_reset_before_accept_costs_the_next_client_no_extra_delay() {
+    let accept_delay = Duration::from_millis(300);
+    let server = start(Config {
+        accept_delay: Some(accept_delay),
+        ..config()
+    });
+    let addr = addr(&server);
+    let stats = server.stats();
+    // Connected, then reset (SO_LINGER 0) while it waits in the accept
+    // queue: the accept loop is still in its delay.
+    let reset = std::net::TcpStream::connect(addr).unwrap();
+    socket2::SockRef::from(&reset)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(reset);
+    let asked = Instant::now();
+    let r = get(addr, "/health");
+    let took = asked.elapsed();
+    assert_eq!(r.status, 200);
+    // One accept delay for the reset connection, one for this one; a back-off
+    // or a stop after the reset would show here.
+    assert!(took >= accept_delay, "the window was not open: {took:?}");
+    assert!(
+        took < accept_delay * 2 + Duration::from_millis(500),
+        "served after {took:?}"
+    );
+    let accepted = stats.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(accepted, 2, "the reset connection, then this one");
 }

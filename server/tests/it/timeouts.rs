@@ -1,5 +1,6 @@
 //! The deadlines proto asks for, enforced over real sockets: a trickled head
-//! is cut at the header timeout with a 408, an idle keep-alive connection at the idle
+//! is cut at the header timeout with a 408, a connection that never sends a
+//! byte at the header timeout too, an idle keep-alive connection at the idle
 //! timeout, and a client that never reads at the write timeout.
 
 use std::io::{ErrorKind, Read, Write};
@@ -60,6 +61,33 @@ fn slowloris_trickle_is_cut_at_the_header_deadline() {
     assert_eq!(r.status, 408);
     assert!(r.closes(), "a 408 carries Connection: close");
     assert!(server.stats().timeouts.load(Relaxed) >= 1);
+    wait_active(&server, 0);
+}
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_deadline() {
+    let header_timeout = Duration::from_millis(500);
+    let server = start(with_limits(Limits {
+        header_timeout,
+        idle_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    }));
+    let mut c = Client::connect(addr(&server));
+    let opened = Instant::now();
+    // The client's read timeout (10 s) ends the wait if the server holds the
+    // connection to the idle timeout instead.
+    let (received, end) = c.drain();
+    let closed_after = opened.elapsed();
+    assert_eq!(received, 0, "a silent close: no request began");
+    assert!(
+        end.is_ok(),
+        "closed, not held: {end:?} after {closed_after:?}"
+    );
+    assert!(
+        closed_after >= header_timeout - Duration::from_millis(100),
+        "closed after only {closed_after:?}"
+    );
+    assert_eq!(server.stats().timeouts.load(Relaxed), 1);
     wait_active(&server, 0);
 }
 
