@@ -67,6 +67,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// A flag that SIGINT (Ctrl-C) and SIGTERM set: the subcommands that run
+/// something stop scheduling when it is, and write what ran.
+pub fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use anyhow::Context;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .context("installing the SIGINT/SIGTERM handler")?;
+    }
+    Ok(stop)
+}
+
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
 /// kept for machine-readable lines such as `listening on ADDR`. They are
 /// coloured only when stderr is a terminal and `NO_COLOR` is unset or

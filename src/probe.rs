@@ -9,8 +9,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -154,11 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )));
         }
     };
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, interrupted.clone())
-            .context("installing the SIGINT/SIGTERM handler")?;
-    }
+    let interrupted = crate::stop_on_signals()?;
     if args.netns {
         // Re-run this very command inside the namespace, minus --netns.
         let rest: Vec<_> = std::env::args_os()

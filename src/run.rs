@@ -7,8 +7,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use floodgate_reports::scenario::Status;
@@ -74,10 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(Exit::Usage.into());
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing the Ctrl-C handler")?;
-    }
+    let stop = crate::stop_on_signals()?;
     let request = RunRequest {
         scenario,
         file: name,

@@ -49,6 +49,18 @@ fn run(file: &Path, out: &Path, args: &[&str]) -> (Output, Option<ScenarioReport
     (output, report)
 }
 
+/// The run's stdout, once it has exited with `code` (else both outputs).
+fn exited(out: &Output, code: i32) -> String {
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -65,13 +77,7 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
     let _turn = crate::util::heavy_turn();
     let d = dir("smoke");
     let (out, report) = run(&root().join("scenarios/smoke.toml"), &d, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 0);
     let r = report.expect("report.json");
     assert_eq!(r.status, Status::Pass);
     let kinds: Vec<&str> = r.phases.iter().map(|p| p.kind.as_str()).collect();
@@ -138,13 +144,7 @@ thresholds = ["latency.p99 < 1us", "errors < 1%"]
 "#,
     );
     let (out, report) = run(&f, &d, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 1);
     assert!(
         stdout.contains("[FAIL] latency.p99 < 1us: measured"),
         "{stdout}"
@@ -209,13 +209,7 @@ fn windows_catch_a_stall_that_the_whole_phase_percentile_hides() {
         let addr = stalling_server(Duration::from_secs(4), Duration::from_secs(2));
         run_stall(&d, addr)
     });
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 1);
     let r = report.unwrap();
     let t = &r.phases[0].thresholds;
     // A fifth of the requests waited: the whole phase's median does not
@@ -235,13 +229,7 @@ fn abort_on_fail_stops_the_run_at_the_failed_window_and_writes_the_report() {
         let extra = "abort_on_fail = true\n[[phase]]\nname = \"after\"\nkind = \"pause\"\nduration = \"1s\"\n";
         run_stall_with(&d, addr, "30s", extra)
     });
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 1);
     let r = report.unwrap();
     assert!(r.partial);
     let run = r.phases[0].run.as_ref().unwrap();
@@ -376,13 +364,7 @@ slo = ["listen_overflows == 0"]
 /// 15% of `known`, and its first failing step failed for `why`.
 fn assert_capacity(f: &Path, d: &Path, known: f64, why: &str) {
     let (out, report) = run(f, d, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 0);
     let c = report.unwrap().phases[0].capacity.clone().unwrap();
     let capacity = c.finding.capacity_per_s.expect("a confirmed capacity");
     assert!(
@@ -400,13 +382,7 @@ fn a_slow_accepting_server_fails_on_its_overflows_and_the_summary_says_why() {
     let _turn = crate::util::heavy_turn();
     let d = dir("overflow");
     let (out, report) = run(&root().join("scenarios/backlog-overflow.toml"), &d, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 1);
     assert!(
         stdout.contains("the whole run: `listen_overflows == 0` failed, measured"),
         "{stdout}"
@@ -426,13 +402,7 @@ fn slowloris_holds_only_against_a_server_without_a_header_deadline() {
     // header timeout.
     let d = dir("slowloris");
     let (out, report) = run(&f, &d, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 0);
     let hold = report.unwrap().phases[0].run.clone().unwrap();
     assert_eq!(hold.scheduled, 256);
     assert_eq!(
@@ -471,13 +441,7 @@ thresholds = ["latency.p99 < 1us"]
 "#,
     );
     let (out, report) = run(&f, &d, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 4);
     assert!(stdout.contains("could not hold the schedule"), "{stdout}");
     assert_eq!(report.unwrap().status, Status::Inconclusive);
 }

@@ -424,19 +424,7 @@ fn run_group(ctx: &mut Ctx, first: usize, count: usize) -> Result<Vec<PhaseRepor
     let phases = &scenario.phases[first..first + count];
     let start_s = ctx.since();
     let p = &phases[0];
-    let mut report = PhaseReport {
-        name: p.name.clone(),
-        kind: p.kind.name().to_string(),
-        warmup: p.warmup,
-        start_s,
-        elapsed_s: 0.0,
-        skipped: false,
-        run: None,
-        probe: None,
-        capacity: None,
-        inconclusive: None,
-        thresholds: Vec::new(),
-    };
+    let mut report = phase_report(p, start_s);
     match &p.kind {
         PhaseKind::Steady { .. } | PhaseKind::Ramp { .. } => {
             let mut input = p
@@ -454,13 +442,9 @@ fn run_group(ctx: &mut Ctx, first: usize, count: usize) -> Result<Vec<PhaseRepor
                 let offset = starts.as_ref().map_or(Duration::ZERO, |s| s[k]);
                 let run = floodgate_loadgen::report::build_phase(&plan, &ran, k);
                 let mut r = PhaseReport {
-                    name: phase.name.clone(),
-                    kind: phase.kind.name().to_string(),
-                    warmup: phase.warmup,
-                    start_s: start_s + offset.as_secs_f64(),
                     elapsed_s: run.elapsed_s,
                     skipped: ran.partial && ran.elapsed < offset,
-                    ..report.clone()
+                    ..phase_report(phase, start_s + offset.as_secs_f64())
                 };
                 if !matches!(phase.kind, PhaseKind::Pause { .. }) {
                     r.run = Some(run);
@@ -512,12 +496,21 @@ fn run_group(ctx: &mut Ctx, first: usize, count: usize) -> Result<Vec<PhaseRepor
 /// A phase that did not run.
 fn skipped(p: &Phase, start: Instant) -> PhaseReport {
     PhaseReport {
+        skipped: true,
+        ..phase_report(p, start.elapsed().as_secs_f64())
+    }
+}
+
+/// The report of phase `p`, started `start_s` into the run, before it has
+/// any figure.
+fn phase_report(p: &Phase, start_s: f64) -> PhaseReport {
+    PhaseReport {
         name: p.name.clone(),
         kind: p.kind.name().to_string(),
         warmup: p.warmup,
-        start_s: start.elapsed().as_secs_f64(),
+        start_s,
         elapsed_s: 0.0,
-        skipped: true,
+        skipped: false,
         run: None,
         probe: None,
         capacity: None,
