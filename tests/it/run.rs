@@ -297,18 +297,19 @@ thresholds = ["latency.p50 < 100ms", "latency.p50 < 100ms over 2s"]
 #[test]
 fn find_capacity_finds_the_knee_of_a_server_of_known_capacity() {
     let _turn = crate::util::heavy_turn();
-    // Ten connections, each request held 10 ms by the server: at most
-    // 1,000 requests a second.
+    // Fifty connections, each request held 50 ms by the server: at most
+    // 1,000 requests a second. (With 10 ms, the server's own per-request
+    // cost on a loaded 2-core runner, about 1.5 ms, moved the knee 15%.)
     let d = dir("capacity");
     let f = scenario_file(
         &d,
         r#"
 name = "knee"
 [defaults]
-connections = 10
+connections = 50
 threads = 1
 read_timeout = "5s"
-mix = [ { weight = 1, method = "GET", path = "/delay/10" } ]
+mix = [ { weight = 1, method = "GET", path = "/delay/50" } ]
 [[phase]]
 name = "capacity"
 kind = "find-capacity"
