@@ -12,7 +12,7 @@ use crate::probe::ProbeReport;
 use crate::run::Run;
 
 /// The format of a scenario report, bumped on incompatible changes.
-pub const SCENARIO_SCHEMA: &str = "floodgate.scenario/1";
+pub const SCENARIO_SCHEMA: &str = "floodgate.run/2";
 
 /// What `floodgate run` writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,10 +4,14 @@
 //! them ([`windows`]) that `over WINDOW` thresholds are judged on, so a
 //! short stall does not hide in a whole-run percentile.
 
+use std::collections::BTreeMap;
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::evidence::CounterDelta;
 use crate::histogram::{self, HistogramError};
+use crate::outcome::Outcome;
 use crate::run::Percentiles;
 
 /// The most intervals a result may hold: a day of seconds.
@@ -19,13 +23,42 @@ pub struct Interval {
     /// The interval's start, from the start of the run (or phase).
     pub start_s: f64,
     pub duration_s: f64,
+    /// Requests due in the interval (open loop) or started in it (closed
+    /// loop): the offered load.
+    #[serde(default)]
+    pub offered: u64,
+    /// Requests intended in the interval that got a complete response, of
+    /// any status: the achieved load.
+    #[serde(default)]
+    pub answered: u64,
     /// Requests intended in the interval whose outcome is `ok`.
     pub ok: u64,
     /// Requests intended in it with any other outcome.
     pub errors: u64,
+    /// Outcome → count for the requests intended in the interval, the
+    /// outcomes that occurred only; they sum to `ok + errors`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcomes: BTreeMap<Outcome, u64>,
     /// Their response times (µs, 2 significant digits), as
     /// [`histogram::encode`] writes them.
     pub response_time: String,
+    /// The listener's accept queue over the interval, when it was sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_queue: Option<QueueInterval>,
+    /// The kernel's counter changes over the interval, when they were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<CounterDelta>,
+}
+
+/// The accept queue over one interval, from the evidence samples in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueInterval {
+    /// The deepest queue sampled in the interval.
+    pub max_depth: u32,
+    /// The listener's backlog, as sock_diag reported it.
+    pub backlog: u32,
+    /// Samples taken in the interval.
+    pub samples: u32,
 }
 
 /// One sliding window's figures.
@@ -65,9 +98,14 @@ impl Interval {
         Ok(Interval {
             start_s,
             duration_s,
+            offered: 0,
+            answered: 0,
             ok,
             errors,
+            outcomes: BTreeMap::new(),
             response_time: histogram::encode(response)?,
+            accept_queue: None,
+            kernel: None,
         })
     }
 }

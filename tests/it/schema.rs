@@ -333,7 +333,7 @@ fn the_scenario_schema_refuses_what_floodgate_never_writes() {
             v.as_object_mut().unwrap().remove("evidence");
         }),
         ("another schema", |v| {
-            v["schema"] = "floodgate.scenario/2".into()
+            v["schema"] = "floodgate.scenario/1".into()
         }),
         ("a phase kind floodgate has not", |v| {
             v["phases"][0]["kind"] = "soak".into()
@@ -387,14 +387,14 @@ fn read_broken(break_it: Breakage) -> ScenarioReadError {
 
 #[test]
 fn a_scenario_report_of_another_schema_is_refused() {
-    let err = read_broken(|v| v["schema"] = "floodgate.scenario/2".into());
+    let err = read_broken(|v| v["schema"] = "floodgate.scenario/1".into());
     assert!(
-        matches!(&err, ScenarioReadError::Schema(s) if s == "floodgate.scenario/2"),
+        matches!(&err, ScenarioReadError::Schema(s) if s == "floodgate.scenario/1"),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
-        "schema \"floodgate.scenario/2\": this floodgate reads \"floodgate.scenario/1\""
+        "schema \"floodgate.scenario/1\": this floodgate reads \"floodgate.run/2\""
     );
 }
 
