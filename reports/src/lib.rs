@@ -13,6 +13,7 @@
 //! dependency list), so anything that reads or renders a result can use it
 //! alone. No renderer computes a figure the model lacks.
 
+pub mod compare;
 pub mod evidence;
 pub mod histogram;
 pub mod outcome;

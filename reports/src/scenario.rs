@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::Comparison;
 use crate::evidence::EvidenceReport;
 use crate::probe::ProbeReport;
 use crate::run::Run;
@@ -41,6 +42,8 @@ pub struct ScenarioReport {
     /// The kernel's evidence over the whole run, when the target listened
     /// in this network namespace; each phase's run has its share.
     pub evidence: Option<EvidenceReport>,
+    /// `--baseline`: this run against the baseline's, metric by metric.
+    pub baseline: Option<Comparison>,
 }
 
 /// The scenario as it was read.
@@ -179,6 +182,38 @@ pub struct CapacityReport {
     /// The result in one sentence.
     pub summary: String,
     pub steps: Vec<CapacityStep>,
+    /// The Universal Scalability Law fitted to the passing steps.
+    pub usl: Option<UslReport>,
+}
+
+/// The Universal Scalability Law, X(N) = λN / (1 + σ(N−1) + κN(N−1)),
+/// fitted to a find-capacity phase's passing steps, with the concurrency
+/// of each from Little's law (N = X·R).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UslReport {
+    /// The passing steps the fit was made from.
+    pub points: u32,
+    /// `null` when there were too few points or the fit failed (`note`
+    /// says which).
+    pub fit: Option<UslFit>,
+    pub note: Option<String>,
+}
+
+/// The fitted coefficients and what they predict.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UslFit {
+    /// σ, contention: the share of the work that is serialised.
+    pub sigma: f64,
+    /// κ, coherency: the cost of keeping N workers consistent, per pair.
+    pub kappa: f64,
+    /// λ, the rate of one unit of concurrency, requests per second.
+    pub lambda_per_s: f64,
+    /// Where X(N) peaks, √((1−σ)/κ); `null` when κ is 0 (no peak).
+    pub peak_concurrency: Option<f64>,
+    /// X at that peak; `null` when κ is 0.
+    pub peak_rate_per_s: Option<f64>,
+    /// The fit's coefficient of determination over the points, 1 is exact.
+    pub r_squared: f64,
 }
 
 /// One measured step of a find-capacity phase.

@@ -4,9 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use floodgate_reports::compare::{Comparison, ComparisonRow};
 use floodgate_reports::scenario::{
     self, CapacityFinding, CapacityReport, CapacityStep, Judged, PhaseReport, SCENARIO_SCHEMA,
-    ScenarioEcho, ScenarioReadError, ScenarioReport, Status, ThresholdResult, WindowSpan,
+    ScenarioEcho, ScenarioReadError, ScenarioReport, Status, ThresholdResult, UslFit, UslReport,
+    WindowSpan,
 };
 use floodgate_reports::series::Interval;
 use floodgate_reports::{Outcome, ProbeReport, ReadError, Run};
@@ -270,6 +272,18 @@ fn sample_scenario_report() -> ScenarioReport {
                             Some("latency.p99 < 10ms measured 14.2 ms"),
                         ),
                     ],
+                    usl: Some(UslReport {
+                        points: 6,
+                        fit: Some(UslFit {
+                            sigma: 0.02,
+                            kappa: 0.0001,
+                            lambda_per_s: 950.0,
+                            peak_concurrency: Some(99.0),
+                            peak_rate_per_s: Some(31_000.0),
+                            r_squared: 0.98,
+                        }),
+                        note: None,
+                    }),
                 }),
                 inconclusive: Some("the generator lagged 3% of its sends".into()),
                 ..phase("capacity", "find-capacity", 2.0)
@@ -300,6 +314,26 @@ fn sample_scenario_report() -> ScenarioReport {
             },
         ],
         evidence: Some(evidence),
+        baseline: Some(Comparison {
+            base_files: vec!["last-night/report.json".into()],
+            tolerance: 0.05,
+            mode: "fail".into(),
+            regression: true,
+            rows: vec![ComparisonRow {
+                phase: "warm".into(),
+                metric: "latency.p99".into(),
+                unit: "ms".into(),
+                base: 20.1,
+                base_min: None,
+                base_max: None,
+                new: 24.3,
+                change: 0.209,
+                p_value: Some(0.0001),
+                regression: true,
+                why: "21% slower, beyond the 5% tolerance, p = 0.0001".into(),
+            }],
+            notes: vec![],
+        }),
     }
 }
 

@@ -134,6 +134,8 @@ pub(super) fn run(
         stopped: r.stopped.map(|s| s.to_string()),
         summary: r.summary(),
         steps,
+        // Fitted by the USL model next.
+        usl: None,
     })
 }
 

@@ -211,6 +211,7 @@ pub fn run(
         phases,
         thresholds,
         evidence: whole_evidence,
+        baseline: None,
     })
 }
 
