@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use floodgate_reports::scenario::{self, ScenarioReport, Status};
+use floodgate_reports::scenario::{self, CapacityReport, ScenarioReport, Status};
 
 use crate::util::floodgate;
 
@@ -324,7 +324,21 @@ slo = ["latency.p99 < 100ms"]
 thresholds = ["capacity >= 1/s"]
 "#,
     );
-    assert_capacity(&f, &d, 1000.0, "latency.p99");
+    let c = assert_capacity(&f, &d, 1000.0, "latency.p99");
+    // Below the knee each unit of concurrency (N = X·R) serves one
+    // request per 50 ms: the USL's λ is 20/s.
+    let usl = c.usl.expect("a USL report");
+    let passing = c.steps.iter().filter(|s| s.verdict == "pass").count();
+    assert_eq!(usl.points as usize, passing, "{usl:?}");
+    if passing >= floodgate_runner::usl::MIN_POINTS {
+        let fit = usl.fit.expect("a fit of enough points");
+        assert!(
+            (17.0..=23.0).contains(&fit.lambda_per_s) && fit.r_squared > 0.9,
+            "{fit:?}"
+        );
+    } else {
+        assert!(usl.note.is_some_and(|n| n.contains("needs at least 6")));
+    }
 }
 
 #[test]
@@ -363,7 +377,7 @@ slo = ["listen_overflows == 0"]
 
 /// Runs the find-capacity scenario `f`: it passes, its capacity is within
 /// 15% of `known`, and its first failing step failed for `why`.
-fn assert_capacity(f: &Path, d: &Path, known: f64, why: &str) {
+fn assert_capacity(f: &Path, d: &Path, known: f64, why: &str) -> CapacityReport {
     let (out, report) = run(f, d, &[]);
     let stdout = exited(&out, 0);
     let c = report.unwrap().phases[0].capacity.clone().unwrap();
@@ -373,9 +387,13 @@ fn assert_capacity(f: &Path, d: &Path, known: f64, why: &str) {
         "capacity {capacity}/s, not within 15% of {known}/s: {stdout}"
     );
     assert!(
-        c.finding.first_fail_why.is_some_and(|w| w.contains(why)),
+        c.finding
+            .first_fail_why
+            .as_ref()
+            .is_some_and(|w| w.contains(why)),
         "{stdout}"
     );
+    c
 }
 
 #[test]
