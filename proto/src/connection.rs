@@ -563,6 +563,7 @@ impl Connection {
             Route::Root => self.send_fixed(&response::ROOT, request, more),
             Route::Health => self.send_fixed(&response::HEALTH, request, more),
             Route::NotFound => self.send_fixed(&response::NOT_FOUND, request, more),
+            Route::ServerOptions => self.send_fixed(&response::SERVER_OPTIONS, request, more),
             Route::BadParameter => self.send_fixed(&response::BAD_PARAMETER, request, more),
             Route::MethodNotAllowed(allow) => {
                 Stats::bump(&self.stats.protocol_errors);

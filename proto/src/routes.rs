@@ -26,6 +26,8 @@ pub(crate) enum Route {
     /// A known path with a parameter out of range or not a number: 400,
     /// though the message itself was fine, so the connection stays open.
     BadParameter,
+    /// `OPTIONS *`: what the server as a whole takes (RFC 9110 §9.3.7).
+    ServerOptions,
     /// An unknown path: 404.
     NotFound,
     /// A known path with a method it does not take: 405 with this `Allow`.
@@ -42,6 +44,10 @@ pub(crate) enum Allow {
 /// Routes a request. HEAD is accepted wherever GET is; the connection
 /// leaves the body out.
 pub(crate) fn route(method: &str, target: &str) -> Route {
+    // `head` lets asterisk-form through with OPTIONS only.
+    if target == "*" {
+        return Route::ServerOptions;
+    }
     let (path, query) = split_target(target);
     let (allow, route) = match path {
         "/" => (Allow::GetHead, Route::Root),
@@ -178,7 +184,7 @@ mod tests {
             ),
             ("GET", "/nope", Route::NotFound),
             ("POST", "/nope", Route::NotFound),
-            ("GET", "*", Route::NotFound),
+            ("OPTIONS", "*", Route::ServerOptions),
         ];
         for &(method, target, expected) in cases {
             assert_eq!(route(method, target), expected, "{method} {target}");
