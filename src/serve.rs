@@ -84,6 +84,11 @@ pub struct Args {
     /// Set SO_REUSEPORT, so several servers can share a port.
     #[arg(long)]
     reuse_port: bool,
+    /// Serve the admin endpoints (`POST /admin/pause-accept?ms=N`, at most
+    /// 60000), which let a client stop the server accepting; without it
+    /// they are 404. Loopback addresses only.
+    #[arg(long)]
+    admin: bool,
     /// Wait this long before each accept(2), to make accept-queue overflow
     /// reproducible: 5 (milliseconds), 500us, 1s; at most 60s.
     #[arg(long, value_name = "MS", value_parser = accept_delay)]
@@ -123,6 +128,7 @@ impl Args {
                 header_timeout: self.header_timeout,
                 idle_timeout: self.idle_timeout,
                 write_timeout: self.write_timeout,
+                admin: self.admin,
                 ..Limits::default()
             },
             shutdown_grace: self.shutdown_grace,
@@ -131,6 +137,18 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(open) = args
+        .listen
+        .iter()
+        .find(|a| args.admin && !a.ip().is_loopback())
+    {
+        eprintln!(
+            "floodgate serve: error: --admin on {open}: the admin endpoints let any client \
+             stop the server accepting, so they are served on loopback addresses only \
+             (127.0.0.0/8, ::1)"
+        );
+        return Ok(floodgate_runner::Exit::Usage.into());
+    }
     let server = Server::bind(args.config())?;
     // Installed before the `listening on` lines, so a signal sent as soon as
     // a caller sees them is handled as a shutdown, not by the default action.

@@ -533,7 +533,7 @@ impl Connection {
             http10: head.http10,
             keep_alive: head.keep_alive,
         };
-        let route = routes::route(head.method, head.target);
+        let route = routes::route(head.method, head.target, self.limits.admin);
         let framing = match head.body {
             BodyFraming::None => {
                 self.set_waiting(Waiting::Nothing, None);

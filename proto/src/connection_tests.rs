@@ -188,8 +188,12 @@ fn endpoints_answer_with_their_bodies() {
         &[(400, "bad path or query\n")],
         None,
     );
-    check(
+    check_with(
         "POST /admin/pause-accept HTTP/1.1\r\nHost: x\r\n\r\n",
+        Limits {
+            admin: true,
+            ..limits()
+        },
         &[(400, "bad path or query\n")],
         None,
     );
@@ -254,7 +258,11 @@ fn stats_endpoint_serves_the_shared_counters() {
 
 #[test]
 fn pause_accept_queues_an_event() {
-    let mut h = Harness::new(limits());
+    let admin = Limits {
+        admin: true,
+        ..limits()
+    };
+    let mut h = Harness::new(admin);
     let out = h.exchange(
         b"POST /admin/pause-accept?ms=1500 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         h.at(0.0),
@@ -266,14 +274,22 @@ fn pause_accept_queues_an_event() {
     );
     assert_eq!(h.conn.poll_event(), None);
 
-    h.exchange(
+    // Above the maximum: 400, and no pause.
+    let out = h.exchange(
         b"POST /admin/pause-accept?ms=90000 HTTP/1.1\r\nHost: x\r\n\r\n",
         h.at(0.0),
     );
-    assert_eq!(
-        h.conn.poll_event(),
-        Some(Event::PauseAccept(Duration::from_millis(60_000)))
+    assert_eq!(parse_all(&out, &[])[0].status, 400);
+    assert_eq!(h.conn.poll_event(), None);
+
+    // Without admin: not there, and no pause.
+    let mut h = Harness::new(limits());
+    let out = h.exchange(
+        b"POST /admin/pause-accept?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n",
+        h.at(0.0),
     );
+    assert_eq!(parse_all(&out, &[])[0].status, 404);
+    assert_eq!(h.conn.poll_event(), None);
 }
 
 #[test]

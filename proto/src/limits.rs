@@ -1,8 +1,10 @@
-//! Limits and timeouts a connection enforces; the server's flags fill them in.
+//! Limits and timeouts a connection enforces, and what it may be asked to
+//! do (the admin endpoints); the server's flags fill them in.
 
 use std::time::Duration;
 
-/// What one connection may cost the server, in bytes and in time.
+/// What one connection may cost the server, in bytes and in time, and
+/// whether it may reach the admin endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest request head (request line and headers, with their line
@@ -29,6 +31,10 @@ pub struct Limits {
     /// While more than this many response bytes wait to be written, the
     /// connection reads no more requests.
     pub max_pending_output: usize,
+    /// Whether `/admin/*` (`POST /admin/pause-accept`) is served
+    /// (`floodgate serve --admin`); without it those paths are 404, so no
+    /// client can stop the server accepting.
+    pub admin: bool,
 }
 
 impl Default for Limits {
@@ -42,6 +48,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_pending_output: 64 * 1024,
+            admin: false,
         }
     }
 }

@@ -154,7 +154,11 @@ pub fn run(request: &ProbeRequest, interrupted: &AtomicBool) -> Result<ProbeRepo
             backlog,
             pause_endpoint,
         } => {
-            let server = reference::Child::start(&["--backlog".into(), backlog.to_string()])?;
+            let mut args = vec!["--backlog".to_string(), backlog.to_string()];
+            if *pause_endpoint {
+                args.push("--admin".into());
+            }
+            let server = reference::Child::start(&args)?;
             let addr = server.addr();
             let pause: Box<dyn Pause> = if *pause_endpoint {
                 Box::new(PauseEndpoint::new(addr, pause_length))

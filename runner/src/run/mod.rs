@@ -120,7 +120,14 @@ pub fn run(
         .transpose()
         .map_err(|e| RunError::Start(LoadError::Resolve(e)))?;
     let preflight = scenario.phases.first().map(|p| p.load.connect_timeout);
-    let subject = Subject::start(target.as_ref(), scenario.server.clone(), preflight)?;
+    // A backlog-probe phase pauses the reference server through its admin
+    // endpoint; the server this run starts listens on loopback only.
+    let mut server = scenario.server.clone();
+    server.limits.admin |= scenario
+        .phases
+        .iter()
+        .any(|p| matches!(p.kind, PhaseKind::BacklogProbe(_)));
+    let subject = Subject::start(target.as_ref(), server, preflight)?;
     let seed = scenario.seed.unwrap_or_else(rand::random);
     let target_url = match &target {
         Some(t) => t.url.clone(),

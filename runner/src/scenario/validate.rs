@@ -31,6 +31,7 @@ const SERVER_KEYS: &[&str] = &[
     "accept_delay",
     "max_connections",
     "reuse_port",
+    "admin",
     "header_timeout",
     "idle_timeout",
     "body_timeout",
@@ -180,6 +181,9 @@ fn server(c: &mut Checker, node: &Node) -> Option<ServerConfig> {
     }
     if let Some(n) = t.get("reuse_port") {
         s.reuse_port = c.boolean(n, &t.field("reuse_port")).unwrap_or_default();
+    }
+    if let Some(n) = t.get("admin") {
+        s.limits.admin = c.boolean(n, &t.field("admin")).unwrap_or_default();
     }
     let limits = &mut s.limits;
     for (key, slot) in [
