@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::bytes_endpoint_byte;
+use crate::response::ConnHeader;
 use crate::response::tests::{Parsed, parse_response};
+use respond::PIECE;
 
 fn limits() -> Limits {
     Limits::default()
