@@ -484,7 +484,9 @@ fn run_group(ctx: &mut Ctx, first: usize, count: usize) -> Result<Vec<PhaseRepor
                 connects: b.connects,
                 window: b.window,
                 serve_timeout: b.serve_timeout,
-                check_path: b.check_path.clone(),
+                check: floodgate_probe::ServeCheck::Http {
+                    path: b.check_path.clone(),
+                },
             };
             match crate::probe::run(&request, ctx.stop) {
                 Ok(probe) => report.probe = Some(probe),
