@@ -84,6 +84,14 @@ pub struct Args {
     /// Set SO_REUSEPORT, so several servers can share a port.
     #[arg(long)]
     reuse_port: bool,
+    /// Answer at most N requests on one connection; the last carries
+    /// `Connection: close` (default: no limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_per_connection: Option<u32>,
+    /// Close a connection with its Nth error response (404, 405, a bad
+    /// parameter's 400), so a flood of cheap errors cannot pin it; 1-65535.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    max_errors_per_connection: u16,
     /// Serve the admin endpoints (`POST /admin/pause-accept?ms=N`, at most
     /// 60000), which let a client stop the server accepting; without it
     /// they are 404. Loopback addresses only.
@@ -129,6 +137,10 @@ impl Args {
                 idle_timeout: self.idle_timeout,
                 write_timeout: self.write_timeout,
                 admin: self.admin,
+                max_requests_per_connection: self
+                    .max_requests_per_connection
+                    .and_then(std::num::NonZeroU32::new),
+                max_errors_per_connection: self.max_errors_per_connection,
                 ..Limits::default()
             },
             shutdown_grace: self.shutdown_grace,

@@ -72,6 +72,9 @@ pub struct Connection {
     shutting_down: bool,
     /// The write deadline passed: discard output and reset.
     aborted: bool,
+    /// Requests started, and error responses sent, against their caps.
+    requests: u32,
+    error_responses: u16,
 }
 
 /// Where the connection is in its current request.
@@ -158,6 +161,8 @@ impl Connection {
             read_closed: false,
             shutting_down: false,
             aborted: false,
+            requests: 0,
+            error_responses: 0,
         }
     }
 
@@ -451,10 +456,15 @@ impl Connection {
     /// A complete head has arrived: answer it, or start reading its body.
     fn start_request(&mut self, head: Head<'_>, more: bool, now: Instant) {
         Stats::bump(&self.stats.requests);
+        self.requests = self.requests.saturating_add(1);
+        let last = self
+            .limits
+            .max_requests_per_connection
+            .is_some_and(|max| self.requests >= max.get());
         let request = Request {
             head_only: head.method == "HEAD",
             http10: head.http10,
-            keep_alive: head.keep_alive,
+            keep_alive: head.keep_alive && !last,
         };
         let route = routes::route(head.method, head.target, self.limits.admin);
         let framing = match head.body {

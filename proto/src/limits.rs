@@ -31,6 +31,14 @@ pub struct Limits {
     /// While more than this many response bytes wait to be written, the
     /// connection reads no more requests.
     pub max_pending_output: usize,
+    /// The most requests one connection is answered; the last carries
+    /// `Connection: close`. `None`: no limit.
+    pub max_requests_per_connection: Option<std::num::NonZeroU32>,
+    /// The most error responses (404, 405, a bad parameter's 400) one
+    /// connection gets; the last carries `Connection: close`, so a flood of
+    /// cheap errors cannot pin a connection forever. (A malformed request
+    /// closes the connection at once.)
+    pub max_errors_per_connection: u16,
     /// Whether `/admin/*` (`POST /admin/pause-accept`) is served
     /// (`floodgate serve --admin`); without it those paths are 404, so no
     /// client can stop the server accepting.
@@ -48,6 +56,8 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_pending_output: 64 * 1024,
+            max_requests_per_connection: None,
+            max_errors_per_connection: 100,
             admin: false,
         }
     }

@@ -5,6 +5,7 @@
 mod architecture;
 mod check;
 mod flags;
+mod hostile;
 mod load;
 mod probe;
 mod run;

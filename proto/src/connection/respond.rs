@@ -104,7 +104,13 @@ impl Connection {
     }
 
     pub(super) fn send_fixed(&mut self, fixed: &response::Fixed, request: Request, more: bool) {
-        let conn = self.conn_header(request, more);
+        let mut conn = self.conn_header(request, more);
+        if fixed.status() >= 400 {
+            self.error_responses = self.error_responses.saturating_add(1);
+            if self.error_responses >= self.limits.max_errors_per_connection {
+                conn = ConnHeader::Close;
+            }
+        }
         self.stats.record_status(fixed.status());
         self.output
             .push_static(fixed.bytes(request.head_only, conn));
