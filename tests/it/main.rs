@@ -7,6 +7,8 @@ mod check;
 mod flags;
 mod load;
 mod probe;
+mod render;
+mod report;
 mod run;
 mod schema;
 mod serve;
