@@ -65,7 +65,9 @@ fn curve(
             .build_cartesian_2d(x.clone(), y.clone().log_scale())?;
         chart
             .configure_mesh()
+            .light_line_style(crate::charts::LIGHT)
             .x_desc("step rate (requests per second)")
+            .x_label_formatter(&crate::charts::num_label)
             .y_desc("p99 response time")
             .y_label_formatter(&ms_label)
             .label_style(label_font())
@@ -204,8 +206,10 @@ fn usl(
             .build_cartesian_2d(x, y)?;
         chart
             .configure_mesh()
+            .light_line_style(crate::charts::LIGHT)
             .x_desc("concurrency N = X·R (Little's law)")
             .y_desc("throughput X (requests per second)")
+            .y_label_formatter(&crate::charts::num_label)
             .label_style(label_font())
             .draw()?;
         chart

@@ -174,6 +174,14 @@ fn ms_label(v: &f64) -> String {
     }
 }
 
+/// The faint grid between labelled lines.
+pub const LIGHT: RGBColor = RGBColor(238, 238, 238);
+
+/// A count or rate on an axis: `2000`, `1.5`, `0.25`.
+fn num_label(v: &f64) -> String {
+    trim(*v)
+}
+
 /// A number with no more digits than it needs.
 fn trim(v: f64) -> String {
     let s = if v >= 100.0 {

@@ -115,6 +115,7 @@ pub fn spectrum(report: &ScenarioReport) -> Result<Figure, RenderError> {
             .build_cartesian_2d((1.0..x_max).log_scale(), y)?;
         chart
             .configure_mesh()
+            .light_line_style(crate::charts::LIGHT)
             .x_desc("percentile")
             .y_desc("response time")
             .x_label_formatter(&percentile_label)

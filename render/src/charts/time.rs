@@ -162,7 +162,9 @@ pub fn latency(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figure
         )?;
         chart
             .configure_mesh()
+            .light_line_style(crate::charts::LIGHT)
             .x_desc("seconds into the run")
+            .x_label_formatter(&crate::charts::num_label)
             .y_desc("response time")
             .y_label_formatter(&ms_label)
             .label_style(label_font())
@@ -219,8 +221,11 @@ pub fn rate(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figure, R
         let mut chart = frame(root, "Requests per second", x, y.clone())?;
         chart
             .configure_mesh()
+            .light_line_style(crate::charts::LIGHT)
             .x_desc("seconds into the run")
+            .x_label_formatter(&crate::charts::num_label)
             .y_desc("requests per second")
+            .y_label_formatter(&crate::charts::num_label)
             .label_style(label_font())
             .draw()?;
         boundaries(&mut chart, series, y.start, y.end)?;
@@ -289,8 +294,11 @@ pub fn outcomes(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figur
         let mut chart = frame(root, "Outcomes per second (stacked)", x, y.clone())?;
         chart
             .configure_mesh()
+            .light_line_style(crate::charts::LIGHT)
             .x_desc("seconds into the run")
+            .x_label_formatter(&crate::charts::num_label)
             .y_desc("requests per second")
+            .y_label_formatter(&crate::charts::num_label)
             .label_style(label_font())
             .draw()?;
         for s in series.iter().filter(|s| !s.points.is_empty()) {
@@ -303,9 +311,12 @@ pub fn outcomes(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figur
             // Top of the stack first, so each lower layer is drawn over it.
             for k in (0..kinds.len()).rev() {
                 let color = PALETTE[k % PALETTE.len()];
-                let layer = kept
-                    .iter()
-                    .map(|p| (mid(p), stack(p)[..=k].iter().sum::<f64>()));
+                // A step per interval: flat over the time it covers, so an
+                // interval of its own (a short closed phase) still shows.
+                let layer = kept.iter().flat_map(|p| {
+                    let y = stack(p)[..=k].iter().sum::<f64>();
+                    [(p.t_s, y), (p.t_s + p.duration_s, y)]
+                });
                 chart.draw_series(
                     AreaSeries::new(layer, 0.0, color.mix(0.75)).border_style(color),
                 )?;
@@ -363,10 +374,14 @@ pub fn accept_queue(
             .set_secondary_coord(x, y2.clone());
         chart
             .configure_mesh()
+            .light_line_style(crate::charts::LIGHT)
             .x_desc("seconds into the run")
+            .x_label_formatter(&crate::charts::num_label)
             .y_desc("connections queued")
+            .y_label_formatter(&crate::charts::num_label)
             .label_style(label_font())
             .draw()?;
+        boundaries(&mut chart, series, y.start, y.end)?;
         if overflows_sampled {
             chart
                 .configure_secondary_axes()
