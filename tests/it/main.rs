@@ -8,6 +8,8 @@ mod flags;
 mod hostile;
 mod load;
 mod probe;
+mod render;
+mod report;
 mod run;
 mod schema;
 mod serve;

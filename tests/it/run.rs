@@ -122,6 +122,19 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
     crate::schema::assert_valid("scenario.schema.json", &json);
+    // Beside it, every report file, each listed as it is written.
+    for name in floodgate_render::FILES {
+        let path = d.join(name);
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|m| m.len() > 0),
+            "{} is missing or empty",
+            path.display()
+        );
+        assert!(
+            stdout.contains(&format!("wrote {}", path.display())),
+            "{stdout}"
+        );
+    }
 }
 
 #[test]
@@ -155,6 +168,31 @@ thresholds = ["latency.p99 < 1us", "errors < 1%"]
         "{stdout}"
     );
     assert_eq!(report.unwrap().status, Status::Fail);
+    // junit.xml fails exactly there, with the measured value.
+    let xml = std::fs::read_to_string(d.join("junit.xml")).unwrap();
+    let junit = quick_junit::Report::deserialize_from_str(&xml).expect("junit.xml parses");
+    let cases: Vec<_> = junit
+        .test_suites
+        .iter()
+        .flat_map(|s| &s.test_cases)
+        .map(|c| {
+            let failed = match &c.status {
+                quick_junit::TestCaseStatus::NonSuccess { message, .. } => {
+                    message.as_ref().map(|m| m.to_string())
+                }
+                _ => None,
+            };
+            (c.name.to_string(), failed)
+        })
+        .collect();
+    assert_eq!(cases.len(), 2, "{xml}");
+    assert_eq!(cases[1], ("errors < 1%".to_string(), None), "{xml}");
+    assert_eq!(cases[0].0, "latency.p99 < 1us");
+    let message = cases[0].1.as_deref().expect("the latency case failed");
+    assert!(
+        message.starts_with("latency.p99 < 1us: measured "),
+        "{message}"
+    );
 }
 
 /// A keep-alive HTTP server on loopback that answers every request at once,
