@@ -4,6 +4,7 @@
 
 mod architecture;
 mod check;
+mod compare;
 mod flags;
 mod load;
 mod probe;
