@@ -38,7 +38,7 @@ enum Command {
     /// Probe a listener's accept queue.
     #[command(subcommand)]
     Probe(ProbeCommand),
-    /// Work with the report.json of a finished run (offline).
+    /// Work with the report.json of finished runs, offline: render, compare.
     #[command(subcommand)]
     Report(report::ReportCommand),
 }

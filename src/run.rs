@@ -1,10 +1,12 @@
 //! `floodgate run SCENARIO.toml`: validates the scenario (with `--target`
 //! and `--set` overrides) before anything starts, opens `--out DIR`, runs
 //! it through `floodgate_runner::run`, shows progress (an indicatif bar per
-//! phase on a terminal, a line a second otherwise), writes
-//! `DIR/report.json` and beside it every file of `floodgate_render::FILES`
-//! (summary.md, report.html, junit.xml), prints the summary and exits with
-//! the status's code.
+//! phase on a terminal, a line a second otherwise), compares the run with
+//! its `--baseline` reports (read and checked before anything starts),
+//! writes `DIR/report.json` and beside it every file of
+//! `floodgate_render::FILES` (summary.md, report.html, junit.xml), prints
+//! the summary and exits with the status's code (5 for a regression of a
+//! run that passed).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use floodgate_reports::scenario::Status;
 use floodgate_runner::Exit;
+use floodgate_runner::compare::{Base, NewScenario};
 use floodgate_runner::run::{Progress, RunRequest};
 use floodgate_runner::scenario;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -37,6 +40,14 @@ pub struct Args {
     /// `phase.capacity.max=200k/s`, `server.backlog=64`, `seed=7`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Compare the run with this earlier run's report.json (repeat for
+    /// several, e.g. the last nights'); read and checked before the run
+    /// starts. A regression exits 5 only when the run itself passed: a
+    /// failed threshold still exits 1, inconclusive 4, interrupted 130.
+    #[arg(long, value_name = "REPORT")]
+    baseline: Vec<PathBuf>,
+    #[command(flatten)]
+    gate: crate::report::compare::Gate,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -56,6 +67,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(errors) => {
             eprint!("{errors}");
+            return Ok(Exit::Usage.into());
+        }
+    };
+    // Read and checked before the run, so a wrong base costs no run.
+    let bases = match read_bases(&args.baseline, &name, &scenario, &text) {
+        Ok(b) => b,
+        Err(msg) => {
+            eprintln!("floodgate run: error: --baseline {msg}");
             return Ok(Exit::Usage.into());
         }
     };
@@ -85,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut bars = Bars::default();
     let result = floodgate_runner::run::run(request, &stop, &mut |p| bars.show(&p));
     bars.finish();
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("floodgate run: error: {e}");
@@ -97,6 +116,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .into());
         }
     };
+    if !bases.is_empty() {
+        let options = args.gate.options(false);
+        match floodgate_runner::compare::compare(&bases, &report, "this run", options) {
+            Ok(c) => report.baseline = Some(c),
+            // The bases were checked before the run: what is left is this
+            // run's own report, which the engine wrote.
+            Err(e) => {
+                eprintln!("floodgate run: error: comparing with the baseline: {e}");
+                return Ok(Exit::CouldNotRun.into());
+            }
+        }
+    }
     out.write(|w| {
         report.write_json(&mut *w)?;
         Ok(writeln!(w)?)
@@ -110,13 +141,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for path in written {
         writeln!(stdout, "wrote {}", path.display()).context("writing the summary")?;
     }
-    Ok(match report.status {
+    let exit = match report.status {
         Status::Pass => Exit::Pass,
         Status::Fail => Exit::Failed,
         Status::Inconclusive => Exit::Inconclusive,
         Status::Interrupted => Exit::Interrupted,
+    };
+    Ok(match &report.baseline {
+        Some(c) => crate::report::compare::regression_exit(c, exit),
+        None => exit,
     }
     .into())
+}
+
+/// Reads the `--baseline` reports and checks that each ran this scenario
+/// (the hash of its text); the error names the file.
+fn read_bases(
+    paths: &[PathBuf],
+    file: &str,
+    scenario: &scenario::Scenario,
+    text: &str,
+) -> Result<Vec<Base>, String> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bases = crate::report::compare::read_bases(paths)?;
+    let sha256 = floodgate_runner::run::scenario_sha256(text);
+    let new = NewScenario {
+        file: "this run",
+        name: &scenario.name,
+        scenario_file: file,
+        sha256: &sha256,
+    };
+    floodgate_runner::compare::check_scenario(&bases, new, false).map_err(|e| e.to_string())?;
+    Ok(bases)
 }
 
 /// A string as a TOML string literal, for the `--target` override.

@@ -1,7 +1,7 @@
 //! The plain-text summary of a scenario report (what `floodgate run`
 //! prints): each phase's figures and verdict, each threshold with pass or
-//! fail and the measured value, and the status with its reasons. Every
-//! figure is the report's own.
+//! fail and the measured value, the status with its reasons, and the
+//! baseline comparison when there is one. Every figure is the report's own.
 
 use std::io::{self, Write};
 
@@ -99,6 +99,10 @@ pub fn write<W: Write>(w: &mut W, r: &ScenarioReport) -> io::Result<()> {
     writeln!(w, "{status}")?;
     for reason in &r.reasons {
         writeln!(w, "  - {reason}")?;
+    }
+    if let Some(c) = &r.baseline {
+        writeln!(w, "baseline ({}):", c.base_files.join(", "))?;
+        crate::compare::write_table(w, c)?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 //! in this network namespace); all are gone when it returns.
 
 pub mod capacity;
+pub mod compare;
 pub mod exit;
 pub mod lab;
 pub mod load;

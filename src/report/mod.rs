@@ -1,11 +1,14 @@
-//! `floodgate report …`: what is done with a finished run's report.json
+//! `floodgate report …`: what is done with finished runs' report.json
 //! offline, one module per subcommand: `render` (the report files, again,
-//! from a report.json). Nothing here starts a run or touches the network.
+//! from a report.json) and `compare` (the baseline gate, whose flags
+//! `floodgate run --baseline` shares). Nothing here starts a run or touches
+//! the network.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod compare;
 mod render;
 
 /// The subcommands of `floodgate report`.
@@ -14,10 +17,15 @@ pub enum ReportCommand {
     /// Render a run's report.json into summary.md, report.html and junit.xml.
     #[command(after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
     Render(render::Args),
+    /// Compare a run's report.json with one or more base runs' (the last
+    /// nights'): a table per phase and metric; exit 5 on a regression.
+    #[command(after_help = compare::AFTER_HELP)]
+    Compare(compare::Args),
 }
 
 pub fn run(command: ReportCommand) -> anyhow::Result<ExitCode> {
     match command {
         ReportCommand::Render(args) => render::run(args),
+        ReportCommand::Compare(args) => compare::run(args),
     }
 }

@@ -4,6 +4,7 @@
 
 mod architecture;
 mod check;
+mod compare;
 mod flags;
 mod hostile;
 mod load;

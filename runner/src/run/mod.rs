@@ -201,7 +201,7 @@ pub fn run(
         scenario: ScenarioEcho {
             name: scenario.name.clone(),
             file: request.file,
-            sha256: hex(&Sha256::digest(request.text.as_bytes())),
+            sha256: scenario_sha256(&request.text),
             text: request.text,
             sets: request.sets,
         },
@@ -220,6 +220,12 @@ pub fn run(
         evidence: whole_evidence,
         baseline: None,
     })
+}
+
+/// The scenario hash a report records (`scenario.sha256`): SHA-256 of the
+/// scenario text as read, hex. `--set` and `--target` do not change it.
+pub fn scenario_sha256(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn hex(bytes: &[u8]) -> String {
