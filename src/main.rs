@@ -10,6 +10,7 @@ mod flags;
 mod load;
 mod out;
 mod probe;
+mod report;
 mod run;
 mod serve;
 
@@ -37,6 +38,9 @@ enum Command {
     /// Probe a listener's accept queue.
     #[command(subcommand)]
     Probe(ProbeCommand),
+    /// Work on reports already written: merge a sharded run's shards.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(args),
         Command::Probe(ProbeCommand::Backlog(args)) => probe::run(args),
         Command::Check(args) => check::run(args),
+        Command::Report(command) => report::run(command),
     };
     match result {
         Ok(code) => code,

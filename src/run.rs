@@ -1,6 +1,7 @@
 //! `floodgate run SCENARIO.toml`: validates the scenario (with `--target`
 //! and `--set` overrides) before anything starts, opens `--out DIR`, runs
-//! it through `floodgate_runner::run`, shows progress (an indicatif bar per
+//! it through `floodgate_runner::run` (as one shard with `--shard`, from a
+//! `--start-at` barrier), shows progress (an indicatif bar per
 //! phase on a terminal, a line a second otherwise), writes
 //! `DIR/report.json`, prints the summary and exits with the status's code.
 
@@ -34,6 +35,18 @@ pub struct Args {
     /// `phase.capacity.max=200k/s`, `server.backlog=64`, `seed=7`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Run shard INDEX of COUNT (from 0: 0/3, 1/3, 2/3): the connection
+    /// slots INDEX, INDEX+COUNT, … of every phase, each with the schedule
+    /// it has in the whole run, so the shards together send exactly the
+    /// unsharded run. Needs a target and a seed; merge the shards' reports
+    /// with `floodgate report merge`.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = crate::flags::shard)]
+    shard: Option<floodgate_reports::scenario::Shard>,
+    /// Start the first phase at this instant (Unix seconds, or a UTC RFC
+    /// 3339 time), after the target is checked: the start barrier that
+    /// lines shards on different machines up by wall clock.
+    #[arg(long, value_name = "TIME", value_parser = crate::flags::instant)]
+    start_at: Option<std::time::SystemTime>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -56,6 +69,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(Exit::Usage.into());
         }
     };
+    if let Some(shard) = args.shard {
+        let why = floodgate_runner::run::shard::check(&scenario, shard);
+        if !why.is_empty() {
+            for w in why {
+                eprintln!("floodgate run: error: {w}");
+            }
+            return Ok(Exit::Usage.into());
+        }
+    }
     // Opened before the run, so a directory that cannot be written costs
     // no run.
     let report_path = args.out.join("report.json");
@@ -78,6 +100,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         file: name,
         text,
         sets: args.sets,
+        shard: args.shard,
+        start_at: args.start_at,
     };
     let mut bars = Bars::default();
     let result = floodgate_runner::run::run(request, &stop, &mut |p| bars.show(&p));
