@@ -35,9 +35,7 @@ pub fn instant(text: &str) -> Result<std::time::SystemTime, String> {
         )
     };
     match text.parse::<f64>() {
-        Ok(s) if (0.0..1e12).contains(&s) => {
-            Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(s))
-        }
+        Ok(s) if (0.0..1e12).contains(&s) => Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(s)),
         Ok(_) => Err(bad()),
         Err(_) => humantime::parse_rfc3339(text).map_err(|_| bad()),
     }

@@ -55,7 +55,7 @@ pub enum MergeError {
         a: String,
         b: String,
     },
-    #[error("shard {} of {count} is missing: give every shard's report", missing.iter().map(|i| format!("{i}/{count}")).collect::<Vec<_>>().join(", "))]
+    #[error("{} missing: give every shard's report", missing_list(missing, *count))]
     Missing { missing: Vec<u32>, count: u32 },
     #[error("{file}: phase {phase:?} has a {what}, which a sharded run cannot have")]
     Unmergeable {
@@ -164,6 +164,14 @@ pub fn merge(reports: &[(String, ScenarioReport)]) -> Result<ScenarioReport, Mer
             })
             .collect(),
     })
+}
+
+fn missing_list(missing: &[u32], count: u32) -> String {
+    let list: Vec<String> = missing.iter().map(|i| format!("{i}/{count}")).collect();
+    match list.len() {
+        1 => format!("shard {} is", list[0]),
+        _ => format!("shards {} are", list.join(", ")),
+    }
 }
 
 fn shard_of(r: &ScenarioReport) -> Shard {

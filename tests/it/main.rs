@@ -10,4 +10,5 @@ mod probe;
 mod run;
 mod schema;
 mod serve;
+mod shard;
 mod util;

@@ -22,8 +22,10 @@ pub(crate) fn finish_phases(
         if r.skipped {
             continue;
         }
-        if let (Some(run), Some(e)) = (r.run.take(), evidence.and_then(|e| e.phase(&p.name))) {
-            r.run = Some(run.with_evidence(e));
+        // Only with evidence: a run without any (the target listened in
+        // another namespace, or a merged report's) keeps its run as is.
+        if let Some(e) = evidence.and_then(|e| e.phase(&p.name)) {
+            r.run = r.run.take().map(|run| run.with_evidence(e));
         }
         if let Some(run) = &r.run {
             r.inconclusive = r
