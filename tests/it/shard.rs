@@ -213,7 +213,7 @@ fn three_shards_merge_into_the_unsharded_schedule() {
         assert_eq!(kinds(m), kinds(w));
         // An open loop's schedule, second by second, aligned by wall
         // clock; a closed loop has none, only its count.
-        if w.asked_rate_per_s.is_some() {
+        if let Some(w_asked) = w.asked_rate_per_s {
             assert!(!w.intervals.is_empty());
             assert_eq!(per_second(&m.intervals), per_second(&w.intervals));
             let offered = |r: &floodgate_reports::Run| -> Vec<u64> {
@@ -221,10 +221,7 @@ fn three_shards_merge_into_the_unsharded_schedule() {
             };
             assert_eq!(offered(m), offered(w));
             let asked = m.asked_rate_per_s.unwrap();
-            assert!(
-                (asked - w.asked_rate_per_s.unwrap()).abs() < 1e-6,
-                "{asked}"
-            );
+            assert!((asked - w_asked).abs() < 1e-6, "{asked}");
         }
     }
     // Thresholds judged again, on the whole run's figures.
