@@ -320,3 +320,30 @@ fn shard_flags_and_what_a_shard_cannot_run_are_refused_before_anything_starts() 
     // target (exit 3), which no shard check stands in for.
     assert_exit(&out, 3);
 }
+
+/// The Kubernetes ConfigMap carries scenarios/sharded.toml verbatim, so the
+/// scenario the Job runs is one `floodgate check` and these tests load.
+#[test]
+fn the_kubernetes_configmap_holds_the_sharded_scenario() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let map = std::fs::read_to_string(root.join("deploy/kubernetes/configmap.yaml")).unwrap();
+    let (_, block) = map
+        .split_once("  scenario.toml: |\n")
+        .expect("a scenario.toml key");
+    let embedded: String = block
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let file = std::fs::read_to_string(root.join("scenarios/sharded.toml")).unwrap();
+    assert_eq!(embedded.trim_end(), file.trim_end());
+    // And the Job's shard count is the ConfigMap's.
+    let job = std::fs::read_to_string(root.join("deploy/kubernetes/shards-job.yaml")).unwrap();
+    let shards = map
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("shards: "))
+        .expect("a shards key")
+        .trim_matches('"');
+    assert!(job.contains(&format!("  completions: {shards}\n")));
+    assert!(job.contains(&format!("  parallelism: {shards}\n")));
+}
