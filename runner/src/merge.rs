@@ -407,3 +407,75 @@ fn merge_intervals(runs: &[&Run], start: f64) -> Result<Vec<Interval>, Histogram
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use floodgate_reports::scenario::ScenarioEcho;
+
+    use super::*;
+
+    fn shard(index: u32, count: u32) -> (String, ScenarioReport) {
+        let report = ScenarioReport {
+            schema: SCENARIO_SCHEMA.into(),
+            floodgate_version: "0".into(),
+            scenario: ScenarioEcho {
+                name: "s".into(),
+                file: "s.toml".into(),
+                sha256: "ab".into(),
+                text: "name = \"s\"\n".into(),
+                sets: vec![],
+            },
+            seed: 1,
+            target: "http://127.0.0.1:1/".into(),
+            started_at_unix_s: 0.0,
+            elapsed_s: 0.0,
+            partial: false,
+            status: Status::Pass,
+            reasons: vec![],
+            phases: vec![],
+            thresholds: vec![],
+            evidence: None,
+            baseline: None,
+            shard: Shard::new(index, count),
+            host: None,
+            hosts: vec![],
+        };
+        (format!("{index}-of-{count}.json"), report)
+    }
+
+    fn refused(set: &[(String, ScenarioReport)]) -> String {
+        check_set(set).map(drop).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_set_of_other_runs_is_refused_and_says_which_file() {
+        let mut other = shard(1, 2);
+        other.1.scenario.sha256 = "cd".into();
+        assert_eq!(
+            refused(&[shard(0, 2), other]),
+            "1-of-2.json: the scenario (its sha256) differs from 0-of-2.json's: the reports are of different runs"
+        );
+        let mut other = shard(1, 2);
+        other.1.seed = 2;
+        assert!(refused(&[shard(0, 2), other]).contains("the seed differs"));
+        let mut other = shard(1, 2);
+        other.1.scenario.sets = vec!["seed=3".into()];
+        assert!(refused(&[shard(0, 2), other]).contains("the list of --set overrides differs"));
+        assert_eq!(
+            refused(&[shard(0, 2), shard(1, 3)]),
+            "1-of-3.json: shard 1/3, but 0-of-2.json is of 2 shards: the shard counts differ"
+        );
+        assert_eq!(
+            refused(&[shard(0, 4), shard(2, 4)]),
+            "shards 1/4, 3/4 are missing: give every shard's report"
+        );
+        assert_eq!(refused(&[]), "no report to merge");
+    }
+
+    #[test]
+    fn a_complete_set_is_ordered_by_index() {
+        let set = [shard(2, 3), shard(0, 3), shard(1, 3)];
+        let order: Vec<&str> = check_set(&set).unwrap().iter().map(|(f, _)| *f).collect();
+        assert_eq!(order, ["0-of-3.json", "1-of-3.json", "2-of-3.json"]);
+    }
+}
