@@ -208,7 +208,7 @@ fn check_set(
                 r.scenario.sha256 != first.scenario.sha256,
             ),
             (
-                "the --set overrides",
+                "the list of --set overrides",
                 r.scenario.sets != first.scenario.sets,
             ),
             ("the seed", r.seed != first.seed),
