@@ -2,7 +2,7 @@
 //! `500ms` or `2m`, parsed by the scenario files' own units module
 //! (`floodgate_runner::scenario::units`), so a flag and a scenario file read
 //! a quantity the same way. Flag definitions themselves live with each
-//! subcommand.
+//! subcommand. Also the byte escapes (`\r\n`, `\xNN`) of payload flags.
 
 #![allow(
     dead_code,
@@ -55,8 +55,49 @@ fn message(e: UnitError, text: &str, bare: &str) -> String {
     }
 }
 
+/// Turns `\r`, `\n`, `\t`, `\\` and `\xNN` into bytes; anything else is literal.
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let hex = b
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b[i + 1], hex) {
+                (b'r', _) => out.push(b'\r'),
+                (b'n', _) => out.push(b'\n'),
+                (b't', _) => out.push(b'\t'),
+                (b'\\', _) => out.push(b'\\'),
+                (b'x', Some(v)) => {
+                    out.push(v);
+                    i += 2;
+                }
+                _ => {
+                    out.push(b'\\');
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn escapes() {
+        assert_eq!(super::unescape(r"PING\r\n"), b"PING\r\n");
+        assert_eq!(super::unescape(r"\x00\x7f\\q\z"), b"\x00\x7f\\q\\z");
+    }
+
     use super::*;
 
     fn check(text: &str, expected: Result<Duration, &str>) {

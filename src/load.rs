@@ -308,7 +308,7 @@ fn mix_text(args: &Flags) -> anyhow::Result<Option<String>> {
 
 fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Result<PlanInput> {
     let payload = match (&args.payload, &args.payload_file) {
-        (Some(p), _) => Some(unescape(p)),
+        (Some(p), _) => Some(crate::flags::unescape(p)),
         (None, Some(path)) => Some(
             std::fs::read(path)
                 .with_context(|| format!("reading --payload-file {}", path.display()))?,
@@ -352,7 +352,7 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
         verify: args.verify,
         payload,
         expect_bytes: args.expect_bytes,
-        expect_delimiter: args.expect_delimiter.as_deref().map(unescape),
+        expect_delimiter: args.expect_delimiter.as_deref().map(crate::flags::unescape),
         connect_timeout: args.connect_timeout,
         read_timeout: args.read_timeout,
         lag_threshold: args.lag_threshold,
@@ -463,50 +463,4 @@ fn random_seed() -> u64 {
         .unwrap_or_default()
         .as_nanos() as u64;
     nanos ^ (u64::from(std::process::id()) << 40)
-}
-
-/// Turns `\r`, `\n`, `\t`, `\\` and `\xNN` into bytes; anything else is literal.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            let hex = b
-                .get(i + 2..i + 4)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match (b[i + 1], hex) {
-                (b'r', _) => out.push(b'\r'),
-                (b'n', _) => out.push(b'\n'),
-                (b't', _) => out.push(b'\t'),
-                (b'\\', _) => out.push(b'\\'),
-                (b'x', Some(v)) => {
-                    out.push(v);
-                    i += 2;
-                }
-                _ => {
-                    out.push(b'\\');
-                    i += 1;
-                    continue;
-                }
-            }
-            i += 2;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unescape;
-
-    #[test]
-    fn escapes() {
-        assert_eq!(unescape(r"PING\r\n"), b"PING\r\n");
-        assert_eq!(unescape(r"\x00\x7f\\q\z"), b"\x00\x7f\\q\\z");
-    }
 }

@@ -38,7 +38,7 @@ enum Command {
     /// Probe a listener's accept queue.
     #[command(subcommand)]
     Probe(ProbeCommand),
-    /// Work on reports already written: merge a sharded run's shards.
+    /// Work with finished runs' report.json (offline): render, merge.
     #[command(subcommand)]
     Report(report::ReportCommand),
 }

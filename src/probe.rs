@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use floodgate_reports::ProbeReport;
 use floodgate_runner::netns as lab;
-use floodgate_runner::probe::DEFAULT_BACKLOG;
+use floodgate_runner::probe::{DEFAULT_BACKLOG, ServeCheck};
 use floodgate_runner::{Exit, ProbeRequest, ProbeRunError, Subject, TargetPause};
 
 use crate::flags;
@@ -92,9 +92,23 @@ pub struct Args {
     /// How long held connections get to be answered after the resume.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration)]
     serve_timeout: Duration,
-    /// Path requested on every held connection after the resume.
+    /// Path requested on every held connection after the resume (--check http).
     #[arg(long, value_name = "PATH", default_value = "/health")]
     check_path: String,
+    /// How the held connections are shown served after the resume: http
+    /// (GET --check-path on each) or accept, for any TCP service (the
+    /// target's accept queue drains to 0, seen through sock_diag: the
+    /// target must listen in this network namespace). Default: accept for
+    /// a tcp://HOST:PORT target, else http.
+    #[arg(long, value_enum, value_name = "KIND")]
+    check: Option<CheckArg>,
+    /// --check accept: also send this on every held connection (escapes
+    /// \r \n \t \xNN, as load's --payload) ...
+    #[arg(long, value_name = "BYTES", requires = "check_delimiter")]
+    check_payload: Option<String>,
+    /// ... and count it served once its reply ends with this.
+    #[arg(long, value_name = "BYTES", requires = "check_payload")]
+    check_delimiter: Option<String>,
     /// Write the report as JSON (top-level `capacity`, `implied_backlog`).
     #[arg(long, value_name = "FILE.json")]
     out: Option<PathBuf>,
@@ -108,6 +122,14 @@ pub struct Args {
     /// Set by --netns on the command it re-runs inside the namespace.
     #[arg(long, value_name = "NAME", hide = true, conflicts_with = "netns")]
     inside_netns: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckArg {
+    /// GET --check-path on every held connection.
+    Http,
+    /// The accept queue drains (any TCP service).
+    Accept,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -211,7 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn request(args: &Args) -> Result<ProbeRequest, String> {
     let subject = match (&args.target, args.subject) {
         (Some(target), _) => Subject::Target {
-            target: target.clone(),
+            target: target.strip_prefix("tcp://").unwrap_or(target).to_string(),
             pause: match (args.pid, args.pause_endpoint) {
                 (Some(pid), _) => TargetPause::Pid(pid),
                 (None, true) => TargetPause::Endpoint,
@@ -243,8 +265,35 @@ fn request(args: &Args) -> Result<ProbeRequest, String> {
         connects: args.connects,
         window: args.window,
         serve_timeout: args.serve_timeout,
-        check_path: args.check_path.clone(),
+        check: serve_check(args)?,
     })
+}
+
+/// `--check` and its payload as the probe's serve check.
+fn serve_check(args: &Args) -> Result<ServeCheck, String> {
+    let tcp = args
+        .target
+        .as_deref()
+        .is_some_and(|t| t.starts_with("tcp://"));
+    let exchange = match (&args.check_payload, &args.check_delimiter) {
+        (Some(p), Some(d)) => Some((crate::flags::unescape(p), crate::flags::unescape(d))),
+        _ => None,
+    };
+    match args.check.unwrap_or(if tcp {
+        CheckArg::Accept
+    } else {
+        CheckArg::Http
+    }) {
+        CheckArg::Http if exchange.is_some() => Err(
+            "--check-payload: sent only with --check accept (for a tcp:// target, the \
+                 default); --check http sends GET --check-path"
+                .into(),
+        ),
+        CheckArg::Http => Ok(ServeCheck::Http {
+            path: args.check_path.clone(),
+        }),
+        CheckArg::Accept => Ok(ServeCheck::Accept { exchange }),
+    }
 }
 
 /// A refused request in the flags' words: `--FLAG VALUE: must be ...`.

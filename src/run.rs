@@ -3,7 +3,9 @@
 //! it through `floodgate_runner::run` (as one shard with `--shard`, from a
 //! `--start-at` barrier), shows progress (an indicatif bar per
 //! phase on a terminal, a line a second otherwise), writes
-//! `DIR/report.json`, prints the summary and exits with the status's code.
+//! `DIR/report.json` and beside it every file of `floodgate_render::FILES`
+//! (summary.md, report.html, junit.xml), prints the summary and exits with
+//! the status's code.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -28,7 +30,8 @@ pub struct Args {
     /// https://..., tcp://HOST:PORT); validated as the file's `target`.
     #[arg(long, value_name = "URL")]
     target: Option<String>,
-    /// Where report.json is written (created if missing).
+    /// Where report.json, summary.md, report.html and junit.xml are
+    /// written (created if missing).
     #[arg(long, value_name = "DIR", default_value = "floodgate-report")]
     out: PathBuf,
     /// Override a field of the scenario, validated like the file:
@@ -125,6 +128,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     floodgate_reports::summary::write(&mut stdout, &report).context("writing the summary")?;
     writeln!(stdout, "report: {}", report_path.display()).context("writing the summary")?;
+    // The same files `floodgate report render` writes, from the same model.
+    let written = floodgate_render::write_all(&report, &args.out)
+        .with_context(|| format!("rendering {}", report_path.display()))?;
+    for path in written {
+        writeln!(stdout, "wrote {}", path.display()).context("writing the summary")?;
+    }
     Ok(match report.status {
         Status::Pass => Exit::Pass,
         Status::Fail => Exit::Failed,

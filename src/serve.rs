@@ -84,6 +84,19 @@ pub struct Args {
     /// Set SO_REUSEPORT, so several servers can share a port.
     #[arg(long)]
     reuse_port: bool,
+    /// Answer at most N requests on one connection; the last carries
+    /// `Connection: close` (default: no limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_per_connection: Option<u32>,
+    /// Close a connection with its Nth error response (404, 405, a bad
+    /// parameter's 400), so a flood of cheap errors cannot pin it; 1-65535.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    max_errors_per_connection: u16,
+    /// Serve the admin endpoints (`POST /admin/pause-accept?ms=N`, at most
+    /// 60000), which let a client stop the server accepting; without it
+    /// they are 404. Loopback addresses only.
+    #[arg(long)]
+    admin: bool,
     /// Wait this long before each accept(2), to make accept-queue overflow
     /// reproducible: 5 (milliseconds), 500us, 1s; at most 60s.
     #[arg(long, value_name = "MS", value_parser = accept_delay)]
@@ -123,6 +136,11 @@ impl Args {
                 header_timeout: self.header_timeout,
                 idle_timeout: self.idle_timeout,
                 write_timeout: self.write_timeout,
+                admin: self.admin,
+                max_requests_per_connection: self
+                    .max_requests_per_connection
+                    .and_then(std::num::NonZeroU32::new),
+                max_errors_per_connection: self.max_errors_per_connection,
                 ..Limits::default()
             },
             shutdown_grace: self.shutdown_grace,
@@ -131,6 +149,18 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(open) = args
+        .listen
+        .iter()
+        .find(|a| args.admin && !a.ip().is_loopback())
+    {
+        eprintln!(
+            "floodgate serve: error: --admin on {open}: the admin endpoints let any client \
+             stop the server accepting, so they are served on loopback addresses only \
+             (127.0.0.0/8, ::1)"
+        );
+        return Ok(floodgate_runner::Exit::Usage.into());
+    }
     let server = Server::bind(args.config())?;
     // Installed before the `listening on` lines, so a signal sent as soon as
     // a caller sees them is handled as a shutdown, not by the default action.

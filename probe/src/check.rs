@@ -1,5 +1,7 @@
 //! The served-after-resume check: one request on every held connection and
-//! a bounded wait for each response. Also the blocking exchange it shares
+//! a bounded wait for each response, or, for any TCP service, the target's
+//! accept queue draining (and an optional payload answered on each held
+//! connection). Also the blocking exchange it shares
 //! with [`crate::PauseEndpoint`]: replies are read from a `TcpStream` with
 //! floodgate-proto's [`ResponseParser`], the same parser the load generator
 //! uses.
@@ -12,10 +14,13 @@ use std::time::{Duration, Instant};
 use floodgate_proto::client::{Complete, Expect, Framing, Prepared, Progress, ResponseParser};
 
 use crate::burst::Burst;
-use crate::{Config, ProbeError};
+use crate::{Config, ProbeError, ServeCheck};
 
-/// Sends one request on every held connection and waits (bounded) for the
-/// responses.
+/// How often the accept check reads the accept queue.
+const QUEUE_POLL: Duration = Duration::from_millis(10);
+
+/// Checks (bounded by the serve timeout from the end of the pause) that the
+/// held connections were served, as [`Config::check`] says.
 pub(crate) fn serve_check(
     config: &Config,
     burst: &mut Burst,
@@ -24,11 +29,29 @@ pub(crate) fn serve_check(
 ) -> Result<(), ProbeError> {
     let start = pause_until.unwrap_or_else(Instant::now).max(Instant::now());
     let deadline = start + config.serve_timeout();
-    let request = request(format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        config.check_path(),
-        config.target()
-    ));
+    let request = match config.check() {
+        ServeCheck::Http { path } => request(format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            config.target()
+        )),
+        ServeCheck::Accept { exchange } => {
+            let waiting = drained(config, deadline, interrupted)?;
+            let Some((payload, delimiter)) = exchange else {
+                // Every held connection but those still queued was accepted.
+                let held = burst.held.len() as u64;
+                let left = u64::from(waiting).min(held);
+                burst.served += held - left;
+                burst.unserved += left;
+                burst.held.clear();
+                return Ok(());
+            };
+            Prepared {
+                wire: payload.clone(),
+                framing: Framing::Delimiter(delimiter.clone()),
+                expect: Expect::Anything,
+            }
+        }
+    };
     let mut streams = Vec::with_capacity(burst.held.len());
     for sock in burst.held.drain(..) {
         let mut stream: TcpStream = sock.into();
@@ -53,6 +76,26 @@ pub(crate) fn serve_check(
         }
     }
     Ok(())
+}
+
+/// Waits until the target's accept queue is empty, the deadline passes or
+/// the probe is interrupted; returns the connections still waiting.
+fn drained(
+    config: &Config,
+    deadline: Instant,
+    interrupted: &AtomicBool,
+) -> Result<u32, ProbeError> {
+    loop {
+        if interrupted.load(Ordering::Relaxed) {
+            return Err(ProbeError::Interrupted);
+        }
+        let waiting = floodgate_kernel::local_listener(config.target())
+            .map_or(0, |state| state.queue_depth());
+        if waiting == 0 || Instant::now() >= deadline {
+            return Ok(waiting);
+        }
+        std::thread::sleep(QUEUE_POLL);
+    }
 }
 
 /// A request without a body whose reply is an HTTP response with any body.

@@ -47,8 +47,8 @@ pub struct ConfigInput {
     pub window: Duration,
     /// How long held connections get to be served after the resume.
     pub serve_timeout: Duration,
-    /// Path requested on every held connection after the resume.
-    pub check_path: String,
+    /// How the held connections are shown served after the resume.
+    pub check: ServeCheck,
     /// The backlog the listener was asked for, when known.
     pub configured_backlog: Option<u32>,
     /// `net.core.somaxconn` of this network namespace (the probe's), when
@@ -60,12 +60,30 @@ pub struct ConfigInput {
     pub kernel_backlog: Option<u32>,
 }
 
+/// How the probe shows, after the resume, that the held connections were
+/// served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeCheck {
+    /// `GET PATH` on every held connection: any complete HTTP response
+    /// counts.
+    Http { path: String },
+    /// For any TCP service: the held connections were accepted, seen as
+    /// the target's accept queue draining to 0 (sock_diag, so the target
+    /// must listen in this network namespace); with `exchange`, each held
+    /// connection must also answer `payload` with a reply ending in
+    /// `delimiter`.
+    Accept {
+        exchange: Option<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
 /// A field of [`ConfigInput`] that [`Config::new`] can refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     Connects,
     Window,
     CheckPath,
+    Check,
 }
 
 impl Field {
@@ -75,6 +93,7 @@ impl Field {
             Field::Connects => "connects",
             Field::Window => "window",
             Field::CheckPath => "check_path",
+            Field::Check => "check",
         }
     }
 
@@ -89,6 +108,10 @@ impl Field {
             ),
             Field::CheckPath => "a request target that starts with '/' and holds no spaces or \
                                 control characters (CR, LF), such as /health"
+                .to_owned(),
+            Field::Check => "`accept` only for a target that listens in this network namespace \
+                             (the check reads its accept queue through sock_diag), with a \
+                             non-empty delimiter when a payload is sent"
                 .to_owned(),
         }
     }
@@ -139,7 +162,7 @@ pub struct Config {
     connects: usize,
     window: Duration,
     serve_timeout: Duration,
-    check_path: String,
+    check: ServeCheck,
     configured_backlog: Option<u32>,
     somaxconn: Option<u32>,
     expected_backlog: Option<u32>,
@@ -172,13 +195,24 @@ impl Config {
         if !(MIN_WINDOW..=MAX_WINDOW).contains(&input.window) {
             return Err(ConfigError::new(Field::Window, input.window));
         }
-        check_path(&input.check_path)?;
+        match &input.check {
+            ServeCheck::Http { path } => check_path(path)?,
+            ServeCheck::Accept { .. } if !local => {
+                return Err(ConfigError::new(Field::Check, "accept"));
+            }
+            ServeCheck::Accept {
+                exchange: Some((_, delimiter)),
+            } if delimiter.is_empty() => {
+                return Err(ConfigError::new(Field::Check, "accept"));
+            }
+            ServeCheck::Accept { .. } => {}
+        }
         Ok(Config {
             target: input.target,
             connects,
             window: input.window,
             serve_timeout: input.serve_timeout,
-            check_path: input.check_path,
+            check: input.check,
             configured_backlog: input.configured_backlog,
             somaxconn: input.somaxconn.filter(|_| local),
             expected_backlog,
@@ -204,9 +238,9 @@ impl Config {
         self.serve_timeout
     }
 
-    /// Path requested on every held connection after the resume.
-    pub fn check_path(&self) -> &str {
-        &self.check_path
+    /// How the held connections are shown served after the resume.
+    pub fn check(&self) -> &ServeCheck {
+        &self.check
     }
 
     /// The backlog the listener was asked for, when known.
@@ -264,7 +298,9 @@ mod tests {
             connects: None,
             window: Duration::from_millis(900),
             serve_timeout: Duration::from_secs(5),
-            check_path: "/health".into(),
+            check: ServeCheck::Http {
+                path: "/health".into(),
+            },
             configured_backlog: None,
             somaxconn: None,
             kernel_backlog: None,
@@ -381,12 +417,37 @@ mod tests {
         }
         for bad in ["", "health", "/a b", "/a\r\nX: y", "/a\n", "/\t"] {
             let e = Config::new(ConfigInput {
-                check_path: bad.into(),
+                check: ServeCheck::Http { path: bad.into() },
                 ..input()
             })
             .unwrap_err();
             assert_eq!(e.field, Field::CheckPath, "{bad:?}");
             assert_eq!(e.value, format!("{bad:?}"));
         }
+    }
+
+    #[test]
+    fn the_accept_check_needs_a_local_listener_and_a_delimiter() {
+        let accept = |exchange| ServeCheck::Accept { exchange };
+        // Not local: the accept queue cannot be read.
+        let e = Config::new(ConfigInput {
+            check: accept(None),
+            ..input()
+        })
+        .unwrap_err();
+        assert_eq!(e.field, Field::Check);
+        let local = |check| ConfigInput {
+            check,
+            kernel_backlog: Some(128),
+            ..input()
+        };
+        assert!(Config::new(local(accept(None))).is_ok());
+        let empty = Some((b"PING\r\n".to_vec(), Vec::new()));
+        assert_eq!(
+            Config::new(local(accept(empty))).unwrap_err().field,
+            Field::Check
+        );
+        let ping = Some((b"PING\r\n".to_vec(), b"\r\n".to_vec()));
+        assert!(Config::new(local(accept(ping))).is_ok());
     }
 }

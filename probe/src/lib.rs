@@ -50,7 +50,7 @@ use burst::{Burst, fire};
 use check::serve_check;
 pub use config::{
     Config, ConfigError, ConfigInput, Field, MAX_CONNECTS, MAX_DESCRIPTORS, MAX_WINDOW,
-    MIN_CONNECTS, MIN_WINDOW, check_path,
+    MIN_CONNECTS, MIN_WINDOW, ServeCheck, check_path,
 };
 pub use pause::{HeldListener, Pause, PauseEndpoint, StopSignal, process_stopped};
 
@@ -181,7 +181,9 @@ mod tests {
             connects: Some(connects),
             window: Duration::from_millis(300),
             serve_timeout: Duration::from_secs(5),
-            check_path: "/health".into(),
+            check: ServeCheck::Http {
+                path: "/health".into(),
+            },
             configured_backlog: Some(backlog as u32),
             somaxconn: None,
             kernel_backlog: kernel::local_listener(target).map(|l| l.backlog()),
@@ -211,7 +213,9 @@ mod tests {
             connects: Some(200),
             window: Duration::from_millis(900),
             serve_timeout: Duration::from_secs(5),
-            check_path: "/health".into(),
+            check: ServeCheck::Http {
+                path: "/health".into(),
+            },
             configured_backlog: Some(1024),
             somaxconn: Some(128),
             kernel_backlog: None,

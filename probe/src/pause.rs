@@ -95,6 +95,13 @@ impl Pause for PauseEndpoint {
             Reply::Head => return Err(fail("the response was cut short".into())),
             Reply::Nothing(why) => return Err(fail(why)),
         };
+        if status == 404 {
+            return Err(fail(
+                "answered 404: the reference server serves /admin/* only with \
+                 `floodgate serve --admin`"
+                    .into(),
+            ));
+        }
         if !(200..300).contains(&status) {
             return Err(fail(format!(
                 "answered {status}; is the target floodgate's reference server?"

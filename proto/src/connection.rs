@@ -15,10 +15,15 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod output;
+mod respond;
+
+use output::Output;
+
 use crate::chunked::ChunkedDecoder;
 use crate::head::{self, BodyFraming, Head};
-use crate::response::{self, ConnHeader};
-use crate::routes::{self, Allow, Route};
+use crate::response;
+use crate::routes::{self, Route};
 use crate::{Limits, ProtocolError, Stats};
 
 /// Something the connection asks of the server beyond its own socket.
@@ -38,27 +43,6 @@ pub enum Close {
     Graceful,
     /// Close at once, discarding pending output (write timeout).
     Abort,
-}
-
-/// The size of one piece of a `/bytes` body, and the low-water mark below
-/// which the next piece is produced.
-const PIECE: usize = 16 * 1024;
-
-/// The first allocation for output that is more than one static response.
-const OUTPUT_START_CAPACITY: usize = 2048;
-
-/// `bytes_endpoint_byte(i)` for `i` in `0..PIECE + 26`: any piece of a
-/// `/bytes` body is one slice of it, starting at `offset % 26`.
-static PATTERN: [u8; PIECE + 26] = pattern();
-
-const fn pattern() -> [u8; PIECE + 26] {
-    let mut bytes = [0u8; PIECE + 26];
-    let mut i = 0;
-    while i < bytes.len() {
-        bytes[i] = b'a' + (i % 26) as u8;
-        i += 1;
-    }
-    bytes
 }
 
 /// One server-side HTTP/1.1 connection.
@@ -88,6 +72,9 @@ pub struct Connection {
     shutting_down: bool,
     /// The write deadline passed: discard output and reset.
     aborted: bool,
+    /// Requests started, and error responses sent, against their caps.
+    requests: u32,
+    error_responses: u16,
 }
 
 /// Where the connection is in its current request.
@@ -151,67 +138,6 @@ enum BodyReader {
     Chunked(ChunkedDecoder),
 }
 
-/// Pending output: a static response borrowed as is, or an owned buffer.
-#[derive(Debug)]
-struct Output {
-    data: Cow<'static, [u8]>,
-    /// Bytes of `data` already written.
-    written: usize,
-}
-
-impl Output {
-    fn pending(&self) -> &[u8] {
-        self.data.get(self.written..).unwrap_or_default()
-    }
-
-    fn push_static(&mut self, bytes: &'static [u8]) {
-        if self.pending().is_empty() {
-            self.data = Cow::Borrowed(bytes);
-            self.written = 0;
-        } else {
-            self.vec().extend_from_slice(bytes);
-        }
-    }
-
-    /// The owned buffer to append to, with written bytes dropped from its
-    /// front.
-    fn vec(&mut self) -> &mut Vec<u8> {
-        let written = std::mem::take(&mut self.written);
-        match &mut self.data {
-            Cow::Owned(buf) => {
-                buf.drain(..written.min(buf.len()));
-            }
-            Cow::Borrowed(bytes) => {
-                let rest: &'static [u8] = bytes.get(written..).unwrap_or_default();
-                // Room for a burst of pipelined responses without regrowing.
-                let mut buf = Vec::with_capacity(rest.len().max(OUTPUT_START_CAPACITY));
-                buf.extend_from_slice(rest);
-                self.data = Cow::Owned(buf);
-            }
-        }
-        self.data.to_mut()
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.written = self.written.saturating_add(n).min(self.data.len());
-    }
-
-    /// Releases the buffer once everything is written.
-    fn release_if_empty(&mut self) {
-        if self.pending().is_empty() {
-            self.data = Cow::Borrowed(&[]);
-            self.written = 0;
-        }
-    }
-
-    fn heap_capacity(&self) -> usize {
-        match &self.data {
-            Cow::Owned(buf) => buf.capacity(),
-            Cow::Borrowed(_) => 0,
-        }
-    }
-}
-
 impl Connection {
     /// A new connection accepted at `now`. Its first request head is due
     /// within the header timeout from now, whether or not a byte of it has
@@ -235,6 +161,8 @@ impl Connection {
             read_closed: false,
             shutting_down: false,
             aborted: false,
+            requests: 0,
+            error_responses: 0,
         }
     }
 
@@ -528,12 +456,17 @@ impl Connection {
     /// A complete head has arrived: answer it, or start reading its body.
     fn start_request(&mut self, head: Head<'_>, more: bool, now: Instant) {
         Stats::bump(&self.stats.requests);
+        self.requests = self.requests.saturating_add(1);
+        let last = self
+            .limits
+            .max_requests_per_connection
+            .is_some_and(|max| self.requests >= max.get());
         let request = Request {
             head_only: head.method == "HEAD",
             http10: head.http10,
-            keep_alive: head.keep_alive,
+            keep_alive: head.keep_alive && !last,
         };
-        let route = routes::route(head.method, head.target);
+        let route = routes::route(head.method, head.target, self.limits.admin);
         let framing = match head.body {
             BodyFraming::None => {
                 self.set_waiting(Waiting::Nothing, None);
@@ -554,126 +487,6 @@ impl Connection {
         }));
         let until = now.checked_add(self.limits.body_timeout);
         self.set_waiting(Waiting::Body, until);
-    }
-
-    /// Produces the response to a complete request. `more` says whether
-    /// input follows it, which decides close after a peer's EOF.
-    fn respond(&mut self, route: Route, request: Request, body: &[u8], more: bool, now: Instant) {
-        match route {
-            Route::Root => self.send_fixed(&response::ROOT, request, more),
-            Route::Health => self.send_fixed(&response::HEALTH, request, more),
-            Route::NotFound => self.send_fixed(&response::NOT_FOUND, request, more),
-            Route::BadParameter => self.send_fixed(&response::BAD_PARAMETER, request, more),
-            Route::MethodNotAllowed(allow) => {
-                Stats::bump(&self.stats.protocol_errors);
-                let fixed = match allow {
-                    Allow::GetHead => &response::NOT_ALLOWED_GET,
-                    Allow::Post => &response::NOT_ALLOWED_POST,
-                };
-                self.send_fixed(fixed, request, more);
-            }
-            Route::PauseAccept(pause) => {
-                // Pauses requested back to back collapse into the longest.
-                self.event = Some(match self.event {
-                    Some(Event::PauseAccept(queued)) => Event::PauseAccept(queued.max(pause)),
-                    None => Event::PauseAccept(pause),
-                });
-                self.send_fixed(&response::PAUSED, request, more);
-            }
-            Route::Delay(delay) if delay.is_zero() => {
-                self.send_fixed(&response::DELAYED, request, more);
-            }
-            Route::Delay(delay) => {
-                self.phase = Phase::Delay(request);
-                let due = now.checked_add(delay);
-                self.set_waiting(Waiting::Delay, due);
-            }
-            Route::Stats => {
-                let json =
-                    serde_json::to_vec(&self.stats.snapshot()).unwrap_or_else(|_| b"{}".to_vec());
-                self.send_dynamic(b"application/json", &json, request, more);
-            }
-            Route::Echo => self.send_dynamic(b"application/octet-stream", body, request, more),
-            Route::Bytes(n) => {
-                let conn = self.conn_header(request, more);
-                self.stats.record_status(200);
-                response::ok_head(self.output.vec(), b"application/octet-stream", n, conn);
-                if !request.head_only && n > 0 {
-                    self.phase = Phase::Stream {
-                        offset: 0,
-                        remaining: n,
-                        close_after: conn == ConnHeader::Close,
-                    };
-                    self.fill();
-                } else if conn == ConnHeader::Close {
-                    self.enter_closing();
-                }
-            }
-        }
-    }
-
-    /// Which `Connection` header the response to `request` carries.
-    fn conn_header(&self, request: Request, more: bool) -> ConnHeader {
-        if !request.keep_alive || self.shutting_down || (self.read_closed && !more) {
-            ConnHeader::Close
-        } else if request.http10 {
-            ConnHeader::KeepAlive
-        } else {
-            ConnHeader::Default
-        }
-    }
-
-    fn send_fixed(&mut self, fixed: &response::Fixed, request: Request, more: bool) {
-        let conn = self.conn_header(request, more);
-        self.stats.record_status(fixed.status());
-        self.output
-            .push_static(fixed.bytes(request.head_only, conn));
-        if conn == ConnHeader::Close {
-            self.enter_closing();
-        }
-    }
-
-    fn send_dynamic(&mut self, content_type: &[u8], body: &[u8], request: Request, more: bool) {
-        let conn = self.conn_header(request, more);
-        self.stats.record_status(200);
-        let out = self.output.vec();
-        response::ok_head(out, content_type, body.len() as u64, conn);
-        if !request.head_only {
-            out.extend_from_slice(body);
-        }
-        if conn == ConnHeader::Close {
-            self.enter_closing();
-        }
-    }
-
-    /// Tops up a `/bytes` body while less than a piece is pending; returns
-    /// whether the body just ended.
-    fn fill(&mut self) -> bool {
-        let Phase::Stream {
-            offset,
-            remaining,
-            close_after,
-        } = &mut self.phase
-        else {
-            return false;
-        };
-        while *remaining > 0 && self.output.pending().len() < PIECE {
-            let len = usize::try_from(*remaining).unwrap_or(PIECE).min(PIECE);
-            let start = (*offset % 26) as usize;
-            let piece = PATTERN.get(start..start + len).unwrap_or_default();
-            self.output.vec().extend_from_slice(piece);
-            *offset += len as u64;
-            *remaining -= len as u64;
-        }
-        if *remaining > 0 {
-            return false;
-        }
-        if *close_after {
-            self.enter_closing();
-        } else {
-            self.phase = Phase::Head;
-        }
-        true
     }
 
     /// Refuses the request: one error response with close, then nothing.

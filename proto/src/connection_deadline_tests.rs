@@ -36,7 +36,10 @@ fn the_first_heads_deadline_runs_from_accept_not_from_its_first_byte() {
 #[test]
 fn after_the_first_request_the_idle_timeout_applies_then_the_header_timeout() {
     let mut h = Harness::new(limits());
-    let r = parse_all(&h.exchange(b"GET / HTTP/1.1\r\n\r\n", h.at(9.0)), &[]);
+    let r = parse_all(
+        &h.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", h.at(9.0)),
+        &[],
+    );
     assert_eq!(r[0].status, 200);
     // Between requests: idle, from when the response was written.
     assert_eq!(h.conn.poll_timeout(), Some(h.at(69.0)));

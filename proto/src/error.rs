@@ -42,6 +42,21 @@ pub enum ProtocolError {
     /// A malformed chunk: size line, data terminator or trailer section.
     #[error("malformed chunked body")]
     BadChunk,
+    /// An HTTP/1.1 request without a `Host` header field (RFC 9112 §3.2).
+    #[error("missing Host")]
+    MissingHost,
+    /// More than one `Host` field line (RFC 9112 §3.2).
+    #[error("more than one Host")]
+    DuplicateHost,
+    /// A `Host` that is not `uri-host [":" port]`, or that names another
+    /// authority than an absolute-form target (RFC 9112 §3.2, §3.2.2).
+    #[error("invalid Host")]
+    BadHost,
+    /// A request-target in none of the four forms, or in a form its method
+    /// does not take: authority-form is for CONNECT only, asterisk-form
+    /// for OPTIONS only (RFC 9112 §3.2).
+    #[error("invalid request-target")]
+    BadTarget,
 }
 
 impl ProtocolError {
@@ -57,7 +72,11 @@ impl ProtocolError {
             | ProtocolError::BadContentLength
             | ProtocolError::DuplicateContentLength
             | ProtocolError::UnknownTransferCoding
-            | ProtocolError::BadChunk => 400,
+            | ProtocolError::BadChunk
+            | ProtocolError::MissingHost
+            | ProtocolError::DuplicateHost
+            | ProtocolError::BadHost
+            | ProtocolError::BadTarget => 400,
         }
     }
 }

@@ -84,6 +84,7 @@ pub(crate) fn parse<'a>(
     let mut close = false;
     let mut keep_alive = false;
     let mut expect_continue = false;
+    let mut host: Option<&[u8]> = None;
     for header in req.headers.iter() {
         let name = header.name;
         // Trimmed only for the few fields looked at: most are skipped.
@@ -109,8 +110,14 @@ pub(crate) fn parse<'a>(
             }
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue |= value().eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return Err(ProtocolError::DuplicateHost);
+            }
+            host = Some(value());
         }
     }
+    check_target_and_host(method, target, host, http10)?;
 
     let body = match (content_length, transfer_encoding) {
         (Some(_), true) => return Err(ProtocolError::BothLengthAndChunked),
@@ -135,6 +142,119 @@ pub(crate) fn parse<'a>(
         expect_continue: expect_continue && !http10,
     };
     Ok(Some((head, len)))
+}
+
+/// RFC 9112 §3.2: the request-target is in one of the four forms, in one
+/// its method takes, and the `Host` is valid: present (once, which the
+/// caller checked) on HTTP/1.1, `uri-host [":" port]` or empty, and, for
+/// an absolute-form target, naming the same authority (compared without
+/// case and default port).
+fn check_target_and_host(
+    method: &str,
+    target: &str,
+    host: Option<&[u8]>,
+    http10: bool,
+) -> Result<(), ProtocolError> {
+    let host = match host {
+        Some(h) if !valid_authority(h) => return Err(ProtocolError::BadHost),
+        Some(h) => Some(h),
+        None if http10 => None,
+        None => return Err(ProtocolError::MissingHost),
+    };
+    let t = target.as_bytes();
+    if method == "CONNECT" {
+        // authority-form: uri-host ":" port, the port required.
+        let has_port = t
+            .rsplit(|&b| b == b':')
+            .next()
+            .is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+        return match valid_authority(t) && has_port && t.contains(&b':') {
+            true => Ok(()),
+            false => Err(ProtocolError::BadTarget),
+        };
+    }
+    if t.first() == Some(&b'/') {
+        return Ok(());
+    }
+    if t == b"*" {
+        return match method {
+            "OPTIONS" => Ok(()),
+            _ => Err(ProtocolError::BadTarget),
+        };
+    }
+    // absolute-form, of the schemes this server answers.
+    let Some((scheme, authority)) = ["http", "https"].iter().find_map(|scheme| {
+        let rest = t.get(..scheme.len() + 3)?;
+        let prefix = [scheme.as_bytes(), b"://"].concat();
+        rest.eq_ignore_ascii_case(&prefix).then(|| {
+            let after = &t[prefix.len()..];
+            let end = after
+                .iter()
+                .position(|b| matches!(b, b'/' | b'?' | b'#'))
+                .unwrap_or(after.len());
+            (*scheme, &after[..end])
+        })
+    }) else {
+        return Err(ProtocolError::BadTarget);
+    };
+    // userinfo is refused (RFC 9110 §4.2.4), and a URI has a host.
+    if authority.is_empty() || !valid_authority(authority) {
+        return Err(ProtocolError::BadTarget);
+    }
+    let default_port = if scheme == "http" { ":80" } else { ":443" };
+    let normal = |a: &[u8]| -> Vec<u8> {
+        let a = a.strip_suffix(default_port.as_bytes()).unwrap_or(a);
+        a.to_ascii_lowercase()
+    };
+    match host {
+        Some(h) if normal(h) != normal(authority) => Err(ProtocolError::BadHost),
+        _ => Ok(()),
+    }
+}
+
+/// `uri-host [":" port]` (RFC 3986 §3.2.2, §3.2.3), or empty: an
+/// IP-literal in brackets (IPv6), or a reg-name (which covers IPv4) of
+/// unreserved characters, percent-encodings and sub-delims.
+fn valid_authority(v: &[u8]) -> bool {
+    let (host, port) = if let Some(inner) = v.strip_prefix(b"[") {
+        let Some(close) = inner.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = std::str::from_utf8(&inner[..close]).unwrap_or("");
+        if literal.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        (&[][..], &inner[close + 1..])
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(colon) => (&v[..colon], &v[colon..]),
+            None => (v, &[][..]),
+        }
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    let mut i = 0;
+    while i < host.len() {
+        match host[i] {
+            b'%' => {
+                let hex = host.get(i + 1..i + 3).unwrap_or_default();
+                if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() => {}
+            b'-' | b'.' | b'_' | b'~' => {}
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    port_ok
 }
 
 /// A non-empty run of ASCII digits that fits in a `u64`.
@@ -191,11 +311,15 @@ mod tests {
     #[test]
     fn framing_and_keep_alive() {
         use BodyFraming::*;
-        complete("GET / HTTP/1.1\r\n\r\n", None, true);
-        complete("GET / HTTP/1.1\n\n", None, true);
-        complete("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", None, false);
+        complete("GET / HTTP/1.1\r\nHost: x\r\n\r\n", None, true);
+        complete("GET / HTTP/1.1\nHost: x\n\n", None, true);
         complete(
-            "GET / HTTP/1.1\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            None,
+            false,
+        );
+        complete(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
             None,
             false,
         );
@@ -206,27 +330,106 @@ mod tests {
             true,
         );
         complete(
-            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
             Length(5),
             true,
         );
-        complete("POST / HTTP/1.1\r\nContent-Length:  0 \r\n\r\n", None, true);
         complete(
-            "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length:  0 \r\n\r\n",
+            None,
+            true,
+        );
+        complete(
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n",
             Chunked,
             true,
         );
         check(
-            "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-            Ok(Some((Length(1), true, true, 60))),
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            Ok(Some((Length(1), true, true, 69))),
         );
         // HTTP/1.0 has no 100 Continue.
         check(
             "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
             Ok(Some((Length(1), false, false, 60))),
         );
-        check("GET / HTTP/1.1\r\n", Ok(Option::None));
+        check("GET / HTTP/1.1\r\nHost: x\r\n", Ok(Option::None));
         check("GET / HTTP/1.1\r\nHost: x\r", Ok(Option::None));
+    }
+
+    /// RFC 9112 §3.2: the Host rules and the four request-target forms.
+    #[test]
+    fn host_and_request_target_forms() {
+        use ProtocolError::*;
+        let ok = |input: &str| {
+            assert!(
+                matches!(parse(input.as_bytes(), &Limits::default()), Ok(Some(_))),
+                "{input:?} refused"
+            );
+        };
+        let refused = |input: &str, why: ProtocolError| {
+            let got = parse(input.as_bytes(), &Limits::default());
+            assert_eq!(got, Err(why), "{input:?}");
+        };
+        for input in [
+            // An empty Host is valid for origin-form; HTTP/1.0 needs none.
+            "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: ex-ample.com\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: %41b.c\r\n\r\n",
+            // absolute-form, its authority the Host's.
+            "GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            "GET HTTP://A.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            "GET https://a.example:443/?q HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            "GET http://a.example/x HTTP/1.0\r\n\r\n",
+            // authority-form for CONNECT, asterisk-form for OPTIONS.
+            "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            ok(input);
+        }
+        for (input, why) in [
+            ("GET / HTTP/1.1\r\n\r\n", MissingHost),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                DuplicateHost,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: b\r\n\r\n",
+                DuplicateHost,
+            ),
+            ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", BadHost),
+            ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", BadHost),
+            ("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", BadHost),
+            ("GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", BadHost),
+            ("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", BadHost),
+            ("GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", BadHost),
+            ("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", BadHost),
+            ("GET / HTTP/1.0\r\nHost: a b\r\n\r\n", BadHost),
+            (
+                "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n",
+                BadHost,
+            ),
+            ("GET abc HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+            ("POST 9echo HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+            ("GET * HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+            ("GET a.example:443 HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+            ("CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+            ("CONNECT a.example HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+            (
+                "GET ftp://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                BadTarget,
+            ),
+            ("GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
+            (
+                "GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                BadTarget,
+            ),
+        ] {
+            refused(input, why);
+        }
     }
 
     #[test]
@@ -234,63 +437,63 @@ mod tests {
         use ProtocolError::*;
         let cases: &[(&str, ProtocolError)] = &[
             (
-                "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
                 BothLengthAndChunked,
             ),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
                 BothLengthAndChunked,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
                 DuplicateContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
                 DuplicateContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
                 BadContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
                 BadContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
                 BadContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 2\r\n\r\n",
                 BadContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n",
                 BadContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
                 BadContentLength,
             ),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
                 UnknownTransferCoding,
             ),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
                 UnknownTransferCoding,
             ),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
                 UnknownTransferCoding,
             ),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
                 UnknownTransferCoding,
             ),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n",
                 UnknownTransferCoding,
             ),
             (
@@ -300,12 +503,12 @@ mod tests {
             // Whitespace before the colon and obsolete line folding are
             // classic smuggling vectors.
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
                 BadHeader,
             ),
-            ("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", BadHeader),
-            ("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", BadHeader),
-            ("GET / HTTP/1.1\r\nbad header\r\n\r\n", BadHeader),
+            ("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", BadHeader),
+            ("GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", BadHeader),
+            ("GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n", BadHeader),
             ("GET  / HTTP/1.1\r\n\r\n", BadRequestLine),
             ("GET /\r\n\r\n", BadRequestLine),
             ("GET / FOO\r\n\r\n", BadRequestLine),
@@ -316,7 +519,7 @@ mod tests {
             ("GET / HTTP/3", BadVersion),
             ("GET / HTTPS/1.1\r\n\r\n", BadRequestLine),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
                 BodyTooLarge,
             ),
         ];
@@ -324,7 +527,7 @@ mod tests {
             check(input, Err(error));
         }
         complete(
-            "POST / HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n",
             BodyFraming::Length(1 << 20),
             true,
         );
@@ -338,7 +541,7 @@ mod tests {
             ..Limits::default()
         };
         let head_of = |len: usize| {
-            let mut head = "GET / HTTP/1.1\r\nX: ".to_string();
+            let mut head = "GET / HTTP/1.1\r\nHost: x\r\nX: ".to_string();
             head.push_str(&"a".repeat(len - head.len() - 4));
             head.push_str("\r\n\r\n");
             head
@@ -360,9 +563,9 @@ mod tests {
             Err(ProtocolError::TooLargeHead)
         );
 
-        let three = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        let three = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
         assert!(matches!(parse(three.as_bytes(), &limits), Ok(Some(_))));
-        let four = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        let four = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert_eq!(
             parse(four.as_bytes(), &limits),
             Err(ProtocolError::TooManyHeaders)
@@ -375,8 +578,8 @@ mod tests {
             max_headers: STACK_HEADERS + 1,
             ..Limits::default()
         };
-        let mut head = "GET / HTTP/1.1\r\n".to_string();
-        for i in 0..=STACK_HEADERS {
+        let mut head = "GET / HTTP/1.1\r\nHost: x\r\n".to_string();
+        for i in 1..=STACK_HEADERS {
             head.push_str(&format!("X-{i}: v\r\n"));
         }
         head.push_str("\r\n");

@@ -1,8 +1,10 @@
-//! Limits and timeouts a connection enforces; the server's flags fill them in.
+//! Limits and timeouts a connection enforces, and what it may be asked to
+//! do (the admin endpoints); the server's flags fill them in.
 
 use std::time::Duration;
 
-/// What one connection may cost the server, in bytes and in time.
+/// What one connection may cost the server, in bytes and in time, and
+/// whether it may reach the admin endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest request head (request line and headers, with their line
@@ -29,6 +31,18 @@ pub struct Limits {
     /// While more than this many response bytes wait to be written, the
     /// connection reads no more requests.
     pub max_pending_output: usize,
+    /// The most requests one connection is answered; the last carries
+    /// `Connection: close`. `None`: no limit.
+    pub max_requests_per_connection: Option<std::num::NonZeroU32>,
+    /// The most error responses (404, 405, a bad parameter's 400) one
+    /// connection gets; the last carries `Connection: close`, so a flood of
+    /// cheap errors cannot pin a connection forever. (A malformed request
+    /// closes the connection at once.)
+    pub max_errors_per_connection: u16,
+    /// Whether `/admin/*` (`POST /admin/pause-accept`) is served
+    /// (`floodgate serve --admin`); without it those paths are 404, so no
+    /// client can stop the server accepting.
+    pub admin: bool,
 }
 
 impl Default for Limits {
@@ -42,6 +56,9 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_pending_output: 64 * 1024,
+            max_requests_per_connection: None,
+            max_errors_per_connection: 100,
+            admin: false,
         }
     }
 }

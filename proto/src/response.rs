@@ -100,6 +100,14 @@ pub(crate) const BAD_PARAMETER: Fixed = fixed!(
     "18",
     "bad path or query\n"
 );
+pub(crate) const SERVER_OPTIONS: Fixed = fixed!(
+    200,
+    "200 OK",
+    "Allow: GET, HEAD, POST\r\n",
+    "text/plain",
+    "0",
+    ""
+);
 pub(crate) const NOT_FOUND: Fixed =
     fixed!(404, "404 Not Found", "", "text/plain", "10", "not found\n");
 pub(crate) const NOT_ALLOWED_GET: Fixed = fixed!(

@@ -26,6 +26,8 @@ pub(crate) enum Route {
     /// A known path with a parameter out of range or not a number: 400,
     /// though the message itself was fine, so the connection stays open.
     BadParameter,
+    /// `OPTIONS *`: what the server as a whole takes (RFC 9110 §9.3.7).
+    ServerOptions,
     /// An unknown path: 404.
     NotFound,
     /// A known path with a method it does not take: 405 with this `Allow`.
@@ -40,9 +42,16 @@ pub(crate) enum Allow {
 }
 
 /// Routes a request. HEAD is accepted wherever GET is; the connection
-/// leaves the body out.
-pub(crate) fn route(method: &str, target: &str) -> Route {
+/// leaves the body out. Without `admin`, `/admin/*` is not there (404).
+pub(crate) fn route(method: &str, target: &str, admin: bool) -> Route {
+    // `head` lets asterisk-form through with OPTIONS only.
+    if target == "*" {
+        return Route::ServerOptions;
+    }
     let (path, query) = split_target(target);
+    if !admin && path.starts_with("/admin/") {
+        return Route::NotFound;
+    }
     let (allow, route) = match path {
         "/" => (Allow::GetHead, Route::Root),
         "/health" => (Allow::GetHead, Route::Health),
@@ -102,16 +111,17 @@ fn delay(ms: &str) -> Route {
     }
 }
 
-/// `ms=N` in the query; longer pauses than [`MAX_DELAY_MS`] are capped, so
-/// one request cannot stop a server's accept loop for hours.
+/// `ms=N` in the query, at most [`MAX_DELAY_MS`]: a longer pause, a
+/// missing one or one that is not a number is a bad parameter (400), never
+/// silently capped.
 fn pause_accept(query: &str) -> Route {
     let ms = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("ms="))
         .and_then(|ms| parse_decimal(ms.as_bytes()));
     match ms {
-        Some(ms) => Route::PauseAccept(Duration::from_millis(ms.min(MAX_DELAY_MS))),
-        None => Route::BadParameter,
+        Some(ms) if ms <= MAX_DELAY_MS => Route::PauseAccept(Duration::from_millis(ms)),
+        _ => Route::BadParameter,
     }
 }
 
@@ -152,8 +162,14 @@ mod tests {
             ),
             (
                 "POST",
-                "/admin/pause-accept?ms=999999",
+                "/admin/pause-accept?ms=60000",
                 Route::PauseAccept(ms(60_000)),
+            ),
+            ("POST", "/admin/pause-accept?ms=60001", Route::BadParameter),
+            (
+                "POST",
+                "/admin/pause-accept?ms=99999999999999",
+                Route::BadParameter,
             ),
             ("POST", "/admin/pause-accept", Route::BadParameter),
             ("POST", "/admin/pause-accept?ms=x", Route::BadParameter),
@@ -178,10 +194,23 @@ mod tests {
             ),
             ("GET", "/nope", Route::NotFound),
             ("POST", "/nope", Route::NotFound),
-            ("GET", "*", Route::NotFound),
+            ("OPTIONS", "*", Route::ServerOptions),
         ];
         for &(method, target, expected) in cases {
-            assert_eq!(route(method, target), expected, "{method} {target}");
+            assert_eq!(route(method, target, true), expected, "{method} {target}");
         }
+    }
+
+    #[test]
+    fn without_admin_the_admin_paths_are_not_there() {
+        for (method, target) in [
+            ("POST", "/admin/pause-accept?ms=250"),
+            ("GET", "/admin/pause-accept"),
+            ("POST", "/admin/anything"),
+            ("POST", "http://x/admin/pause-accept?ms=1"),
+        ] {
+            assert_eq!(route(method, target, false), Route::NotFound, "{target}");
+        }
+        assert_eq!(route("GET", "/health", false), Route::Health);
     }
 }

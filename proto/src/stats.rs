@@ -61,6 +61,16 @@ impl Stats {
         }
     }
 
+    /// Refuses a connection because `--max-connections` are open: counts
+    /// it (`rejected_by_limit`, and its 503 by status) and gives the bytes
+    /// to send before closing. The decision and its books live here, with
+    /// every other response's, not in the IO glue.
+    pub fn refuse_over_limit(&self) -> &'static [u8] {
+        Stats::bump(&self.rejected_by_limit);
+        self.record_status(503);
+        crate::OVERLOADED_RESPONSE
+    }
+
     /// Adds one to a counter.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);

@@ -270,6 +270,28 @@ pub struct UslReport {
     pub note: Option<String>,
 }
 
+impl UslReport {
+    /// The fit in one sentence: `USL over 7 passing steps: σ 0.021, κ
+    /// 0.00012, λ 950/s; peak 31000/s at concurrency 90 (R² 0.98)`, or why
+    /// there is none.
+    pub fn sentence(&self) -> String {
+        let Some(f) = &self.fit else {
+            return format!(
+                "USL: no fit ({})",
+                self.note.as_deref().unwrap_or("no reason given")
+            );
+        };
+        let peak = match (f.peak_rate_per_s, f.peak_concurrency) {
+            (Some(x), Some(n)) => format!("peak {x:.0}/s at concurrency {n:.1}"),
+            _ => "no peak (κ = 0)".to_string(),
+        };
+        format!(
+            "USL over {} passing steps: σ {:.3}, κ {:.2e}, λ {:.1}/s; {peak} (R² {:.3})",
+            self.points, f.sigma, f.kappa, f.lambda_per_s, f.r_squared
+        )
+    }
+}
+
 /// The fitted coefficients and what they predict.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UslFit {
@@ -352,4 +374,36 @@ pub fn read(bytes: &[u8]) -> Result<ScenarioReport, ScenarioReadError> {
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_usl_report_reads_as_one_sentence() {
+        let mut u = UslReport {
+            points: 7,
+            fit: Some(UslFit {
+                sigma: 0.021,
+                kappa: 0.00012,
+                lambda_per_s: 950.0,
+                peak_concurrency: Some(90.0),
+                peak_rate_per_s: Some(31_000.0),
+                r_squared: 0.98,
+            }),
+            note: None,
+        };
+        assert_eq!(
+            u.sentence(),
+            "USL over 7 passing steps: σ 0.021, κ 1.20e-4, λ 950.0/s; \
+             peak 31000/s at concurrency 90.0 (R² 0.980)"
+        );
+        u.fit = None;
+        u.note = Some("5 passing steps measured; the fit needs at least 6".into());
+        assert_eq!(
+            u.sentence(),
+            "USL: no fit (5 passing steps measured; the fit needs at least 6)"
+        );
+    }
 }

@@ -73,6 +73,9 @@ pub fn write<W: Write>(w: &mut W, r: &ScenarioReport) -> io::Result<()> {
                         .unwrap_or_default()
                 )?;
             }
+            if let Some(u) = &c.usl {
+                writeln!(w, "    {}", u.sentence())?;
+            }
         }
         if let Some(why) = &p.inconclusive {
             writeln!(w, "    inconclusive: {why}")?;

@@ -25,6 +25,7 @@ pub mod reference;
 pub mod run;
 pub mod scenario;
 mod target_pid;
+pub mod usl;
 
 pub use exit::Exit;
 pub use floodgate_loadgen::plan;

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use floodgate_kernel::{self as kernel, lab};
+pub use floodgate_probe::ServeCheck;
 use floodgate_probe::{
     Config, ConfigError, ConfigInput, HeldListener, Pause, PauseEndpoint, ProbeError, StopSignal,
 };
@@ -57,7 +58,8 @@ pub struct ProbeRequest {
     pub connects: Option<usize>,
     pub window: Duration,
     pub serve_timeout: Duration,
-    pub check_path: String,
+    /// How the held connections are shown served after the resume.
+    pub check: ServeCheck,
 }
 
 /// Why a probe gave no report.
@@ -106,7 +108,9 @@ impl ProbeRequest {
     /// starts (also where the probe runs elsewhere, in a lab namespace):
     /// the check path. [`run`] checks it first too.
     pub fn check(&self) -> Result<(), ProbeRunError> {
-        floodgate_probe::check_path(&self.check_path)?;
+        if let ServeCheck::Http { path } = &self.check {
+            floodgate_probe::check_path(path)?;
+        }
         Ok(())
     }
 }
@@ -154,7 +158,11 @@ pub fn run(request: &ProbeRequest, interrupted: &AtomicBool) -> Result<ProbeRepo
             backlog,
             pause_endpoint,
         } => {
-            let server = reference::Child::start(&["--backlog".into(), backlog.to_string()])?;
+            let mut args = vec!["--backlog".to_string(), backlog.to_string()];
+            if *pause_endpoint {
+                args.push("--admin".into());
+            }
+            let server = reference::Child::start(&args)?;
             let addr = server.addr();
             let pause: Box<dyn Pause> = if *pause_endpoint {
                 Box::new(PauseEndpoint::new(addr, pause_length))
@@ -180,7 +188,7 @@ pub fn run(request: &ProbeRequest, interrupted: &AtomicBool) -> Result<ProbeRepo
         connects: request.connects,
         window: request.window,
         serve_timeout: request.serve_timeout,
-        check_path: request.check_path.clone(),
+        check: request.check.clone(),
         configured_backlog: configured,
         somaxconn,
         // The kernel's own backlog for the listener, when it is local, sizes

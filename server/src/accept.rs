@@ -176,8 +176,7 @@ pub(crate) async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
                 match shared.try_acquire() {
                     Some(permit) => conn::spawn(stream, permit, shared.clone()),
                     None => {
-                        Stats::bump(&shared.stats.rejected_by_limit);
-                        conn::reject(stream);
+                        conn::reject(stream, shared.stats.refuse_over_limit());
                     }
                 }
             }

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use floodgate_proto::{Close, Connection, Event, OVERLOADED_RESPONSE};
+use floodgate_proto::{Close, Connection, Event};
 use futures_lite::future;
 
 use crate::shared::{Permit, Phase, PhaseWatch, Shared};
@@ -126,11 +126,11 @@ fn peer_of(fd: RawFd) -> String {
 /// Refuses a connection because `--max-connections` are open: one
 /// non-blocking write of the 503, then close. A refused connection costs no
 /// task and never waits on the client.
-pub(crate) fn reject(stream: TcpStream) {
+pub(crate) fn reject(stream: TcpStream, response: &[u8]) {
     if stream.set_nonblocking(true).is_err() {
         return;
     }
-    let _ = (&stream).write(OVERLOADED_RESPONSE);
+    let _ = (&stream).write(response);
     let _ = stream.shutdown(Shutdown::Write);
     // Discard what the client already sent: closing with unread bytes makes
     // the kernel send a reset instead of the FIN.

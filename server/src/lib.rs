@@ -47,8 +47,9 @@
 //! queue until the client times out), answered
 //! [`floodgate_proto::OVERLOADED_RESPONSE`] (`503 Service Unavailable`,
 //! `Connection: close`, `Retry-After: 1`) with a single non-blocking write,
-//! and closed. It is counted in `Stats::accepted` and
-//! `Stats::rejected_by_limit`, never in `Stats::active`. The slot of a served
+//! and closed. `Stats::refuse_over_limit` in proto makes that decision's
+//! books: it is counted in `Stats::rejected_by_limit` and its 503 by status
+//! (and in `Stats::accepted`), never in `Stats::active`. The slot of a served
 //! connection is a permit owned by its task and released when the task ends
 //! in any way: clean close, reset, protocol error, timeout, forced shutdown,
 //! or a panic, which is caught and logged.

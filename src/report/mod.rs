@@ -1,21 +1,30 @@
-//! `floodgate report ...`: commands over reports that were already
-//! written; nothing is run. `merge` makes a sharded run's shard reports
-//! into one.
+//! `floodgate report …`: what is done with finished runs' report.json
+//! offline, one module per subcommand: `render` (the report files, again,
+//! from a report.json) and `merge` (a sharded run's shard reports made
+//! into one). Nothing here starts a run or touches the network.
 
-pub mod merge;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+mod merge;
+mod render;
 
 /// The subcommands of `floodgate report`.
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum ReportCommand {
+    /// Render a run's report.json into summary.md, report.html and junit.xml.
+    #[command(after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
+    Render(render::Args),
     /// Merge the reports of a sharded run (`floodgate run --shard i/N`)
     /// into the report of the whole run, its thresholds judged again.
     #[command(after_help = floodgate_runner::exit::EXIT_CODES_HELP)]
     Merge(merge::Args),
 }
 
-/// Runs one `floodgate report` subcommand.
-pub fn run(command: ReportCommand) -> anyhow::Result<std::process::ExitCode> {
+pub fn run(command: ReportCommand) -> anyhow::Result<ExitCode> {
     match command {
+        ReportCommand::Render(args) => render::run(args),
         ReportCommand::Merge(args) => merge::run(args),
     }
 }

@@ -42,6 +42,13 @@ const PROBE: &[&str] = &["probe", "backlog", "--subject", "socket"];
 #[test]
 fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
     let rows: &[Row] = &[
+        // serve: the admin endpoints on a non-loopback address.
+        (
+            SERVE,
+            &["--admin", "--listen", "0.0.0.0:0"],
+            2,
+            &["--admin on 0.0.0.0:0", "loopback addresses only"],
+        ),
         // serve: timeouts of zero, and an accept delay without bound.
         (
             SERVE,

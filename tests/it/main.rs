@@ -5,8 +5,11 @@
 mod architecture;
 mod check;
 mod flags;
+mod hostile;
 mod load;
 mod probe;
+mod render;
+mod report;
 mod run;
 mod schema;
 mod serve;

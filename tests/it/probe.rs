@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::util::{ServeProcess, exit_within, floodgate};
 
 mod pid;
+mod tcp;
 
 /// A JSON report path unique to this test process and test.
 fn out_path(name: &str) -> PathBuf {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use floodgate_reports::scenario::{self, ScenarioReport, Status};
+use floodgate_reports::scenario::{self, CapacityReport, ScenarioReport, Status};
 
 use crate::util::floodgate;
 
@@ -122,6 +122,19 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
     crate::schema::assert_valid("scenario.schema.json", &json);
+    // Beside it, every report file, each listed as it is written.
+    for name in floodgate_render::FILES {
+        let path = d.join(name);
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|m| m.len() > 0),
+            "{} is missing or empty",
+            path.display()
+        );
+        assert!(
+            stdout.contains(&format!("wrote {}", path.display())),
+            "{stdout}"
+        );
+    }
 }
 
 #[test]
@@ -155,6 +168,31 @@ thresholds = ["latency.p99 < 1us", "errors < 1%"]
         "{stdout}"
     );
     assert_eq!(report.unwrap().status, Status::Fail);
+    // junit.xml fails exactly there, with the measured value.
+    let xml = std::fs::read_to_string(d.join("junit.xml")).unwrap();
+    let junit = quick_junit::Report::deserialize_from_str(&xml).expect("junit.xml parses");
+    let cases: Vec<_> = junit
+        .test_suites
+        .iter()
+        .flat_map(|s| &s.test_cases)
+        .map(|c| {
+            let failed = match &c.status {
+                quick_junit::TestCaseStatus::NonSuccess { message, .. } => {
+                    message.as_ref().map(|m| m.to_string())
+                }
+                _ => None,
+            };
+            (c.name.to_string(), failed)
+        })
+        .collect();
+    assert_eq!(cases.len(), 2, "{xml}");
+    assert_eq!(cases[1], ("errors < 1%".to_string(), None), "{xml}");
+    assert_eq!(cases[0].0, "latency.p99 < 1us");
+    let message = cases[0].1.as_deref().expect("the latency case failed");
+    assert!(
+        message.starts_with("latency.p99 < 1us: measured "),
+        "{message}"
+    );
 }
 
 /// A keep-alive HTTP server on loopback that answers every request at once,
@@ -324,7 +362,21 @@ slo = ["latency.p99 < 100ms"]
 thresholds = ["capacity >= 1/s"]
 "#,
     );
-    assert_capacity(&f, &d, 1000.0, "latency.p99");
+    let c = assert_capacity(&f, &d, 1000.0, "latency.p99");
+    // Below the knee each unit of concurrency (N = X·R) serves one
+    // request per 50 ms: the USL's λ is 20/s.
+    let usl = c.usl.expect("a USL report");
+    let passing = c.steps.iter().filter(|s| s.verdict == "pass").count();
+    assert_eq!(usl.points as usize, passing, "{usl:?}");
+    if passing >= floodgate_runner::usl::MIN_POINTS {
+        let fit = usl.fit.expect("a fit of enough points");
+        assert!(
+            (17.0..=23.0).contains(&fit.lambda_per_s) && fit.r_squared > 0.9,
+            "{fit:?}"
+        );
+    } else {
+        assert!(usl.note.is_some_and(|n| n.contains("needs at least 6")));
+    }
 }
 
 #[test]
@@ -363,7 +415,7 @@ slo = ["listen_overflows == 0"]
 
 /// Runs the find-capacity scenario `f`: it passes, its capacity is within
 /// 15% of `known`, and its first failing step failed for `why`.
-fn assert_capacity(f: &Path, d: &Path, known: f64, why: &str) {
+fn assert_capacity(f: &Path, d: &Path, known: f64, why: &str) -> CapacityReport {
     let (out, report) = run(f, d, &[]);
     let stdout = exited(&out, 0);
     let c = report.unwrap().phases[0].capacity.clone().unwrap();
@@ -373,9 +425,13 @@ fn assert_capacity(f: &Path, d: &Path, known: f64, why: &str) {
         "capacity {capacity}/s, not within 15% of {known}/s: {stdout}"
     );
     assert!(
-        c.finding.first_fail_why.is_some_and(|w| w.contains(why)),
+        c.finding
+            .first_fail_why
+            .as_ref()
+            .is_some_and(|w| w.contains(why)),
         "{stdout}"
     );
+    c
 }
 
 #[test]

@@ -186,7 +186,7 @@ fn sample_probe(run: &Run) -> ProbeReport {
 /// warm-up phase with a run (and its series), a backlog-probe phase, a
 /// find-capacity phase with two steps, a skipped phase, thresholds judged
 /// with and without a failed window and measured value, and evidence.
-fn sample_scenario_report() -> ScenarioReport {
+pub fn sample_scenario_report() -> ScenarioReport {
     let run = sample_run_with_intervals();
     let evidence = run.evidence.clone().unwrap();
     let evidence_copy = evidence.clone();

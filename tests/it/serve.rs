@@ -196,9 +196,23 @@ fn a_client_that_never_reads_is_cut_at_the_write_timeout_with_flat_memory() {
 
 #[test]
 fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
+    descriptor_exhaustion(None);
+}
+
+/// With one executor thread the back-off must not block it: connections
+/// already open are served while the accept loop waits.
+#[test]
+fn descriptor_exhaustion_with_one_executor_thread_still_serves_open_connections() {
+    descriptor_exhaustion(Some("1"));
+}
+
+fn descriptor_exhaustion(executor_threads: Option<&str>) {
     const NOFILE: libc::rlim_t = 48;
     let mut server = ServeProcess::start_with(&[], |cmd| {
         use std::os::unix::process::CommandExt;
+        if let Some(n) = executor_threads {
+            cmd.env("ASYNC_STD_THREAD_COUNT", n);
+        }
         // SAFETY: setrlimit is async-signal-safe and touches only the child.
         unsafe {
             cmd.pre_exec(|| {
@@ -230,7 +244,7 @@ fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
     // Open connections, each proven served, until accept(2) fails: the
     // server is out of descriptors and that one waits in the accept queue.
     let mut held = Vec::new();
-    let starved = loop {
+    let (starved, starved_errors) = loop {
         assert!(held.len() < 2 * NOFILE as usize, "never starved");
         let (accepted, errors) = counters();
         let mut c = Client::connect(addr);
@@ -246,7 +260,7 @@ fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
         );
         if now.1 > errors {
             assert_eq!(now.0, accepted, "accepted and failed to accept at once");
-            break c;
+            break (c, now.1);
         }
         assert_eq!(c.response().status, 200);
         held.push(c);
@@ -276,6 +290,19 @@ fn descriptor_exhaustion_backs_off_with_little_cpu_and_recovers() {
         "used {used} ticks ({ticks_per_s}/s) in 2 s while starved"
     );
     assert!(server.wait_exit(Duration::ZERO).is_none(), "server exited");
+    // Still starved (the back-off is at its longest, 1 s, by now), and the
+    // connection already open is served at once, not after a back-off: the
+    // wait must not hold the executor, even when it has one thread.
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let (_, errors) = counters();
+        let took = asked.elapsed();
+        assert!(errors > starved_errors, "no accept failed while starved");
+        assert!(
+            took < Duration::from_millis(300),
+            "GET /stats took {took:?} while the accept loop backed off"
+        );
+    }
 
     // Freeing descriptors brings it back.
     drop(held);

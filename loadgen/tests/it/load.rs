@@ -89,8 +89,11 @@ fn a_stall_shows_in_intended_time_percentiles() {
         "response p99 {} µs should include the queue behind the stall",
         r.latency_us.p99
     );
+    // Only one request stalled: the 99th percentile of some 400 service
+    // times is not it, so it stays under half the stall however slow the
+    // machine is at answering the rest.
     assert!(
-        r.service_time_us.p99 < 100_000,
+        r.service_time_us.p99 < 250_000,
         "service p99 {} µs: only one request stalled",
         r.service_time_us.p99
     );

@@ -496,7 +496,7 @@ pub(super) fn build(request: &Request, limits: &Limits) -> Built {
             Tail::Unknown,
         ),
         (Method::Post, Target::Echo, _) => (ok(Some(decoded), None), then),
-        (Method::Post, Target::PauseAccept(ms), _) if *ms <= 10_000 => {
+        (Method::Post, Target::PauseAccept(ms), _) if *ms <= 10_000 && limits.admin => {
             event = Some(Event::PauseAccept(Duration::from_millis(u64::from(*ms))));
             (ok(None, None), then)
         }

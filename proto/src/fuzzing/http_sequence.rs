@@ -9,7 +9,7 @@ use super::build::{Expect, Prediction, Tail, build};
 use super::driver::{Clock, Driver, READ_CHUNK, limits_for};
 use super::responses::{HeadKnowledge, check_common, show};
 use super::sequence::{BYTE_AT_A_TIME_MAX, Delivery, Method, Sequence, Step};
-use crate::{Close, Event};
+use crate::{Close, Event, Limits};
 
 /// Decodes `data` the way `libfuzzer-sys` hands a typed target its input, and
 /// runs [`http_sequence`], so replayed corpus files mean what they meant to
@@ -24,7 +24,12 @@ pub fn http_sequence_bytes(data: &[u8]) {
 /// against the model's predictions, then the common properties.
 pub fn http_sequence(input: &Sequence) {
     let _show = ShowOnPanic(input);
-    let limits = limits_for(input.limits);
+    // The model predicts keep-alive per request; the per-connection error
+    // cap is left to `http_connection` and the unit tests.
+    let limits = Limits {
+        max_errors_per_connection: u16::MAX,
+        ..limits_for(input.limits)
+    };
     let mut d = Driver::new(limits, Clock::Scripted, READ_CHUNK);
     let mut expected: Vec<Expect> = Vec::new();
     let mut expected_events: Vec<Event> = Vec::new();

@@ -133,9 +133,8 @@ pub(super) fn run(
         finding: r.finding.clone(),
         stopped: r.stopped.map(|s| s.to_string()),
         summary: r.summary(),
+        usl: Some(crate::usl::report(&steps)),
         steps,
-        // Fitted by the USL model next.
-        usl: None,
     })
 }
 

@@ -129,7 +129,14 @@ pub fn run(
         .transpose()
         .map_err(|e| RunError::Start(LoadError::Resolve(e)))?;
     let preflight = scenario.phases.first().map(|p| p.load.connect_timeout);
-    let subject = Subject::start(target.as_ref(), scenario.server.clone(), preflight)?;
+    // A backlog-probe phase pauses the reference server through its admin
+    // endpoint; the server this run starts listens on loopback only.
+    let mut server = scenario.server.clone();
+    server.limits.admin |= scenario
+        .phases
+        .iter()
+        .any(|p| matches!(p.kind, PhaseKind::BacklogProbe(_)));
+    let subject = Subject::start(target.as_ref(), server, preflight)?;
     let seed = scenario.seed.unwrap_or_else(rand::random);
     let target_url = match &target {
         Some(t) => t.url.clone(),
@@ -494,7 +501,9 @@ fn run_group(ctx: &mut Ctx, first: usize, count: usize) -> Result<Vec<PhaseRepor
                 connects: b.connects,
                 window: b.window,
                 serve_timeout: b.serve_timeout,
-                check_path: b.check_path.clone(),
+                check: floodgate_probe::ServeCheck::Http {
+                    path: b.check_path.clone(),
+                },
             };
             match crate::probe::run(&request, ctx.stop) {
                 Ok(probe) => report.probe = Some(probe),

@@ -31,6 +31,9 @@ const SERVER_KEYS: &[&str] = &[
     "accept_delay",
     "max_connections",
     "reuse_port",
+    "admin",
+    "max_requests_per_connection",
+    "max_errors_per_connection",
     "header_timeout",
     "idle_timeout",
     "body_timeout",
@@ -180,6 +183,15 @@ fn server(c: &mut Checker, node: &Node) -> Option<ServerConfig> {
     }
     if let Some(n) = t.get("reuse_port") {
         s.reuse_port = c.boolean(n, &t.field("reuse_port")).unwrap_or_default();
+    }
+    if let Some(v) = int(c, "max_requests_per_connection", 1, max_u32) {
+        s.limits.max_requests_per_connection = std::num::NonZeroU32::new(v as u32);
+    }
+    if let Some(v) = int(c, "max_errors_per_connection", 1, u64::from(u16::MAX)) {
+        s.limits.max_errors_per_connection = v as u16;
+    }
+    if let Some(n) = t.get("admin") {
+        s.limits.admin = c.boolean(n, &t.field("admin")).unwrap_or_default();
     }
     let limits = &mut s.limits;
     for (key, slot) in [

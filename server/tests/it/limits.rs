@@ -31,6 +31,7 @@ fn open(server: &RunningServer) -> Client {
 /// A new connection is refused with the documented 503.
 fn assert_refused(server: &RunningServer) {
     let before = server.stats().rejected_by_limit.load(Relaxed);
+    let status_before = server.stats().snapshot().status.get("503").copied();
     let mut c = Client::connect(addr(server));
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     let r = c.response();
@@ -38,6 +39,9 @@ fn assert_refused(server: &RunningServer) {
     assert!(r.closes(), "503 carries Connection: close");
     assert_eq!(r.body, b"connection limit hit\n");
     assert_eq!(server.stats().rejected_by_limit.load(Relaxed), before + 1);
+    // Counted by status in /stats like every other response.
+    let status = server.stats().snapshot().status.get("503").copied();
+    assert_eq!(status, Some(status_before.unwrap_or(0) + 1));
 }
 
 #[test]

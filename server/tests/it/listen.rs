@@ -87,7 +87,9 @@ fn accept_delay_holds_each_accept() {
 
 #[test]
 fn pause_accept_stops_accepting_for_the_requested_time() {
-    let server = start(config());
+    let mut config = config();
+    config.limits.admin = true;
+    let server = start(config);
     let pause = Duration::from_millis(600);
     let mut admin = Client::connect(addr(&server));
     admin.send(
@@ -110,6 +112,23 @@ fn pause_accept_stops_accepting_for_the_requested_time() {
     assert!(waited < pause * 4, "served after {waited:?}");
     // Connections already open are served during a pause.
     assert_eq!(admin.get("/").status, 200);
+}
+
+#[test]
+fn without_admin_no_client_can_pause_accepting() {
+    let server = start(config());
+    let mut client = Client::connect(addr(&server));
+    client
+        .send(b"POST /admin/pause-accept?ms=5000 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(client.response().status, 404);
+    // A new client is accepted and served at once.
+    let asked = Instant::now();
+    assert_eq!(get(addr(&server), "/").status, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 #[test]
