@@ -100,6 +100,17 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn start_at_is_unix_seconds_or_utc_rfc3339() {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        assert_eq!(instant("1767225600"), Ok(at));
+        assert_eq!(instant("2026-01-01T00:00:00Z"), Ok(at));
+        assert_eq!(instant("1767225600.5"), Ok(at + Duration::from_millis(500)));
+        for bad in ["tomorrow", "-1", "NaN", "2026-01-01T00:00:00+02:00"] {
+            assert!(instant(bad).is_err(), "{bad}");
+        }
+    }
+
     fn check(text: &str, expected: Result<Duration, &str>) {
         assert_eq!(duration(text), expected.map_err(str::to_string), "{text}");
     }

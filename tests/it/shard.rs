@@ -312,12 +312,13 @@ fn shard_flags_and_what_a_shard_cannot_run_are_refused_before_anything_starts() 
     let out = floodgate()
         .args(["run", "scenarios/sharded.toml", "--shard", "9/10"])
         .args(["--target", "http://127.0.0.1:1/"])
+        .args(["--start-at", "2020-01-01T00:00:00Z"])
         .args(["--out", d.join("out").to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    // Validated and accepted as a shard; it then fails to reach the
-    // target (exit 3), which no shard check stands in for.
+    // Validated and accepted as a shard (and an RFC 3339 barrier); it
+    // then fails to reach the target (exit 3), before any barrier.
     assert_exit(&out, 3);
 }
 
