@@ -224,6 +224,16 @@ fn three_shards_merge_into_the_unsharded_schedule() {
             assert!((asked - w_asked).abs() < 1e-6, "{asked}");
         }
     }
+    // Read by every other command: rendered like any run's report.
+    let rendered = floodgate()
+        .args(["report", "render"])
+        .arg(&merged_path)
+        .arg("--out")
+        .arg(d.join("rendered"))
+        .output()
+        .unwrap();
+    assert_exit(&rendered, 0);
+    assert!(d.join("rendered/report.html").exists());
     // Thresholds judged again, on the whole run's figures.
     assert_eq!(merged.thresholds.len(), 1);
     assert_eq!(merged.phases[0].thresholds.len(), 1);
