@@ -26,6 +26,26 @@ pub fn duration_or_millis(text: &str) -> Result<Duration, String> {
         .map_err(|e| message(e, text, " (a bare number is milliseconds)"))
 }
 
+/// Parses `--start-at`: seconds since the Unix epoch (`1767225600`,
+/// fractions allowed) or a UTC RFC 3339 time (`2026-01-01T00:00:00Z`).
+pub fn instant(text: &str) -> Result<std::time::SystemTime, String> {
+    let bad = || {
+        format!(
+            "expected seconds since the Unix epoch (e.g. 1767225600) or a UTC RFC 3339 time (e.g. 2026-01-01T00:00:00Z), got '{text}'"
+        )
+    };
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..1e12).contains(&s) => Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(s)),
+        Ok(_) => Err(bad()),
+        Err(_) => humantime::parse_rfc3339(text).map_err(|_| bad()),
+    }
+}
+
+/// Parses `--shard INDEX/COUNT`, from 0.
+pub fn shard(text: &str) -> Result<floodgate_reports::scenario::Shard, String> {
+    floodgate_reports::scenario::Shard::parse(text)
+}
+
 fn message(e: UnitError, text: &str, bare: &str) -> String {
     match e {
         UnitError::TooLarge => format!("duration '{text}' is too long"),
@@ -79,6 +99,17 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn start_at_is_unix_seconds_or_utc_rfc3339() {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        assert_eq!(instant("1767225600"), Ok(at));
+        assert_eq!(instant("2026-01-01T00:00:00Z"), Ok(at));
+        assert_eq!(instant("1767225600.5"), Ok(at + Duration::from_millis(500)));
+        for bad in ["tomorrow", "-1", "NaN", "2026-01-01T00:00:00+02:00"] {
+            assert!(instant(bad).is_err(), "{bad}");
+        }
+    }
 
     fn check(text: &str, expected: Result<Duration, &str>) {
         assert_eq!(duration(text), expected.map_err(str::to_string), "{text}");

@@ -363,6 +363,7 @@ fn plan_input(args: &Flags, seed: u64, mix: Option<Vec<MixEntry>>) -> anyhow::Re
         malformed: args.malformed,
         segments: Vec::new(),
         trickle: None,
+        shard: None,
     })
 }
 

@@ -38,7 +38,7 @@ enum Command {
     /// Probe a listener's accept queue.
     #[command(subcommand)]
     Probe(ProbeCommand),
-    /// Work with the report.json of finished runs, offline: render, compare.
+    /// Work with finished runs' report.json (offline): render, compare, merge.
     #[command(subcommand)]
     Report(report::ReportCommand),
 }

@@ -1,12 +1,12 @@
 //! `floodgate run SCENARIO.toml`: validates the scenario (with `--target`
 //! and `--set` overrides) before anything starts, opens `--out DIR`, runs
-//! it through `floodgate_runner::run`, shows progress (an indicatif bar per
-//! phase on a terminal, a line a second otherwise), compares the run with
-//! its `--baseline` reports (read and checked before anything starts),
-//! writes `DIR/report.json` and beside it every file of
-//! `floodgate_render::FILES` (summary.md, report.html, junit.xml), prints
-//! the summary and exits with the status's code (5 for a regression of a
-//! run that passed).
+//! it through `floodgate_runner::run` (as one shard with `--shard`, from a
+//! `--start-at` barrier), shows progress (an indicatif bar per phase on a
+//! terminal, a line a second otherwise), compares the run with its
+//! `--baseline` reports (read and checked before anything starts), writes
+//! `DIR/report.json` and beside it every file of `floodgate_render::FILES`
+//! (summary.md, report.html, junit.xml), prints the summary and exits with
+//! the status's code (5 for a regression of a run that passed).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -48,6 +48,18 @@ pub struct Args {
     baseline: Vec<PathBuf>,
     #[command(flatten)]
     gate: crate::report::compare::Gate,
+    /// Run shard INDEX of COUNT (from 0: 0/3, 1/3, 2/3): the connection
+    /// slots INDEX, INDEX+COUNT, … of every phase, each with the schedule
+    /// it has in the whole run, so the shards together send exactly the
+    /// unsharded run. Needs a target and a seed; merge the shards' reports
+    /// with `floodgate report merge`.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = crate::flags::shard)]
+    shard: Option<floodgate_reports::scenario::Shard>,
+    /// Start the first phase at this instant (Unix seconds, or a UTC RFC
+    /// 3339 time), after the target is checked: the start barrier that
+    /// lines shards on different machines up by wall clock.
+    #[arg(long, value_name = "TIME", value_parser = crate::flags::instant)]
+    start_at: Option<std::time::SystemTime>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -70,6 +82,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(Exit::Usage.into());
         }
     };
+    if let Some(shard) = args.shard {
+        let why = floodgate_runner::run::shard::check(&scenario, shard);
+        if !why.is_empty() {
+            for w in why {
+                eprintln!("floodgate run: error: {w}");
+            }
+            return Ok(Exit::Usage.into());
+        }
+    }
     // Read and checked before the run, so a wrong base costs no run.
     let bases = match read_bases(&args.baseline, &name, &scenario, &text) {
         Ok(b) => b,
@@ -100,6 +121,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         file: name,
         text,
         sets: args.sets,
+        shard: args.shard,
+        start_at: args.start_at,
     };
     let mut bars = Bars::default();
     let result = floodgate_runner::run::run(request, &stop, &mut |p| bars.show(&p));

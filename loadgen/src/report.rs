@@ -78,7 +78,8 @@ fn build_part(plan: &Plan, run: &RunResult, part: &Part) -> Run {
     let elapsed_s = part.elapsed.as_secs_f64();
     let window_s = part.window.as_secs_f64().max(1e-9);
     let answered = answered(&rec.outcomes);
-    let rate_per_s = part.rate_per_s;
+    // A shard is asked for its slots' share of the rate.
+    let rate_per_s = part.rate_per_s.map(|r| r * plan.share());
     let arrival = match plan.load {
         Load::Closed => None,
         Load::Open { arrival, .. } => Some(arrival),
@@ -99,7 +100,7 @@ fn build_part(plan: &Plan, run: &RunResult, part: &Part) -> Run {
             arrival,
             mode: plan.mode,
             close_with: (plan.mode == Mode::Connect).then_some(plan.close_with),
-            connections: plan.connections,
+            connections: plan.local_connections(),
             threads: plan.threads,
             duration_s: part.duration.map(|d| d.as_secs_f64()),
             requests: plan.requests,

@@ -156,7 +156,11 @@ fn thread_main(
     shared.series = series;
     let sh = Rc::new(shared);
     let ex = LocalQueue::new();
-    let tasks: Vec<_> = (t..plan.connections)
+    // Slot indices are the whole run's (a shard runs every Nth), so each
+    // slot draws the schedule it has unsharded.
+    let tasks: Vec<_> = plan
+        .slots()
+        .skip(t)
         .step_by(threads)
         .map(|i| ex.spawn(slot_task(sh.clone(), i)))
         .collect();

@@ -1,8 +1,11 @@
 //! Per-connection schedules: which request kind each request is and, in
 //! open loop, when it is intended to be sent. Each connection slot draws
 //! from its own ChaCha stream of the run's seed, so the schedule depends only
-//! on the seed, the slot and the plan, never on timing or thread count.
-//! Sending and waiting live in `conn`.
+//! on the seed, the slot and the plan, never on timing, thread count or
+//! sharding: a shard (`--shard i/N`) runs the whole run's slots `i`, `i +
+//! N`, … with their whole-run schedules, so the N shards' schedules
+//! together are exactly the unsharded one. Sending and waiting live in
+//! `conn`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,6 +256,88 @@ mod tests {
                 std::iter::from_fn(|| s.next_slot()).collect()
             })
             .collect()
+    }
+
+    /// Every request of the plan's slots (a shard's, or all), as (intended
+    /// time, kind, malformed), sorted.
+    fn requests(plan: &Plan) -> Vec<(Duration, usize, bool)> {
+        let mut out: Vec<_> = plan
+            .slots()
+            .flat_map(|i| {
+                let mut s = Schedule::new(plan, i);
+                std::iter::from_fn(move || s.next_slot())
+            })
+            .map(|s| (s.offset, s.kind, s.malformed))
+            .collect();
+        out.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        out
+    }
+
+    #[test]
+    fn the_shards_together_are_the_unsharded_schedule() {
+        use crate::plan::{Segment, Shard};
+        let input = |arrival, segments: bool, shard| PlanInput {
+            target: Some("http://127.0.0.1:1/".into()),
+            rate_per_s: (!segments).then_some(900.0),
+            arrival,
+            // Not a multiple of 2, 3 or 4: the remainders go to the first shards.
+            connections: 7,
+            threads: 2,
+            duration: (!segments).then(|| Duration::from_secs(1)),
+            segments: match segments {
+                true => vec![
+                    Segment::steady(400.0, Duration::from_millis(500)),
+                    Segment {
+                        duration: Duration::from_millis(500),
+                        from_per_s: 400.0,
+                        to_per_s: 1200.0,
+                    },
+                ],
+                false => Vec::new(),
+            },
+            malformed: (!segments).then_some(0.1),
+            seed: 11,
+            mix: Some(crate::plan::MixEntry::parse_list("3 GET /, 1 POST /echo 10").unwrap()),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            shard,
+            ..PlanInput::default()
+        };
+        for arrival in [Arrival::Uniform, Arrival::Poisson] {
+            for segments in [false, true] {
+                let whole = requests(&Plan::new(input(arrival, segments, None)).unwrap());
+                assert!(whole.len() > 400, "{}", whole.len());
+                for n in 1..=4 {
+                    let mut union = Vec::new();
+                    let mut slots = 0;
+                    for i in 0..n {
+                        let shard = Shard::new(i, n);
+                        let plan = Plan::new(input(arrival, segments, shard)).unwrap();
+                        slots += plan.local_connections();
+                        assert_eq!(plan.local_connections(), plan.slots().count());
+                        // 7 slots over n shards: the first 7 % n get one more.
+                        let share = 7 / n as usize + usize::from((i as usize) < 7 % n as usize);
+                        assert_eq!(plan.local_connections(), share, "{i}/{n}");
+                        union.extend(requests(&plan));
+                    }
+                    assert_eq!(slots, 7);
+                    union.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                    assert_eq!(union, whole, "{arrival:?}, segments {segments}, {n} shards");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_needs_a_connection_of_its_own() {
+        let e = Plan::validate(PlanInput {
+            connections: 2,
+            threads: 1,
+            shard: crate::plan::Shard::new(0, 3),
+            ..PlanInput::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.field(), "connections");
     }
 
     #[test]

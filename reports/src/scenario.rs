@@ -44,6 +44,77 @@ pub struct ScenarioReport {
     pub evidence: Option<EvidenceReport>,
     /// `--baseline`: this run against the baseline's, metric by metric.
     pub baseline: Option<Comparison>,
+    /// `--shard i/N`: the share of the scenario this run sent; `null` for
+    /// a whole run (and for a merged one, whose shards are in `hosts`).
+    #[serde(default)]
+    pub shard: Option<Shard>,
+    /// The name of the machine the run went on (`null` when it could not
+    /// be read, and for a merged run).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `floodgate report merge`: the shard runs merged into this one, each
+    /// with its machine and its own kernel evidence (kept per host, never
+    /// summed: each host's counters are its own namespace's). Empty for a
+    /// run that was not merged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostRun>,
+}
+
+/// One shard of a sharded run (`--shard i/N`): shard `index` of `count`,
+/// from 0. Shard `i` runs the connection slots `i`, `i + N`, `i + 2N`, …
+/// of every phase, so the shards together run the unsharded schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// A shard, checked: `count` at least 1 and `index` below it.
+    pub fn new(index: u32, count: u32) -> Option<Shard> {
+        (count >= 1 && index < count).then_some(Shard { index, count })
+    }
+
+    /// Parses `i/N` (0 ≤ i < N), as `--shard` takes it.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a shard: expected INDEX/COUNT with 0 <= INDEX < COUNT (e.g. 0/3, 1/3, 2/3)"
+            )
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (i, n) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        Shard::new(i, n).ok_or_else(bad)
+    }
+
+    /// How many of `slots` connection slots this shard runs: the slots
+    /// `index`, `index + count`, … below `slots` (the first `slots %
+    /// count` shards get one more).
+    pub fn share(&self, slots: usize) -> usize {
+        let (i, n) = (self.index as usize, self.count as usize);
+        slots / n + usize::from(i < slots % n)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// One shard run of a merged report: where it went and what its kernel
+/// said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRun {
+    pub shard: Shard,
+    pub host: Option<String>,
+    pub started_at_unix_s: f64,
+    pub status: Status,
+    /// That run's kernel evidence over the whole run, as it was.
+    pub evidence: Option<EvidenceReport>,
 }
 
 /// The scenario as it was read.

@@ -3,7 +3,8 @@
 //! against a target or a reference server it starts itself), `probe` (a
 //! backlog probe of a reference server child, a bare listener or a target),
 //! `reference` (the reference server, in this process or as a child) and
-//! `lab` (a command re-run inside a fresh network namespace). Flags, progress
+//! `lab` (a command re-run inside a fresh network namespace), and `merge`
+//! (the reports of a sharded run's shards made into one). Flags, progress
 //! display and exit codes belong to the `floodgate` binary; the engine,
 //! the probe and the model belong to their crates.
 //!
@@ -19,6 +20,7 @@ pub mod compare;
 pub mod exit;
 pub mod lab;
 pub mod load;
+pub mod merge;
 pub mod probe;
 pub mod reference;
 pub mod run;

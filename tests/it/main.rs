@@ -14,4 +14,5 @@ mod report;
 mod run;
 mod schema;
 mod serve;
+mod shard;
 mod util;

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use floodgate_reports::compare::{Comparison, ComparisonRow};
 use floodgate_reports::scenario::{
-    self, CapacityFinding, CapacityReport, CapacityStep, Judged, PhaseReport, SCENARIO_SCHEMA,
-    ScenarioEcho, ScenarioReadError, ScenarioReport, Status, ThresholdResult, UslFit, UslReport,
-    WindowSpan,
+    self, CapacityFinding, CapacityReport, CapacityStep, HostRun, Judged, PhaseReport,
+    SCENARIO_SCHEMA, ScenarioEcho, ScenarioReadError, ScenarioReport, Shard, Status,
+    ThresholdResult, UslFit, UslReport, WindowSpan,
 };
 use floodgate_reports::series::Interval;
 use floodgate_reports::{Outcome, ProbeReport, ReadError, Run};
@@ -189,6 +189,7 @@ fn sample_probe(run: &Run) -> ProbeReport {
 pub fn sample_scenario_report() -> ScenarioReport {
     let run = sample_run_with_intervals();
     let evidence = run.evidence.clone().unwrap();
+    let evidence_copy = evidence.clone();
     let phase = |name: &str, kind: &str, start_s: f64| PhaseReport {
         name: name.into(),
         kind: kind.into(),
@@ -334,6 +335,15 @@ pub fn sample_scenario_report() -> ScenarioReport {
             }],
             notes: vec![],
         }),
+        shard: Some(Shard { index: 1, count: 3 }),
+        host: Some("loadgen-1".into()),
+        hosts: vec![HostRun {
+            shard: Shard { index: 0, count: 3 },
+            host: Some("loadgen-0".into()),
+            started_at_unix_s: 1_700_000_000.5,
+            status: Status::Pass,
+            evidence: Some(evidence_copy),
+        }],
     }
 }
 

@@ -98,7 +98,14 @@ pub struct PlanInput {
     /// often, on every held connection (slowloris), instead of holding it
     /// silent.
     pub trickle: Option<Duration>,
+    /// `--shard i/N`: run only this shard's connection slots (`i`, `i +
+    /// N`, … of `connections`), each with the schedule it has in the whole
+    /// run, so the N shards together send exactly the unsharded schedule.
+    pub shard: Option<Shard>,
 }
+
+/// A share of a run; the report's vocabulary.
+pub use floodgate_reports::scenario::Shard;
 
 /// Headers the plan writes itself, from the target (`Host`), the body size
 /// (`Content-Length`; bodies are never chunked) and the mode
@@ -174,6 +181,10 @@ pub struct Plan {
     pub profile: Option<Arc<Profile>>,
     /// `mode` hold: a byte of a never-ending request head this often.
     pub trickle: Option<Duration>,
+    /// `--shard`: this process runs only the shard's slots. `connections`
+    /// and `requests` stay the whole run's, so every slot's schedule is the
+    /// one it has unsharded.
+    pub shard: Option<Shard>,
 }
 
 /// Malformed traffic mixed into valid load (`--malformed FRACTION`).
@@ -266,6 +277,18 @@ impl Plan {
         };
         if input.connections == 0 {
             return Err(PlanError::new("connections", "must be at least 1").with_got(0));
+        }
+        if let Some(shard) = input.shard {
+            if input.connections < shard.count as usize {
+                return Err(PlanError::new(
+                    "connections",
+                    format!(
+                        "must be at least the shard count ({}) under `shard`: each shard runs connection slots of its own",
+                        shard.count
+                    ),
+                )
+                .with_got(input.connections));
+            }
         }
         if input.threads == 0 {
             return Err(PlanError::new("threads", "must be at least 1").with_got(0));
@@ -476,6 +499,27 @@ impl Plan {
             method,
             tcp,
         })
+    }
+
+    /// The global indices of the connection slots this process runs: all
+    /// of them, or the shard's `index`, `index + count`, ….
+    pub fn slots(&self) -> std::iter::StepBy<std::ops::Range<usize>> {
+        let (first, step) = self
+            .shard
+            .map_or((0, 1), |s| (s.index as usize, s.count as usize));
+        (first..self.connections).step_by(step)
+    }
+
+    /// How many connection slots this process runs.
+    pub fn local_connections(&self) -> usize {
+        self.shard
+            .map_or(self.connections, |s| s.share(self.connections))
+    }
+
+    /// The share of the whole run's slots this process runs (1 unsharded):
+    /// the share of the rate it is asked for.
+    pub fn share(&self) -> f64 {
+        self.local_connections() as f64 / self.connections as f64
     }
 
     /// True when intended send times come from a schedule.

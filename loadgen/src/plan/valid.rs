@@ -157,7 +157,11 @@ impl ValidPlan {
             connections: input.connections,
             duration,
             requests: input.requests,
-            threads: input.threads.min(input.connections),
+            threads: input.threads.min(
+                input
+                    .shard
+                    .map_or(input.connections, |s| s.share(input.connections)),
+            ),
             seed: input.seed,
             kinds,
             verify: input.verify,
@@ -170,6 +174,7 @@ impl ValidPlan {
             malformed,
             profile: profile.map(Arc::new),
             trickle: input.trickle,
+            shard: input.shard,
         }
     }
 }

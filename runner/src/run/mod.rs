@@ -15,7 +15,8 @@
 
 mod find;
 pub mod judge;
-mod status;
+pub mod shard;
+pub(crate) mod status;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +28,7 @@ use floodgate_loadgen::plan::{Plan, PlanError, PlanInput, Segment, TargetUrl};
 use floodgate_loadgen::run::Snapshot;
 use floodgate_reports::evidence::EvidenceReport;
 use floodgate_reports::scenario::{
-    Judged, PhaseReport, SCENARIO_SCHEMA, ScenarioEcho, ScenarioReport,
+    Judged, PhaseReport, SCENARIO_SCHEMA, ScenarioEcho, ScenarioReport, Shard,
 };
 use sha2::{Digest, Sha256};
 
@@ -47,6 +48,13 @@ pub struct RunRequest {
     pub text: String,
     /// The `--set` overrides, as given.
     pub sets: Vec<String>,
+    /// `--shard i/N`: run this shard's share of every phase (checked with
+    /// [`shard::check`] first).
+    pub shard: Option<Shard>,
+    /// `--start-at`: the start barrier. The subject is started and checked,
+    /// then the first phase waits for this instant, so shards on different
+    /// machines start together.
+    pub start_at: Option<SystemTime>,
 }
 
 /// What is going on, about once a second.
@@ -92,6 +100,7 @@ struct Ctx<'a> {
     target: Option<String>,
     addr: std::net::SocketAddr,
     seed: u64,
+    shard: Option<Shard>,
     start: Instant,
     /// The evidence recorder of the phase or chain running.
     evidence: Option<floodgate_kernel::Recorder>,
@@ -133,13 +142,17 @@ pub fn run(
         Some(t) => t.url.clone(),
         None => format!("http://{}/", subject.addr),
     };
-    tracing::info!(scenario = %scenario.name, seed, target = %target_url, "run starting");
+    if let Some(at) = request.start_at {
+        shard::wait_until(at, stop);
+    }
+    tracing::info!(scenario = %scenario.name, seed, target = %target_url, shard = ?request.shard, "run starting");
     let started_at = SystemTime::now();
     let mut ctx = Ctx {
         scenario,
         target: scenario.target.clone(),
         addr: subject.addr,
         seed,
+        shard: request.shard,
         start: Instant::now(),
         evidence: None,
         whole_evidence: None,
@@ -219,6 +232,9 @@ pub fn run(
         thresholds,
         evidence: whole_evidence,
         baseline: None,
+        shard: request.shard,
+        host: shard::host_name(),
+        hosts: Vec::new(),
     })
 }
 
@@ -287,6 +303,7 @@ impl Ctx<'_> {
         if phase.load.threads.is_none() {
             input.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         }
+        input.shard = self.shard;
         floodgate_loadgen::Plan::validate(input)
             .map(|v| v.with_target_addr(self.addr))
             .map_err(|error| RunError::Plan {

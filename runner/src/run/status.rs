@@ -12,7 +12,7 @@ use crate::scenario::{Phase, Scenario};
 
 /// Attaches each phase's share of the evidence, then judges its
 /// thresholds.
-pub(super) fn finish_phases(
+pub(crate) fn finish_phases(
     phases: &[Phase],
     reports: &mut [PhaseReport],
     evidence: Option<&EvidenceReport>,
@@ -22,8 +22,10 @@ pub(super) fn finish_phases(
         if r.skipped {
             continue;
         }
-        if let (Some(run), Some(e)) = (r.run.take(), evidence.and_then(|e| e.phase(&p.name))) {
-            r.run = Some(run.with_evidence(e));
+        // Only with evidence: a run without any (the target listened in
+        // another namespace, or a merged report's) keeps its run as is.
+        if let Some(e) = evidence.and_then(|e| e.phase(&p.name)) {
+            r.run = r.run.take().map(|run| run.with_evidence(e));
         }
         if let Some(run) = &r.run {
             r.inconclusive = r
@@ -45,7 +47,7 @@ pub(super) fn finish_phases(
 }
 
 /// The scenario's own thresholds, over every judged phase's run together.
-pub(super) fn judge_whole_run(
+pub(crate) fn judge_whole_run(
     scenario: &Scenario,
     phases: &[PhaseReport],
     evidence: Option<&EvidenceReport>,
@@ -95,7 +97,7 @@ pub(super) fn judge_whole_run(
 /// generator could not hold is inconclusive, not a failure, unless it is
 /// the kernel's own figure (an overflow is the server's whatever the
 /// generator did).
-pub(super) fn status(
+pub(crate) fn status(
     scenario: &Scenario,
     phases: &[PhaseReport],
     whole: &[ThresholdResult],
