@@ -124,6 +124,10 @@ def hand_cases() -> list[tuple[str, bytes]]:
             stream = case["send"].encode("utf-8")
         else:
             stream = bytes.fromhex(case["send_hex"])
+        if "filler" in case:
+            # `@@` in the bytes stands for `times` copies of `filler`.
+            filler = case["filler"].encode("utf-8") * case["times"]
+            stream = stream.replace(b"@@", filler)
         out.append((case["name"], stream))
     return out
 
