@@ -23,7 +23,7 @@ under the deliberate choice (with its RFC clause) that explains it, with the
 verdicts seen; an unlisted disagreement, a listed input that now agrees or
 disagrees differently, and a listed input that no longer exists all fail.
 
-Usage: check.py BINARY [--suggest] [--verbose]
+Usage: check.py BINARY [--suggest] [--verbose] | check.py --self-test
 Exit: 0 all accounted for, 1 a disagreement or stale entry, 2 usage or setup.
 """
 
@@ -181,10 +181,12 @@ def h11_verdict(stream: bytes) -> Verdict:
 # completions of the prefix: one that makes a request h11 accepts means
 # floodgate refused too early. Each completion finishes a request line cut
 # at any point (in the method, the target, the version) or a header line
-# (in the name, after the colon, in the value), then ends the head, with a
-# Host added in case that is all the prefix lacks.
+# (in the name, after the colon, in the value, or not begun), then ends the
+# head, with a Host added in case that is all the prefix lacks. Every prefix
+# of a valid head has one among them (check.py --self-test).
 LINE_ENDS = [b"", b"1", b".1", b"1.1", b"/1.1", b"P/1.1", b"TP/1.1", b"TTP/1.1",
-             b"HTTP/1.1", b" HTTP/1.1", b"x HTTP/1.1", b" / HTTP/1.1", b": x", b"x"]
+             b"HTTP/1.1", b" HTTP/1.1", b"x HTTP/1.1", b" / HTTP/1.1", b"GET / HTTP/1.1",
+             b": x", b"x", b"Host: x"]
 HEAD_ENDS = [b"\r\n\r\n", b"\r\nHost: x\r\n\r\n", b"\n\r\n", b"\nHost: x\r\n\r\n"]
 
 
@@ -328,16 +330,47 @@ def start_server(binary: str, log) -> tuple[subprocess.Popen, tuple[str, int]]:
     return server, (host, int(port))
 
 
+def self_test() -> int:
+    """Every prefix of these valid heads must be completable, or the
+    completion rule could take an early refusal of a valid prefix for
+    agreement."""
+    heads = [
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nX-A: b c\r\n",
+        b"GET http://a/ HTTP/1.0\nX: 1\n",
+        b"OPTIONS * HTTP/1.1\r\nHost:\r\n",
+        b"CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nX:\r\n",
+    ]
+    missing = [
+        head[:cut]
+        for head in heads
+        for cut in range(len(head) + 1)
+        if h11_completable(head[:cut]) is None
+    ]
+    for prefix in missing:
+        print(f"FAIL no candidate completes {prefix!r}")
+    print(f"self-test: {len(missing)} prefixes without a completion")
+    return 1 if missing else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("binary", help="the floodgate binary to run as `serve`")
+    parser.add_argument("binary", nargs="?", help="the floodgate binary to run as `serve`")
     parser.add_argument(
         "--suggest",
         action="store_true",
         help="print a choices.toml entry for each unlisted disagreement",
     )
     parser.add_argument("--verbose", action="store_true", help="print every verdict")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check that every prefix of some valid heads has a completion, and exit",
+    )
     args = parser.parse_args()
+    if args.self_test:
+        return self_test()
+    if args.binary is None:
+        parser.error("give the floodgate binary (or --self-test)")
 
     inputs = all_inputs()
     choices, listed = load_choices()
