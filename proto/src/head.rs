@@ -62,7 +62,7 @@ pub(crate) fn parse<'a>(
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(ProtocolError::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(version_error(window)),
+        Err(httparse::Error::Version) => return later_minor_version(buf, window, limits),
         Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {
             return Err(ProtocolError::BadHeader);
         }
@@ -268,6 +268,71 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     })
 }
 
+/// RFC 9110 §2.5: a request in a later HTTP/1.x than 1.1 is processed as
+/// HTTP/1.1. httparse knows only 1.0 and 1.1, so such a head is parsed again
+/// from a copy with the minor digit rewritten; its method and target are
+/// then taken from `buf` at the same offsets (the bytes there are equal).
+/// Any other version is refused as [`version_error`] says.
+fn later_minor_version<'a>(
+    buf: &'a [u8],
+    window: &[u8],
+    limits: &Limits,
+) -> Result<Option<(Head<'a>, usize)>, ProtocolError> {
+    let Some(at) = later_minor_at(window) else {
+        return Err(version_error(window));
+    };
+    let mut copy = window.to_vec();
+    if let Some(minor) = copy.get_mut(at) {
+        *minor = b'1';
+    }
+    let Some((head, len)) = parse(&copy, limits)? else {
+        return match buf.len() > limits.max_head_bytes {
+            true => Err(ProtocolError::TooLargeHead),
+            false => Ok(None),
+        };
+    };
+    let base = copy.as_ptr() as usize;
+    let rebase = |s: &str| -> Option<&'a str> {
+        let start = (s.as_ptr() as usize).checked_sub(base)?;
+        std::str::from_utf8(buf.get(start..start.checked_add(s.len())?)?).ok()
+    };
+    match (rebase(head.method), rebase(head.target)) {
+        (Some(method), Some(target)) => Ok(Some((
+            Head {
+                method,
+                target,
+                ..head
+            },
+            len,
+        ))),
+        _ => Err(ProtocolError::BadRequestLine),
+    }
+}
+
+/// Where the minor digit of an `HTTP/1.2` to `HTTP/1.9` request line is in
+/// `window`, if that is its version; the line may be unfinished. Empty lines
+/// before it are skipped, as httparse skips them.
+fn later_minor_at(window: &[u8]) -> Option<usize> {
+    let start = window.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let line = window.get(start..)?;
+    let first = line.iter().position(|&b| b == b' ')?;
+    let second = first + 1 + line.get(first + 1..)?.iter().position(|&b| b == b' ')?;
+    match line.get(second + 1..)? {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            b'2'..=b'9',
+            rest @ ..,
+        ] if matches!(rest.first(), None | Some(b'\r' | b'\n')) => Some(start + second + 1 + 7),
+        _ => None,
+    }
+}
+
 /// `httparse` reports any bad version the same way; one that starts like
 /// `HTTP/<digit>` is a version this server does not speak (505), anything
 /// else a malformed request line (400). `httparse` fails at the first wrong
@@ -289,320 +354,5 @@ fn version_error(window: &[u8]) -> ProtocolError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Parses `input` with default limits and compares the outcome; a
-    /// complete head is summarised as (framing, keep-alive, expect, length).
-    fn check(
-        input: &str,
-        expected: Result<Option<(BodyFraming, bool, bool, usize)>, ProtocolError>,
-    ) {
-        let got = parse(input.as_bytes(), &Limits::default()).map(|parsed| {
-            parsed.map(|(head, len)| (head.body, head.keep_alive, head.expect_continue, len))
-        });
-        assert_eq!(got, expected, "{input:?}");
-    }
-
-    fn complete(input: &str, body: BodyFraming, keep_alive: bool) {
-        check(input, Ok(Some((body, keep_alive, false, input.len()))));
-    }
-
-    #[test]
-    fn framing_and_keep_alive() {
-        use BodyFraming::*;
-        complete("GET / HTTP/1.1\r\nHost: x\r\n\r\n", None, true);
-        complete("GET / HTTP/1.1\nHost: x\n\n", None, true);
-        complete(
-            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            None,
-            false,
-        );
-        complete(
-            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
-            None,
-            false,
-        );
-        complete("GET / HTTP/1.0\r\n\r\n", None, false);
-        complete(
-            "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-            None,
-            true,
-        );
-        complete(
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
-            Length(5),
-            true,
-        );
-        complete(
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length:  0 \r\n\r\n",
-            None,
-            true,
-        );
-        complete(
-            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n",
-            Chunked,
-            true,
-        );
-        check(
-            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-            Ok(Some((Length(1), true, true, 69))),
-        );
-        // HTTP/1.0 has no 100 Continue.
-        check(
-            "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-            Ok(Some((Length(1), false, false, 60))),
-        );
-        check("GET / HTTP/1.1\r\nHost: x\r\n", Ok(Option::None));
-        check("GET / HTTP/1.1\r\nHost: x\r", Ok(Option::None));
-    }
-
-    /// RFC 9112 §3.2: the Host rules and the four request-target forms.
-    #[test]
-    fn host_and_request_target_forms() {
-        use ProtocolError::*;
-        let ok = |input: &str| {
-            assert!(
-                matches!(parse(input.as_bytes(), &Limits::default()), Ok(Some(_))),
-                "{input:?} refused"
-            );
-        };
-        let refused = |input: &str, why: ProtocolError| {
-            let got = parse(input.as_bytes(), &Limits::default());
-            assert_eq!(got, Err(why), "{input:?}");
-        };
-        for input in [
-            // An empty Host is valid for origin-form; HTTP/1.0 needs none.
-            "GET / HTTP/1.1\r\nHost:\r\n\r\n",
-            "GET / HTTP/1.0\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: ex-ample.com\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: %41b.c\r\n\r\n",
-            // absolute-form, its authority the Host's.
-            "GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n",
-            "GET HTTP://A.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n",
-            "GET https://a.example:443/?q HTTP/1.1\r\nHost: a.example\r\n\r\n",
-            "GET http://a.example/x HTTP/1.0\r\n\r\n",
-            // authority-form for CONNECT, asterisk-form for OPTIONS.
-            "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
-            "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
-        ] {
-            ok(input);
-        }
-        for (input, why) in [
-            ("GET / HTTP/1.1\r\n\r\n", MissingHost),
-            (
-                "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
-                DuplicateHost,
-            ),
-            (
-                "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: b\r\n\r\n",
-                DuplicateHost,
-            ),
-            ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", BadHost),
-            ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", BadHost),
-            ("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", BadHost),
-            ("GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", BadHost),
-            ("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", BadHost),
-            ("GET / HTTP/1.1\r\nHost: [zz]\r\n\r\n", BadHost),
-            ("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", BadHost),
-            ("GET / HTTP/1.0\r\nHost: a b\r\n\r\n", BadHost),
-            (
-                "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n",
-                BadHost,
-            ),
-            ("GET abc HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
-            ("POST 9echo HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
-            ("GET * HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
-            ("GET a.example:443 HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
-            ("CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
-            ("CONNECT a.example HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
-            (
-                "GET ftp://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
-                BadTarget,
-            ),
-            ("GET http:///x HTTP/1.1\r\nHost: x\r\n\r\n", BadTarget),
-            (
-                "GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
-                BadTarget,
-            ),
-        ] {
-            refused(input, why);
-        }
-    }
-
-    #[test]
-    fn smuggling_defences() {
-        use ProtocolError::*;
-        let cases: &[(&str, ProtocolError)] = &[
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-                BothLengthAndChunked,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-                BothLengthAndChunked,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-                DuplicateContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
-                DuplicateContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
-                BadContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-                BadContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
-                BadContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 2\r\n\r\n",
-                BadContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n",
-                BadContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-                BadContentLength,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-                UnknownTransferCoding,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
-                UnknownTransferCoding,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-                UnknownTransferCoding,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
-                UnknownTransferCoding,
-            ),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n",
-                UnknownTransferCoding,
-            ),
-            (
-                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-                UnknownTransferCoding,
-            ),
-            // Whitespace before the colon and obsolete line folding are
-            // classic smuggling vectors.
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
-                BadHeader,
-            ),
-            ("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", BadHeader),
-            ("GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", BadHeader),
-            ("GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n", BadHeader),
-            ("GET  / HTTP/1.1\r\n\r\n", BadRequestLine),
-            ("GET /\r\n\r\n", BadRequestLine),
-            ("GET / FOO\r\n\r\n", BadRequestLine),
-            ("G(T / HTTP/1.1\r\n\r\n", BadRequestLine),
-            ("GET / HTTP/2.0\r\n\r\n", BadVersion),
-            ("GET / HTTP/1.2\r\n\r\n", BadVersion),
-            ("GET / HTTP/3.0 x\r\n\r\n", BadVersion),
-            ("GET / HTTP/3", BadVersion),
-            ("GET / HTTPS/1.1\r\n\r\n", BadRequestLine),
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
-                BodyTooLarge,
-            ),
-        ];
-        for &(input, error) in cases {
-            check(input, Err(error));
-        }
-        complete(
-            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n",
-            BodyFraming::Length(1 << 20),
-            true,
-        );
-    }
-
-    #[test]
-    fn head_and_header_limits_exactly_at_and_past_the_bound() {
-        let limits = Limits {
-            max_head_bytes: 64,
-            max_headers: 3,
-            ..Limits::default()
-        };
-        let head_of = |len: usize| {
-            let mut head = "GET / HTTP/1.1\r\nHost: x\r\nX: ".to_string();
-            head.push_str(&"a".repeat(len - head.len() - 4));
-            head.push_str("\r\n\r\n");
-            head
-        };
-        let at = head_of(64);
-        assert_eq!(
-            parse(at.as_bytes(), &limits).map(|p| p.map(|(_, n)| n)),
-            Ok(Some(64))
-        );
-        let past = head_of(65);
-        assert_eq!(
-            parse(past.as_bytes(), &limits),
-            Err(ProtocolError::TooLargeHead)
-        );
-        // Still incomplete at the bound: wait; one byte past: refuse.
-        assert_eq!(parse(&past.as_bytes()[..64], &limits), Ok(None));
-        assert_eq!(
-            parse(&past.as_bytes()[..65], &limits),
-            Err(ProtocolError::TooLargeHead)
-        );
-
-        let three = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
-        assert!(matches!(parse(three.as_bytes(), &limits), Ok(Some(_))));
-        let four = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
-        assert_eq!(
-            parse(four.as_bytes(), &limits),
-            Err(ProtocolError::TooManyHeaders)
-        );
-    }
-
-    #[test]
-    fn many_header_slots_use_the_heap() {
-        let limits = Limits {
-            max_headers: STACK_HEADERS + 1,
-            ..Limits::default()
-        };
-        let mut head = "GET / HTTP/1.1\r\nHost: x\r\n".to_string();
-        for i in 1..=STACK_HEADERS {
-            head.push_str(&format!("X-{i}: v\r\n"));
-        }
-        head.push_str("\r\n");
-        assert_eq!(
-            parse(head.as_bytes(), &limits).map(|p| p.map(|(_, n)| n)),
-            Ok(Some(head.len()))
-        );
-        let fewer = Limits {
-            max_headers: STACK_HEADERS,
-            ..Limits::default()
-        };
-        assert_eq!(
-            parse(head.as_bytes(), &fewer),
-            Err(ProtocolError::TooManyHeaders)
-        );
-    }
-
-    #[test]
-    fn decimal_parsing_is_bounded() {
-        assert_eq!(parse_decimal(b"0"), Some(0));
-        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_decimal(b"18446744073709551616"), None);
-        assert_eq!(parse_decimal(b""), None);
-        assert_eq!(parse_decimal(b"1a"), None);
-    }
-}
+#[path = "head_tests.rs"]
+mod tests;

@@ -150,7 +150,7 @@ pub(super) fn build(request: &Request, limits: &Limits) -> Built {
     };
     let version_text: &[u8] = match (corruption, request.version) {
         (Some(Corruption::BadVersion(v)), _) => match v % 4 {
-            0 => b"HTTP/1.2",
+            0 => b"HTTP/0.9",
             1 => b"HTTP/2.0",
             2 => b"HTTP/1",
             _ => b"HTTX/1.1",

@@ -182,7 +182,7 @@ pub enum Corruption {
     SpaceBeforeColon,
     /// A header continued on the next line (obsolete folding).
     ObsFold,
-    /// `HTTP/1.2`, `HTTP/2.0`, ...
+    /// `HTTP/0.9`, `HTTP/2.0`, ...
     BadVersion(u8),
     /// A control byte in the method.
     BadMethod(u8),

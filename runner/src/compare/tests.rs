@@ -95,6 +95,9 @@ fn report(sha: &str, phases: Vec<PhaseReport>) -> ScenarioReport {
         thresholds: Vec::new(),
         evidence: None,
         baseline: None,
+        shard: None,
+        host: None,
+        hosts: Vec::new(),
     }
 }
 
