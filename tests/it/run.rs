@@ -343,6 +343,9 @@ fn find_capacity_finds_the_knee_of_a_server_of_known_capacity() {
         &d,
         r#"
 name = "knee"
+# The test is about the knee, not the generator: on a runner shared with
+# builds, 1.5% of sends were once 25 ms late at 500/s.
+max_lag = "5%"
 [defaults]
 connections = 50
 threads = 1
