@@ -32,39 +32,60 @@ pub fn interval_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 2).expect("valid histogram bounds")
 }
 
-/// One interval of a phase: the response times of requests intended in it,
-/// and the outcomes of requests intended in it.
+/// One interval of a phase: the requests that became due in it (the
+/// offered load), and the response times and outcomes of requests intended
+/// in it.
 #[derive(Debug, Clone)]
 pub struct Interval {
     pub response: Histogram<u64>,
-    pub ok: u64,
-    /// Outcomes other than `ok`.
-    pub errors: u64,
+    /// Requests due in the interval (open loop) or started in it (closed
+    /// loop).
+    pub offered: u64,
+    /// The outcomes of requests intended in the interval.
+    pub outcomes: OutcomeCounts,
 }
 
 impl Default for Interval {
     fn default() -> Self {
         Interval {
             response: interval_histogram(),
-            ok: 0,
-            errors: 0,
+            offered: 0,
+            outcomes: OutcomeCounts::default(),
         }
     }
 }
 
-/// A phase's measurements per [`INTERVAL`], from the phase's start.
+impl Interval {
+    /// Adds another thread's share of the same interval.
+    pub fn merge(&mut self, other: &Interval) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.response.add(&other.response);
+        self.offered += other.offered;
+        self.outcomes.merge(&other.outcomes);
+    }
+}
+
+/// A phase's measurements per [`INTERVAL`], from the phase's start, for
+/// at most [`MAX_INTERVALS`] intervals: requests intended past them count
+/// in the phase's books but in no interval.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     pub intervals: Vec<Interval>,
 }
 
+/// The most intervals a series keeps, the model's limit.
+pub const MAX_INTERVALS: usize = floodgate_reports::series::MAX_INTERVALS;
+
 impl Series {
-    fn at(&mut self, offset: Duration) -> &mut Interval {
+    fn at(&mut self, offset: Duration) -> Option<&mut Interval> {
         let i = (offset.as_nanos() / INTERVAL.as_nanos()) as usize;
+        if i >= MAX_INTERVALS {
+            return None;
+        }
         if self.intervals.len() <= i {
             self.intervals.resize_with(i + 1, Interval::default);
         }
-        &mut self.intervals[i]
+        Some(&mut self.intervals[i])
     }
 
     fn merge(&mut self, other: &Series) {
@@ -73,9 +94,7 @@ impl Series {
                 .resize_with(other.intervals.len(), Interval::default);
         }
         for (a, b) in self.intervals.iter_mut().zip(&other.intervals) {
-            let _ = a.response.add(&b.response);
-            a.ok += b.ok;
-            a.errors += b.errors;
+            a.merge(b);
         }
     }
 }
@@ -155,11 +174,8 @@ impl Recorder {
     /// Counts the outcome of a request intended `at` into the run.
     pub fn outcome(&mut self, o: Outcome, at: Duration) {
         self.outcomes.add(o, 1);
-        let interval = self.series.at(at.saturating_sub(self.phase_start));
-        if o == Outcome::Ok {
-            interval.ok += 1;
-        } else {
-            interval.errors += 1;
+        if let Some(interval) = self.series.at(at.saturating_sub(self.phase_start)) {
+            interval.outcomes.add(o, 1);
         }
     }
 
@@ -168,26 +184,31 @@ impl Recorder {
     pub fn response_time(&mut self, at: Duration, response: Duration, service: Duration) {
         record(&mut self.response, response);
         record(&mut self.service, service);
-        let interval = self.series.at(at.saturating_sub(self.phase_start));
-        record(&mut interval.response, response);
+        if let Some(interval) = self.series.at(at.saturating_sub(self.phase_start)) {
+            record(&mut interval.response, response);
+        }
     }
 
-    /// Counts one scheduled request of kind `kind`.
-    pub fn schedule(&mut self, kind: usize) {
+    /// Counts one request of kind `kind` due (or started) `at` into the run.
+    pub fn schedule(&mut self, kind: usize, at: Duration) {
         self.scheduled += 1;
+        if let Some(interval) = self.series.at(at.saturating_sub(self.phase_start)) {
+            interval.offered += 1;
+        }
         if self.scheduled_by_kind.len() <= kind {
             self.scheduled_by_kind.resize(kind + 1, 0);
         }
         self.scheduled_by_kind[kind] += 1;
     }
 
-    /// Counts one scheduled request: a valid one by its kind, or a
-    /// malformed one in the malformed books.
-    pub fn schedule_slot(&mut self, slot: &crate::schedule::Slot) {
+    /// Counts one request due (or started) `at` into the run: a valid one
+    /// by its kind and in the offered load, or a malformed one in the
+    /// malformed books.
+    pub fn schedule_slot(&mut self, slot: &crate::schedule::Slot, at: Duration) {
         if slot.malformed {
             self.malformed.scheduled += 1;
         } else {
-            self.schedule(slot.kind);
+            self.schedule(slot.kind, at);
         }
     }
 
@@ -269,9 +290,7 @@ impl LiveSeries {
             p.resize_with(k + 1, || (Interval::default(), 0));
         }
         let (merged, n) = &mut p[k];
-        let _ = merged.response.add(&interval.response);
-        merged.ok += interval.ok;
-        merged.errors += interval.errors;
+        merged.merge(interval);
         *n += 1;
     }
 
