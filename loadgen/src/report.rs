@@ -190,7 +190,7 @@ pub fn interval_models(intervals: &[crate::measure::Interval]) -> Vec<Interval> 
                 step,
                 counts.get(Outcome::Ok),
                 counts.errors(),
-                &iv.response,
+                &iv.response.histogram(),
             )
             .ok()?;
             model.offered = iv.offered;
