@@ -7,6 +7,7 @@
 //! (`Series`: a coarser histogram and the outcome counts per second of its
 //! phase), for thresholds judged on every window of a phase.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -26,45 +27,103 @@ pub fn histogram() -> Histogram<u64> {
 /// The length of one interval of a [`Series`].
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
-/// A histogram for one interval: 2 significant digits (1%), a tenth of the
-/// run histograms' memory, so a long phase's series stays small.
+/// A histogram for one interval: 2 significant digits (1%).
 pub fn interval_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 2).expect("valid histogram bounds")
 }
 
-/// One interval of a phase: the response times of requests intended in it,
-/// and the outcomes of requests intended in it.
-#[derive(Debug, Clone)]
-pub struct Interval {
-    pub response: Histogram<u64>,
-    pub ok: u64,
-    /// Outcomes other than `ok`.
-    pub errors: u64,
+/// An empty interval histogram, whose buckets [`Times`] uses.
+static INTERVAL_BUCKETS: LazyLock<Histogram<u64>> = LazyLock::new(interval_histogram);
+
+/// The response times of one interval, in the buckets of
+/// [`interval_histogram`] but only those that hold a value: each bucket's
+/// lowest value and its count, sorted. A histogram's counts array is 20 KB
+/// whatever it holds; a second of requests fills tens to a few hundred
+/// buckets, so a long phase's series costs kilobytes a second, not tens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Times {
+    buckets: Vec<(u64, u64)>,
 }
 
-impl Default for Interval {
-    fn default() -> Self {
-        Interval {
-            response: interval_histogram(),
-            ok: 0,
-            errors: 0,
+impl Times {
+    /// Records a duration in µs, clamped into the histogram's range.
+    pub fn record(&mut self, d: Duration) {
+        self.add(INTERVAL_BUCKETS.lowest_equivalent(micros(d)), 1);
+    }
+
+    fn add(&mut self, bucket: u64, n: u64) {
+        match self.buckets.binary_search_by_key(&bucket, |(b, _)| *b) {
+            Ok(i) => self.buckets[i].1 += n,
+            Err(i) => self.buckets.insert(i, (bucket, n)),
         }
+    }
+
+    /// Adds another thread's times of the same interval.
+    pub fn merge(&mut self, other: &Times) {
+        for &(bucket, n) in &other.buckets {
+            self.add(bucket, n);
+        }
+    }
+
+    /// How many times were recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The times as an interval histogram: the same one recording each
+    /// duration there would have given.
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut h = interval_histogram();
+        for &(bucket, n) in &self.buckets {
+            h.saturating_record_n(bucket, n);
+        }
+        h
     }
 }
 
-/// A phase's measurements per [`INTERVAL`], from the phase's start.
+/// One interval of a phase: the requests that became due in it (the
+/// offered load), and the response times and outcomes of requests intended
+/// in it.
+#[derive(Debug, Clone, Default)]
+pub struct Interval {
+    pub response: Times,
+    /// Requests due in the interval (open loop) or started in it (closed
+    /// loop).
+    pub offered: u64,
+    /// The outcomes of requests intended in the interval.
+    pub outcomes: OutcomeCounts,
+}
+
+impl Interval {
+    /// Adds another thread's share of the same interval.
+    pub fn merge(&mut self, other: &Interval) {
+        self.response.merge(&other.response);
+        self.offered += other.offered;
+        self.outcomes.merge(&other.outcomes);
+    }
+}
+
+/// A phase's measurements per [`INTERVAL`], from the phase's start, for
+/// at most [`MAX_INTERVALS`] intervals: requests intended past them count
+/// in the phase's books but in no interval.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     pub intervals: Vec<Interval>,
 }
 
+/// The most intervals a series keeps, the model's limit.
+pub const MAX_INTERVALS: usize = floodgate_reports::series::MAX_INTERVALS;
+
 impl Series {
-    fn at(&mut self, offset: Duration) -> &mut Interval {
+    fn at(&mut self, offset: Duration) -> Option<&mut Interval> {
         let i = (offset.as_nanos() / INTERVAL.as_nanos()) as usize;
+        if i >= MAX_INTERVALS {
+            return None;
+        }
         if self.intervals.len() <= i {
             self.intervals.resize_with(i + 1, Interval::default);
         }
-        &mut self.intervals[i]
+        Some(&mut self.intervals[i])
     }
 
     fn merge(&mut self, other: &Series) {
@@ -73,9 +132,7 @@ impl Series {
                 .resize_with(other.intervals.len(), Interval::default);
         }
         for (a, b) in self.intervals.iter_mut().zip(&other.intervals) {
-            let _ = a.response.add(&b.response);
-            a.ok += b.ok;
-            a.errors += b.errors;
+            a.merge(b);
         }
     }
 }
@@ -139,8 +196,12 @@ impl Default for Recorder {
 
 /// Records a duration in µs, clamped into the histogram's range.
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
-    let us = (d.as_micros() as u64).clamp(1, MAX_US);
-    h.saturating_record(us);
+    h.saturating_record(micros(d));
+}
+
+/// A duration in µs, clamped into the histograms' range.
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_US)
 }
 
 impl Recorder {
@@ -155,11 +216,8 @@ impl Recorder {
     /// Counts the outcome of a request intended `at` into the run.
     pub fn outcome(&mut self, o: Outcome, at: Duration) {
         self.outcomes.add(o, 1);
-        let interval = self.series.at(at.saturating_sub(self.phase_start));
-        if o == Outcome::Ok {
-            interval.ok += 1;
-        } else {
-            interval.errors += 1;
+        if let Some(interval) = self.series.at(at.saturating_sub(self.phase_start)) {
+            interval.outcomes.add(o, 1);
         }
     }
 
@@ -168,26 +226,31 @@ impl Recorder {
     pub fn response_time(&mut self, at: Duration, response: Duration, service: Duration) {
         record(&mut self.response, response);
         record(&mut self.service, service);
-        let interval = self.series.at(at.saturating_sub(self.phase_start));
-        record(&mut interval.response, response);
+        if let Some(interval) = self.series.at(at.saturating_sub(self.phase_start)) {
+            interval.response.record(response);
+        }
     }
 
-    /// Counts one scheduled request of kind `kind`.
-    pub fn schedule(&mut self, kind: usize) {
+    /// Counts one request of kind `kind` due (or started) `at` into the run.
+    pub fn schedule(&mut self, kind: usize, at: Duration) {
         self.scheduled += 1;
+        if let Some(interval) = self.series.at(at.saturating_sub(self.phase_start)) {
+            interval.offered += 1;
+        }
         if self.scheduled_by_kind.len() <= kind {
             self.scheduled_by_kind.resize(kind + 1, 0);
         }
         self.scheduled_by_kind[kind] += 1;
     }
 
-    /// Counts one scheduled request: a valid one by its kind, or a
-    /// malformed one in the malformed books.
-    pub fn schedule_slot(&mut self, slot: &crate::schedule::Slot) {
+    /// Counts one request due (or started) `at` into the run: a valid one
+    /// by its kind and in the offered load, or a malformed one in the
+    /// malformed books.
+    pub fn schedule_slot(&mut self, slot: &crate::schedule::Slot, at: Duration) {
         if slot.malformed {
             self.malformed.scheduled += 1;
         } else {
-            self.schedule(slot.kind);
+            self.schedule(slot.kind, at);
         }
     }
 
@@ -269,9 +332,7 @@ impl LiveSeries {
             p.resize_with(k + 1, || (Interval::default(), 0));
         }
         let (merged, n) = &mut p[k];
-        let _ = merged.response.add(&interval.response);
-        merged.ok += interval.ok;
-        merged.errors += interval.errors;
+        merged.merge(interval);
         *n += 1;
     }
 
@@ -287,5 +348,41 @@ impl LiveSeries {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_the_histogram_that_recording_them_gives() {
+        let ds = [3, 3, 70, 1_234, 1_236, 55_000, 2_000_000, 90_000_000];
+        let mut times = Times::default();
+        let mut h = interval_histogram();
+        for us in ds {
+            let d = Duration::from_micros(us);
+            times.record(d);
+            record(&mut h, d);
+        }
+        let got = times.histogram();
+        assert_eq!(got, h);
+        assert_eq!(
+            (got.min(), got.max(), got.len()),
+            (h.min(), h.max(), h.len())
+        );
+        assert_eq!(times.count(), ds.len() as u64);
+        // 1,234 µs and 1,236 µs share a bucket (8 µs wide there); 90 s is
+        // clamped to 60 s, a bucket of its own.
+        assert_eq!(times.buckets.len(), ds.len() - 2);
+        // Two threads' halves merge into the whole.
+        let mut a = Times::default();
+        let mut b = Times::default();
+        for (k, us) in ds.iter().enumerate() {
+            let half = if k % 2 == 0 { &mut a } else { &mut b };
+            half.record(Duration::from_micros(*us));
+        }
+        a.merge(&b);
+        assert_eq!(a, times);
     }
 }

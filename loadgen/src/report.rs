@@ -176,7 +176,8 @@ fn intervals(rec: &Recorder, elapsed: Duration) -> Vec<Interval> {
 }
 
 /// A phase's intervals (as the recorder or the live series keeps them) as
-/// the model's, one a second from the phase's start.
+/// the model's, one a second from the phase's start: the offered load, the
+/// outcomes (and of them, those answered), the response times.
 pub fn interval_models(intervals: &[crate::measure::Interval]) -> Vec<Interval> {
     let step = INTERVAL.as_secs_f64();
     intervals
@@ -184,7 +185,19 @@ pub fn interval_models(intervals: &[crate::measure::Interval]) -> Vec<Interval> 
         .enumerate()
         // The interval histograms' bounds are fixed, so encoding cannot fail.
         .filter_map(|(i, iv)| {
-            Interval::new(i as f64 * step, step, iv.ok, iv.errors, &iv.response).ok()
+            let counts = &iv.outcomes;
+            let mut model = Interval::new(
+                i as f64 * step,
+                step,
+                counts.get(Outcome::Ok),
+                counts.errors(),
+                &iv.response.histogram(),
+            )
+            .ok()?;
+            model.offered = iv.offered;
+            model.answered = answered(counts);
+            model.outcomes = counts.iter().collect();
+            Some(model)
         })
         .collect()
 }
@@ -231,4 +244,79 @@ fn ms(d: Duration) -> u64 {
 /// Requests that got a complete response, whatever its status.
 fn answered(counts: &OutcomeCounts) -> u64 {
     ANSWERED.iter().map(|o| counts.get(*o)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// One thread's books of a phase that starts 2 s into the run: in its
+    /// first second three requests are due (an ok, a 503, a read timeout),
+    /// in its second one, still unanswered when the run stopped.
+    fn thread_books() -> Recorder {
+        let mut rec = Recorder::for_phase(ms(2_000));
+        for at in [2_000, 2_300, 2_900, 3_100] {
+            rec.schedule(0, ms(at));
+        }
+        rec.outcome(Outcome::Ok, ms(2_000));
+        rec.response_time(ms(2_000), ms(3), ms(2));
+        rec.outcome(Outcome::Http5xx, ms(2_300));
+        rec.response_time(ms(2_300), ms(40), ms(40));
+        rec.outcome(Outcome::ReadTimeout, ms(2_900));
+        rec.outcome(Outcome::Cancelled, ms(3_100));
+        rec
+    }
+
+    #[test]
+    fn intervals_count_offered_answered_and_outcomes_by_intended_time() {
+        let mut rec = thread_books();
+        rec.merge(&thread_books());
+        let intervals = interval_models(&rec.series.intervals);
+        assert_eq!(intervals.len(), 2);
+        let [first, second] = [&intervals[0], &intervals[1]];
+        assert_eq!((first.start_s, second.start_s), (0.0, 1.0));
+        assert_eq!(first.offered, 6);
+        assert_eq!((first.ok, first.errors), (2, 4));
+        // A 5xx is a complete response; a read timeout is not.
+        assert_eq!(first.answered, 4);
+        assert_eq!(
+            first.outcomes,
+            BTreeMap::from([
+                (Outcome::Ok, 2),
+                (Outcome::Http5xx, 2),
+                (Outcome::ReadTimeout, 2)
+            ])
+        );
+        assert_eq!(
+            first.outcomes.values().sum::<u64>(),
+            first.ok + first.errors
+        );
+        let response = floodgate_reports::histogram::decode(&first.response_time).unwrap();
+        assert_eq!(response.len(), 4);
+        assert_eq!(
+            (second.offered, second.answered, second.ok, second.errors),
+            (2, 0, 0, 2)
+        );
+        assert_eq!(second.outcomes, BTreeMap::from([(Outcome::Cancelled, 2)]));
+        // Every interval's books balance, and together they are the phase's.
+        let offered: u64 = intervals.iter().map(|i| i.offered).sum();
+        let ended: u64 = intervals.iter().map(|i| i.ok + i.errors).sum();
+        assert_eq!((offered, ended), (rec.scheduled, rec.outcomes.total()));
+    }
+
+    #[test]
+    fn no_interval_past_the_limit() {
+        let mut rec = Recorder::default();
+        let past = INTERVAL * crate::measure::MAX_INTERVALS as u32;
+        rec.schedule(0, past);
+        rec.outcome(Outcome::Ok, past);
+        assert_eq!(rec.scheduled, 1);
+        assert!(rec.series.intervals.is_empty());
+    }
 }

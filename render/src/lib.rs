@@ -2,8 +2,11 @@
 //! run (`floodgate_reports::scenario::ScenarioReport`, what `floodgate run`
 //! writes as `report.json`): `summary.md` for a CI job summary
 //! (`markdown`), `report.html`, one self-contained page with inline SVG
-//! charts (`html`, `charts`), and `junit.xml` for a CI's test view
-//! (`junit`). [`write_all`] writes them all into a directory.
+//! charts (`html`, `charts`), `junit.xml` for a CI's test view (`junit`),
+//! and, for HdrHistogram's own tools, `latency.hlog` (the interval log,
+//! `floodgate_reports::hdrlog`) and `latency.hgrm` (the percentile
+//! distribution, `floodgate_reports::hgrm`). [`write_all`] writes them all
+//! into a directory.
 //!
 //! `timeline` reads the intervals onto the run's one time axis, `lttb`
 //! downsamples long series for display (the report keeps every interval),
@@ -32,7 +35,13 @@ use floodgate_reports::scenario::ScenarioReport;
 pub use charts::MAX_POINTS;
 
 /// The files [`write_all`] writes, in the order it writes them.
-pub const FILES: [&str; 3] = ["summary.md", "report.html", "junit.xml"];
+pub const FILES: [&str; 5] = [
+    "summary.md",
+    "report.html",
+    "junit.xml",
+    "latency.hlog",
+    "latency.hgrm",
+];
 
 /// Why a report could not be rendered or written.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +58,10 @@ pub enum RenderError {
     Template(#[from] minijinja::Error),
     #[error("junit.xml: {0}")]
     Junit(String),
+    #[error("latency.hlog: {0}")]
+    Hlog(#[from] floodgate_reports::hdrlog::HlogError),
+    #[error("latency.hgrm: {0}")]
+    Hgrm(#[from] floodgate_reports::hgrm::HgrmError),
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -61,10 +74,16 @@ pub enum RenderError {
 /// unless everything rendered.
 pub fn write_all(report: &ScenarioReport, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
     let series = timeline::phases(report)?;
-    let rendered = [
-        markdown::render(report)?,
-        html::render(report, &series)?,
-        junit::render(report)?,
+    let mut hlog = Vec::new();
+    floodgate_reports::hdrlog::write_hlog(report, &mut hlog)?;
+    let mut hgrm = Vec::new();
+    floodgate_reports::hgrm::write_hgrm(report, &mut hgrm)?;
+    let rendered: [Vec<u8>; 5] = [
+        markdown::render(report)?.into_bytes(),
+        html::render(report, &series)?.into_bytes(),
+        junit::render(report)?.into_bytes(),
+        hlog,
+        hgrm,
     ];
     FILES
         .iter()

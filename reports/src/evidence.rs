@@ -1,9 +1,14 @@
 //! What the kernel said about a run, as data: the TcpExt/Tcp counters
 //! floodgate explains overflows with and their deltas, and the evidence
-//! timeline (phases, listener samples). Reading them from `/proc` and
-//! sock_diag is floodgate-kernel's job; interpreting them is `verdict`'s.
+//! timeline (phases, listener samples, counter ticks), anchored to the wall
+//! clock so a run's intervals can take their share of it
+//! ([`EvidenceReport::queue_between`], [`EvidenceReport::counters_between`]).
+//! Reading them from `/proc` and sock_diag is floodgate-kernel's job;
+//! interpreting them is `verdict`'s.
 
 use serde::{Deserialize, Serialize};
+
+use crate::series::QueueInterval;
 
 /// The counters floodgate explains overflows with, at one instant.
 ///
@@ -72,6 +77,49 @@ impl Counters {
         }
     }
 
+    /// Adds `other` to every counter.
+    pub fn add(&mut self, other: &Counters) {
+        for (a, b) in self.fields_mut().into_iter().zip(other.fields()) {
+            *a += b;
+        }
+    }
+
+    fn fields(&self) -> [u64; 13] {
+        [
+            self.listen_overflows,
+            self.listen_drops,
+            self.tcp_req_q_full_do_cookies,
+            self.tcp_req_q_full_drop,
+            self.syncookies_sent,
+            self.syncookies_recv,
+            self.syncookies_failed,
+            self.embryonic_rsts,
+            self.tcp_syn_retrans,
+            self.active_opens,
+            self.passive_opens,
+            self.attempt_fails,
+            self.out_rsts,
+        ]
+    }
+
+    fn fields_mut(&mut self) -> [&mut u64; 13] {
+        [
+            &mut self.listen_overflows,
+            &mut self.listen_drops,
+            &mut self.tcp_req_q_full_do_cookies,
+            &mut self.tcp_req_q_full_drop,
+            &mut self.syncookies_sent,
+            &mut self.syncookies_recv,
+            &mut self.syncookies_failed,
+            &mut self.embryonic_rsts,
+            &mut self.tcp_syn_retrans,
+            &mut self.active_opens,
+            &mut self.passive_opens,
+            &mut self.attempt_fails,
+            &mut self.out_rsts,
+        ]
+    }
+
     /// True when no overflow-related counter moved (the Tcp open counters
     /// are ignored: they move with any traffic).
     pub fn no_overflow_signs(&self) -> bool {
@@ -87,6 +135,11 @@ impl Counters {
 /// The recorded timeline of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceReport {
+    /// The wall-clock time (Unix seconds) that `t_ms` and the phases count
+    /// from; 0 (and absent from the file) in files written before it
+    /// existed.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub started_at_unix_s: f64,
     /// The listener port sampled, if the target was local.
     pub local_port: Option<u16>,
     pub interval_ms: u64,
@@ -99,6 +152,16 @@ pub struct EvidenceReport {
     pub samples: Vec<Sample>,
     /// Samples taken but not kept because the sampler's limit was reached.
     pub samples_dropped: u64,
+    /// The counters read every few hundred milliseconds: each tick is the
+    /// change since the tick before, and only ticks with a change are kept.
+    /// They sum to `counters` unless ticks were dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counter_ticks: Vec<CounterTick>,
+    /// Ticks with a change not kept because the recorder's limit was
+    /// reached; counter changes after the last tick kept are in `counters`
+    /// only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ticks_dropped: u64,
     /// Whether sock_diag ever found a listener on the port.
     pub listener_seen: bool,
     /// The listener's backlog as sock_diag reported it (last seen).
@@ -121,27 +184,9 @@ impl EvidenceReport {
     /// Appends `next`, recorded from `offset_ms` after this timeline's
     /// start: counters added, phases and samples moved by the offset.
     pub fn append(&mut self, next: &EvidenceReport, offset_ms: u64) {
-        let c = &mut self.counters;
-        let n = &next.counters;
-        for (a, b) in [
-            (&mut c.listen_overflows, n.listen_overflows),
-            (&mut c.listen_drops, n.listen_drops),
-            (
-                &mut c.tcp_req_q_full_do_cookies,
-                n.tcp_req_q_full_do_cookies,
-            ),
-            (&mut c.tcp_req_q_full_drop, n.tcp_req_q_full_drop),
-            (&mut c.syncookies_sent, n.syncookies_sent),
-            (&mut c.syncookies_recv, n.syncookies_recv),
-            (&mut c.syncookies_failed, n.syncookies_failed),
-            (&mut c.embryonic_rsts, n.embryonic_rsts),
-            (&mut c.tcp_syn_retrans, n.tcp_syn_retrans),
-            (&mut c.active_opens, n.active_opens),
-            (&mut c.passive_opens, n.passive_opens),
-            (&mut c.attempt_fails, n.attempt_fails),
-            (&mut c.out_rsts, n.out_rsts),
-        ] {
-            *a += b;
+        self.counters.add(&next.counters);
+        if self.started_at_unix_s == 0.0 {
+            self.started_at_unix_s = next.started_at_unix_s - offset_ms as f64 / 1000.0;
         }
         self.local_port = self.local_port.or(next.local_port);
         self.interval_ms = next.interval_ms;
@@ -156,6 +201,12 @@ impl EvidenceReport {
             ..*s
         }));
         self.samples_dropped += next.samples_dropped;
+        self.counter_ticks
+            .extend(next.counter_ticks.iter().map(|t| CounterTick {
+                t_ms: t.t_ms + offset_ms,
+                ..*t
+            }));
+        self.ticks_dropped += next.ticks_dropped;
         self.listener_seen |= next.listener_seen;
         self.backlog = next.backlog.or(self.backlog);
         self.max_queue_depth = self.max_queue_depth.max(next.max_queue_depth);
@@ -175,7 +226,16 @@ impl EvidenceReport {
             .filter(|s| (p.start_ms..=p.end_ms).contains(&s.t_ms))
             .copied()
             .collect();
+        // A tick holds the changes since the tick before, so the first one
+        // after the phase's start still belongs to it.
+        let counter_ticks = self
+            .counter_ticks
+            .iter()
+            .filter(|t| t.t_ms > p.start_ms && t.t_ms <= p.end_ms)
+            .copied()
+            .collect();
         Some(EvidenceReport {
+            started_at_unix_s: self.started_at_unix_s,
             local_port: self.local_port,
             interval_ms: self.interval_ms,
             duration_ms: p.end_ms.saturating_sub(p.start_ms),
@@ -189,9 +249,88 @@ impl EvidenceReport {
             backlog: self.backlog,
             samples,
             samples_dropped: self.samples_dropped,
+            counter_ticks,
+            ticks_dropped: self.ticks_dropped,
             errors: self.errors.clone(),
         })
     }
+
+    /// `t` (Unix seconds) as milliseconds into this timeline.
+    fn ms_at(&self, t_unix_s: f64) -> f64 {
+        (t_unix_s - self.started_at_unix_s) * 1000.0
+    }
+
+    /// Whether the timeline covers `[from, to)` (Unix seconds) at all.
+    fn overlaps(&self, from_unix_s: f64, to_unix_s: f64) -> bool {
+        self.started_at_unix_s > 0.0
+            && self.ms_at(to_unix_s) > 0.0
+            && self.ms_at(from_unix_s) < self.duration_ms as f64
+    }
+
+    /// The accept queue over `[from, to)` (Unix seconds): the samples taken
+    /// in it; `None` without one.
+    pub fn queue_between(&self, from_unix_s: f64, to_unix_s: f64) -> Option<QueueInterval> {
+        if !self.overlaps(from_unix_s, to_unix_s) {
+            return None;
+        }
+        let (from, to) = (self.ms_at(from_unix_s), self.ms_at(to_unix_s));
+        let mut q: Option<QueueInterval> = None;
+        for s in self
+            .samples
+            .iter()
+            .filter(|s| (from..to).contains(&(s.t_ms as f64)))
+        {
+            let q = q.get_or_insert(QueueInterval {
+                max_depth: 0,
+                backlog: 0,
+                samples: 0,
+            });
+            q.max_depth = q.max_depth.max(s.queue_depth);
+            q.backlog = q.backlog.max(s.backlog);
+            q.samples += 1;
+        }
+        q
+    }
+
+    /// The counter changes over `[from, to)` (Unix seconds): those of the
+    /// ticks read in it (a tick's change is counted where it was read, so
+    /// a change lands at most one tick late); `None` when the timeline does
+    /// not cover the span, or its ticks stopped before it (dropped).
+    pub fn counters_between(&self, from_unix_s: f64, to_unix_s: f64) -> Option<CounterDelta> {
+        if !self.overlaps(from_unix_s, to_unix_s) {
+            return None;
+        }
+        let (from, to) = (self.ms_at(from_unix_s), self.ms_at(to_unix_s));
+        let last_kept = self.counter_ticks.last().map_or(0, |t| t.t_ms);
+        if self.ticks_dropped > 0 && to > last_kept as f64 {
+            return None;
+        }
+        let mut sum = Counters::default();
+        for t in self
+            .counter_ticks
+            .iter()
+            .filter(|t| (from..to).contains(&(t.t_ms as f64)))
+        {
+            sum.add(&t.counters);
+        }
+        Some(sum)
+    }
+}
+
+/// The change of the counters since the tick before, read `t_ms` into the
+/// timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterTick {
+    pub t_ms: u64,
+    pub counters: CounterDelta,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_unset(t: &f64) -> bool {
+    *t == 0.0
 }
 
 /// Counter deltas between two marks.
@@ -217,4 +356,128 @@ pub struct Sample {
     pub syn_recv: Option<u32>,
     /// ListenOverflows since the recorder started.
     pub listen_overflows: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{STARTED_AT_UNIX_S, run};
+
+    fn sample(t_ms: u64, queue_depth: u32) -> Sample {
+        Sample {
+            t_ms,
+            queue_depth,
+            backlog: 128,
+            syn_recv: None,
+            listen_overflows: 0,
+        }
+    }
+
+    /// Two seconds of evidence from the sample scenario's start.
+    fn timeline() -> EvidenceReport {
+        let overflows = Counters {
+            listen_overflows: 3,
+            ..Counters::default()
+        };
+        let opens = Counters {
+            active_opens: 4,
+            passive_opens: 4,
+            ..Counters::default()
+        };
+        let mut counters = overflows;
+        counters.add(&opens);
+        EvidenceReport {
+            started_at_unix_s: STARTED_AT_UNIX_S,
+            local_port: Some(8080),
+            interval_ms: 50,
+            duration_ms: 2_000,
+            counters,
+            samples: vec![sample(100, 2), sample(600, 5), sample(1_200, 1)],
+            counter_ticks: vec![
+                CounterTick {
+                    t_ms: 250,
+                    counters: overflows,
+                },
+                CounterTick {
+                    t_ms: 1_250,
+                    counters: opens,
+                },
+            ],
+            listener_seen: true,
+            backlog: Some(128),
+            ..EvidenceReport::default()
+        }
+    }
+
+    #[test]
+    fn each_interval_takes_the_samples_and_ticks_of_its_own_wall_clock_span() {
+        // The run starts half a second into the timeline: its first second
+        // holds the samples at 600 and 1200 ms and the tick at 1250 ms.
+        let run = run(0.5, 3, 1_000).with_evidence(timeline());
+        let [first, second, third] = &run.intervals[..] else {
+            panic!("three intervals");
+        };
+        assert_eq!(
+            first.accept_queue,
+            Some(QueueInterval {
+                max_depth: 5,
+                backlog: 128,
+                samples: 2
+            })
+        );
+        let k = first.kernel.unwrap();
+        assert_eq!(
+            (k.active_opens, k.passive_opens, k.listen_overflows),
+            (4, 4, 0)
+        );
+        // Covered by the timeline, but nothing sampled or changed in it.
+        assert_eq!(second.accept_queue, None);
+        assert_eq!(second.kernel, Some(Counters::default()));
+        // Past the timeline's end.
+        assert_eq!((third.accept_queue, third.kernel), (None, None));
+    }
+
+    #[test]
+    fn a_timeline_without_its_wall_clock_start_gives_intervals_nothing() {
+        let mut old = timeline();
+        old.started_at_unix_s = 0.0;
+        let run = run(0.0, 2, 1_000).with_evidence(old);
+        assert!(
+            run.intervals
+                .iter()
+                .all(|i| i.accept_queue.is_none() && i.kernel.is_none())
+        );
+    }
+
+    #[test]
+    fn ticks_stopped_by_the_limit_leave_later_intervals_unknown() {
+        let mut full = timeline();
+        full.ticks_dropped = 1;
+        let run = run(0.0, 2, 1_000).with_evidence(full);
+        // The last tick kept is at 1250 ms: the first second is known, the
+        // second (which it does not cover to its end) is not.
+        assert_eq!(run.intervals[0].kernel.unwrap().listen_overflows, 3);
+        assert_eq!(run.intervals[1].kernel, None);
+    }
+
+    #[test]
+    fn a_phase_keeps_the_ticks_read_in_it_and_append_moves_them() {
+        let mut t = timeline();
+        t.phases = vec![Phase {
+            name: "late".into(),
+            start_ms: 250,
+            end_ms: 2_000,
+            counters: Counters::default(),
+        }];
+        let p = t.phase("late").unwrap();
+        // The tick at 250 ms holds changes from before the phase.
+        assert_eq!(p.counter_ticks.len(), 1);
+        assert_eq!(p.counter_ticks[0].t_ms, 1_250);
+        let mut whole = EvidenceReport::default();
+        whole.append(&t, 0);
+        whole.append(&t, 3_000);
+        assert_eq!(whole.started_at_unix_s, STARTED_AT_UNIX_S);
+        let at: Vec<u64> = whole.counter_ticks.iter().map(|t| t.t_ms).collect();
+        assert_eq!(at, [250, 1_250, 3_250, 4_250]);
+    }
 }

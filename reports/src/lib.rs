@@ -4,8 +4,10 @@
 //! one histogram codec (`histogram`), the outcome taxonomy (`outcome`), the
 //! kernel's evidence as data (`evidence`), the verdict drawn from it all
 //! (`verdict`), the backlog probe's report (`probe`), the time series and its windows
-//! (`series`), the report of a scenario run (`scenario`) and its summary (`summary`), and the text renderers
-//! (`text`), each a function over `W: Write`. The JSON Schemas of the files
+//! (`series`), the report of a scenario run (`scenario`) and its summary (`summary`), the text renderers
+//! (`text`), and HdrHistogram's own formats of a scenario report's latency
+//! (`hdrlog`: the interval log, `.hlog`; `hgrm`: the percentile
+//! distribution, `latency.hgrm`), each a function over `W: Write`. The JSON Schemas of the files
 //! live in `reports/schema/`.
 //!
 //! **reports knows nothing of sockets, plans, threads or runtimes**: it
@@ -15,11 +17,15 @@
 
 pub mod compare;
 pub mod evidence;
+pub mod hdrlog;
+pub mod hgrm;
 pub mod histogram;
 pub mod outcome;
 pub mod probe;
 pub mod read;
 pub mod run;
+#[cfg(test)]
+mod sample;
 pub mod scenario;
 pub mod series;
 pub mod summary;

@@ -235,11 +235,32 @@ impl Run {
     /// Attaches the kernel evidence recorded while the run went on (only
     /// when the target listened in this network namespace) and draws the
     /// verdict again from it.
+    /// Each interval also gets its share of the timeline
+    /// ([`Run::fill_intervals`]).
     pub fn with_evidence(mut self, evidence: EvidenceReport) -> Run {
         let counts = |o: Outcome| self.outcomes.get(&o).copied().unwrap_or(0);
         self.verdict = draw_verdict(counts, self.connects, Some(&evidence));
+        self.fill_intervals(&evidence);
         self.evidence = Some(evidence);
         self
+    }
+
+    /// Gives each interval the accept queue sampled and the counter changes
+    /// read in it, from `timeline` (this run's evidence, or a longer
+    /// timeline that holds it), matched by wall-clock time: an interval
+    /// runs from `started_at_unix_s + start_s` for `duration_s`. Intervals
+    /// the timeline does not cover keep what they had.
+    pub fn fill_intervals(&mut self, timeline: &EvidenceReport) {
+        for i in &mut self.intervals {
+            let from = self.started_at_unix_s + i.start_s;
+            let to = from + i.duration_s;
+            if let Some(q) = timeline.queue_between(from, to) {
+                i.accept_queue = Some(q);
+            }
+            if let Some(k) = timeline.counters_between(from, to) {
+                i.kernel = Some(k);
+            }
+        }
     }
 
     /// The runs of several phases as one, for thresholds judged over all of

@@ -42,10 +42,15 @@ pub struct Interval {
     /// Their response times (µs, 2 significant digits), as
     /// [`histogram::encode`] writes them.
     pub response_time: String,
-    /// The listener's accept queue over the interval, when it was sampled.
+    /// The listener's accept queue over the interval: the evidence samples
+    /// taken in it, matched by wall-clock time (`Run::fill_intervals`);
+    /// absent when the target does not listen in this network namespace or
+    /// no sample fell in the interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept_queue: Option<QueueInterval>,
-    /// The kernel's counter changes over the interval, when they were read.
+    /// The kernel's counter changes read in the interval (the evidence's
+    /// counter ticks, 250 ms apart); absent when the target does not listen
+    /// in this network namespace or the interval lies outside the timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<CounterDelta>,
 }

@@ -119,6 +119,7 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
         "{stdout}"
     );
     assert!(stdout.contains("PASS: every threshold held"), "{stdout}");
+    assert_series(&r);
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
     crate::schema::assert_valid("scenario.schema.json", &json);
@@ -135,6 +136,73 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
             "{stdout}"
         );
     }
+}
+
+/// The smoke run's time series: every phase's intervals account for its
+/// books; the open-loop phases offered their rate second by second (the
+/// ramp's mean rate over each second); each interval's answered load is
+/// its complete responses; the reference server listens here, so each
+/// second of a load phase has accept-queue samples against the configured
+/// backlog and the kernel's counter deltas.
+fn assert_series(r: &ScenarioReport) {
+    use floodgate_reports::Outcome;
+    for p in &r.phases {
+        let Some(run) = &p.run else { continue };
+        let name = &p.name;
+        assert!(!run.intervals.is_empty(), "{name}: no intervals");
+        let offered: u64 = run.intervals.iter().map(|i| i.offered).sum();
+        let ended: u64 = run.intervals.iter().map(|i| i.ok + i.errors).sum();
+        assert_eq!(offered, run.scheduled, "{name}: offered");
+        assert_eq!(ended, run.outcomes_total(), "{name}: outcomes");
+        for (k, i) in run.intervals.iter().enumerate() {
+            let n = |o: Outcome| i.outcomes.get(&o).copied().unwrap_or(0);
+            assert_eq!(
+                i.outcomes.values().sum::<u64>(),
+                i.ok + i.errors,
+                "{name}[{k}]"
+            );
+            assert_eq!(i.ok, n(Outcome::Ok), "{name}[{k}]");
+            if run.plan.mode == floodgate_reports::run::Mode::Requests {
+                let statuses = [
+                    Outcome::Ok,
+                    Outcome::Http1xx,
+                    Outcome::Http3xx,
+                    Outcome::Http4xx,
+                    Outcome::Http5xx,
+                ];
+                let answered: u64 = statuses.iter().map(|o| n(*o)).sum();
+                assert_eq!(i.answered, answered, "{name}[{k}]: {i:?}");
+            }
+            if i.duration_s >= 0.5 {
+                let q = i
+                    .accept_queue
+                    .unwrap_or_else(|| panic!("{name}[{k}]: no accept-queue samples"));
+                assert_eq!(q.backlog, 128, "{name}[{k}]");
+                assert!(q.samples >= 5, "{name}[{k}]: {q:?} at 20 Hz");
+                assert!(i.kernel.is_some(), "{name}[{k}]: no kernel deltas");
+            }
+        }
+    }
+    let offered = |name: &str| -> Vec<u64> {
+        let p = r.phases.iter().find(|p| p.name == name).unwrap();
+        p.run
+            .as_ref()
+            .unwrap()
+            .intervals
+            .iter()
+            .map(|i| i.offered)
+            .collect()
+    };
+    let near = |got: Vec<u64>, want: &[u64]| {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.abs_diff(*w) <= 2, "{got:?} vs {want:?}");
+        }
+    };
+    near(offered("warmup"), &[100, 100]);
+    near(offered("ramp"), &[150, 250, 350, 450]);
+    // The storm connects at 200/s.
+    near(offered("storm"), &[200, 200]);
 }
 
 #[test]

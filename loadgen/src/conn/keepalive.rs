@@ -84,7 +84,7 @@ impl KeepAlive {
             st.handback = Some(None);
             return false;
         };
-        sh.rec(now).schedule_slot(&slot);
+        sh.rec(now).schedule_slot(&slot, sh.offset(now));
         add(&sh.live.in_flight, 1);
         st.current = Some((slot.kind, now));
         let req = &sh.plan.kinds[slot.kind].prepared;

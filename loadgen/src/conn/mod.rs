@@ -217,7 +217,7 @@ impl Guard {
                 if sh.end.is_some_and(|e| now >= e) {
                     return None;
                 }
-                sh.rec(now).schedule_slot(&slot);
+                sh.rec(now).schedule_slot(&slot, sh.offset(now));
                 self.intended = now;
                 return Some((now, slot));
             }
@@ -234,7 +234,7 @@ impl Guard {
                 let late = Instant::now().saturating_duration_since(intended);
                 self.intended = intended;
                 let mut rec = sh.rec(intended);
-                rec.schedule_slot(&slot);
+                rec.schedule_slot(&slot, slot.offset);
                 record(&mut rec.lag, late);
                 // Hold mode opens each slot's one connection however late:
                 // the point there is how many are held, not when.
@@ -252,7 +252,7 @@ impl Guard {
             }
             // Due already: the connection was busy, and the wait counts in
             // this request's response time (no coordinated omission).
-            sh.rec(intended).schedule_slot(&slot);
+            sh.rec(intended).schedule_slot(&slot, slot.offset);
             self.intended = intended;
             return Some((intended, slot));
         }
@@ -286,7 +286,7 @@ impl Drop for Guard {
                     break;
                 }
                 let mut rec = sh.rec(at);
-                rec.schedule_slot(&s);
+                rec.schedule_slot(&s, s.offset);
                 if s.malformed {
                     rec.malformed.outcome(MalformedOutcome::Cancelled);
                 } else {

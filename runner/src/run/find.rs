@@ -65,8 +65,14 @@ pub(super) fn run(
         let ran = ctx.run_engine(&plan, index, &names, Some(note));
         let recorder = std::mem::replace(&mut ctx.evidence, saved);
         let mut run = floodgate_loadgen::report::build_phase(&plan, &ran, measured);
-        if let Some(e) = recorder.map(|r| r.finish()).and_then(|e| e.phase("step")) {
-            run = run.with_evidence(e);
+        if let Some(timeline) = recorder.map(|r| r.finish()) {
+            if let Some(e) = timeline.phase("step") {
+                run = run.with_evidence(e);
+            }
+            // The step's intervals take their share by wall-clock time,
+            // not by the marks, which follow the engine's segments only
+            // within a progress tick.
+            run.fill_intervals(&timeline);
         }
         let verdict = if ran.partial {
             search.stop(Stopped::Interrupted);

@@ -27,6 +27,12 @@ pub(crate) fn finish_phases(
         if let Some(e) = evidence.and_then(|e| e.phase(&p.name)) {
             r.run = r.run.take().map(|run| run.with_evidence(e));
         }
+        // Each interval's share is taken by wall-clock time from the whole
+        // timeline: the phase marks follow the engine's segments only within
+        // a progress tick.
+        if let (Some(run), Some(e)) = (&mut r.run, evidence) {
+            run.fill_intervals(e);
+        }
         if let Some(run) = &r.run {
             r.inconclusive = r
                 .inconclusive
