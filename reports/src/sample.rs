@@ -128,5 +128,8 @@ pub fn report() -> ScenarioReport {
         thresholds: Vec::new(),
         evidence: None,
         baseline: None,
+        shard: None,
+        host: None,
+        hosts: Vec::new(),
     }
 }
