@@ -142,7 +142,7 @@ impl ConfigError {
     }
 }
 
-/// Checks the path the serve check requests ([`ConfigInput::check_path`]):
+/// Checks the path the serve check requests (the path of [`ServeCheck::Http`]):
 /// it goes into a request line as it is, so it must start with '/' and hold
 /// no space or control character that would end or split that line.
 /// [`Config::new`] checks it too; this lets a caller refuse it before
