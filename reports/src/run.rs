@@ -273,15 +273,7 @@ impl Run {
         let mut all = (*first).clone();
         let mut h = all.histograms.decode().ok()?;
         for r in rest {
-            let d = r.histograms.decode().ok()?;
-            for (a, b) in [
-                (&mut h.response_time, &d.response_time),
-                (&mut h.service_time, &d.service_time),
-                (&mut h.connect_time, &d.connect_time),
-                (&mut h.generator_lag, &d.generator_lag),
-            ] {
-                a.add(b).ok()?;
-            }
+            h.add(&r.histograms.decode().ok()?).ok()?;
             all.scheduled += r.scheduled;
             for (o, n) in &r.outcomes {
                 *all.outcomes.entry(*o).or_default() += n;
@@ -295,33 +287,42 @@ impl Run {
                 (a, b) => a.or(b),
             };
         }
-        let answered: u64 = ANSWERED
-            .iter()
-            .map(|o| all.outcomes.get(o).copied().unwrap_or(0))
-            .sum();
-        all.achieved_rate_per_s = (answered as f64 / all.window_s.max(1e-9) * 10.0).round() / 10.0;
         let asked: Option<f64> = runs
             .iter()
             .map(|r| r.asked_rate_per_s.map(|a| a * r.window_s))
             .sum();
         all.asked_rate_per_s = asked.map(|a| a / all.window_s.max(1e-9));
-        all.latency_us = Percentiles::of(&h.response_time);
-        all.service_time_us = Percentiles::of(&h.service_time);
-        all.connect_time_us = Percentiles::of(&h.connect_time);
-        all.generator_lag_us = Percentiles::of(&h.generator_lag);
-        all.histograms = Histograms::encode(
-            &h.response_time,
-            &h.service_time,
-            &h.connect_time,
-            &h.generator_lag,
-        )
-        .ok()?;
+        all.refigure(&h).ok()?;
         all.intervals = Vec::new();
         all.evidence = None;
         let counts = |o: Outcome| all.outcomes.get(&o).copied().unwrap_or(0);
         all.verdict = draw_verdict(counts, all.connects, evidence);
         all.evidence = evidence.cloned();
         Some(all)
+    }
+
+    /// Draws the figures of a run whose books were added up from others':
+    /// the achieved rate from the outcomes over `window_s`, and the
+    /// percentiles and encoded histograms from `h`, the runs' histograms
+    /// added.
+    pub fn refigure(&mut self, h: &Decoded) -> Result<(), HistogramError> {
+        let answered: u64 = ANSWERED
+            .iter()
+            .map(|o| self.outcomes.get(o).copied().unwrap_or(0))
+            .sum();
+        self.achieved_rate_per_s =
+            (answered as f64 / self.window_s.max(1e-9) * 10.0).round() / 10.0;
+        self.latency_us = Percentiles::of(&h.response_time);
+        self.service_time_us = Percentiles::of(&h.service_time);
+        self.connect_time_us = Percentiles::of(&h.connect_time);
+        self.generator_lag_us = Percentiles::of(&h.generator_lag);
+        self.histograms = Histograms::encode(
+            &h.response_time,
+            &h.service_time,
+            &h.connect_time,
+            &h.generator_lag,
+        )?;
+        Ok(())
     }
 
     /// Writes the result as pretty-printed JSON.
@@ -394,4 +395,20 @@ pub struct Decoded {
     pub service_time: Histogram<u64>,
     pub connect_time: Histogram<u64>,
     pub generator_lag: Histogram<u64>,
+}
+
+impl Decoded {
+    /// Adds `other`'s counts to these, histogram by histogram.
+    pub fn add(&mut self, other: &Decoded) -> Result<(), HistogramError> {
+        for (a, b) in [
+            (&mut self.response_time, &other.response_time),
+            (&mut self.service_time, &other.service_time),
+            (&mut self.connect_time, &other.connect_time),
+            (&mut self.generator_lag, &other.generator_lag),
+        ] {
+            a.add(b)
+                .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
+        }
+        Ok(())
+    }
 }

@@ -55,17 +55,8 @@ pub fn run(offset_s: f64, intervals: usize, base_us: u64) -> Run {
 
 fn phase(name: &str, kind: &str, start_s: f64) -> PhaseReport {
     PhaseReport {
-        name: name.into(),
-        kind: kind.into(),
-        warmup: false,
-        start_s,
         elapsed_s: 1.0,
-        skipped: false,
-        run: None,
-        probe: None,
-        capacity: None,
-        inconclusive: None,
-        thresholds: Vec::new(),
+        ..PhaseReport::new(name, kind, false, start_s)
     }
 }
 

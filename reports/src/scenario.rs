@@ -168,6 +168,26 @@ pub struct PhaseReport {
     pub thresholds: Vec<ThresholdResult>,
 }
 
+impl PhaseReport {
+    /// The report of a phase before it has run: no figures, no thresholds
+    /// judged, not skipped.
+    pub fn new(name: &str, kind: &str, warmup: bool, start_s: f64) -> PhaseReport {
+        PhaseReport {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            warmup,
+            start_s,
+            elapsed_s: 0.0,
+            skipped: false,
+            run: None,
+            probe: None,
+            capacity: None,
+            inconclusive: None,
+            thresholds: Vec::new(),
+        }
+    }
+}
+
 /// One threshold, judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use floodgate_reports::histogram;
-use floodgate_reports::run::{self, ANSWERED, Histograms, MalformedReport, Percentiles, Run};
+use floodgate_reports::run::{self, MalformedReport, Run};
 use floodgate_reports::scenario::{
     HostRun, PhaseReport, SCENARIO_SCHEMA, ScenarioReport, Shard, Status,
 };
@@ -254,16 +254,7 @@ pub fn merge_runs(runs: &[&Run]) -> Result<Run, HistogramError> {
         .map(|r| r.started_at_unix_s)
         .fold(f64::INFINITY, f64::min);
     for r in &runs[1..] {
-        let d = r.histograms.decode().map_err(|(_, e)| e)?;
-        for (a, b) in [
-            (&mut h.response_time, &d.response_time),
-            (&mut h.service_time, &d.service_time),
-            (&mut h.connect_time, &d.connect_time),
-            (&mut h.generator_lag, &d.generator_lag),
-        ] {
-            a.add(b)
-                .map_err(|e| HistogramError::Decode(format!("{e:?}")))?;
-        }
+        h.add(&r.histograms.decode().map_err(|(_, e)| e)?)?;
         all.scheduled += r.scheduled;
         for (o, n) in &r.outcomes {
             *all.outcomes.entry(*o).or_default() += n;
@@ -294,23 +285,9 @@ pub fn merge_runs(runs: &[&Run]) -> Result<Run, HistogramError> {
         .map(|r| r.started_at_unix_s + r.elapsed_s - start)
         .fold(0.0, f64::max);
     all.window_s = runs.iter().map(|r| r.window_s).fold(0.0, f64::max);
-    let answered: u64 = ANSWERED
-        .iter()
-        .map(|o| all.outcomes.get(o).copied().unwrap_or(0))
-        .sum();
-    all.achieved_rate_per_s = (answered as f64 / all.window_s.max(1e-9) * 10.0).round() / 10.0;
     all.asked_rate_per_s = runs.iter().map(|r| r.asked_rate_per_s).sum();
     all.plan.rate_per_s = runs.iter().map(|r| r.plan.rate_per_s).sum();
-    all.latency_us = Percentiles::of(&h.response_time);
-    all.service_time_us = Percentiles::of(&h.service_time);
-    all.connect_time_us = Percentiles::of(&h.connect_time);
-    all.generator_lag_us = Percentiles::of(&h.generator_lag);
-    all.histograms = Histograms::encode(
-        &h.response_time,
-        &h.service_time,
-        &h.connect_time,
-        &h.generator_lag,
-    )?;
+    all.refigure(&h)?;
     all.intervals = merge_intervals(runs, start)?;
     // One host's kernel figures, never a sum: the most overflows seen.
     all.evidence = runs

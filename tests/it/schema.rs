@@ -191,17 +191,8 @@ pub fn sample_scenario_report() -> ScenarioReport {
     let evidence = run.evidence.clone().unwrap();
     let evidence_copy = evidence.clone();
     let phase = |name: &str, kind: &str, start_s: f64| PhaseReport {
-        name: name.into(),
-        kind: kind.into(),
-        warmup: false,
-        start_s,
         elapsed_s: 1.0,
-        skipped: false,
-        run: None,
-        probe: None,
-        capacity: None,
-        inconclusive: None,
-        thresholds: Vec::new(),
+        ..PhaseReport::new(name, kind, false, start_s)
     };
     let step = |rate_per_s: f64, confirm: bool, verdict: &str, why: Option<&str>| CapacityStep {
         rate_per_s,

@@ -59,17 +59,9 @@ fn hdr(ms: f64) -> f64 {
 
 fn phase(name: &str, run: Option<Run>) -> PhaseReport {
     PhaseReport {
-        name: name.into(),
-        kind: "steady".into(),
-        warmup: false,
-        start_s: 0.0,
         elapsed_s: 6.0,
-        skipped: false,
         run,
-        probe: None,
-        capacity: None,
-        inconclusive: None,
-        thresholds: Vec::new(),
+        ..PhaseReport::new(name, "steady", false, 0.0)
     }
 }
 

@@ -537,17 +537,5 @@ fn skipped(p: &Phase, start: Instant) -> PhaseReport {
 /// The report of phase `p`, started `start_s` into the run, before it has
 /// any figure.
 fn phase_report(p: &Phase, start_s: f64) -> PhaseReport {
-    PhaseReport {
-        name: p.name.clone(),
-        kind: p.kind.name().to_string(),
-        warmup: p.warmup,
-        start_s,
-        elapsed_s: 0.0,
-        skipped: false,
-        run: None,
-        probe: None,
-        capacity: None,
-        inconclusive: None,
-        thresholds: Vec::new(),
-    }
+    PhaseReport::new(&p.name, p.kind.name(), p.warmup, start_s)
 }
