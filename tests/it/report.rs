@@ -18,6 +18,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs `floodgate report render FILE --out DIR`.
+fn render(file: &std::path::Path, out_dir: &std::path::Path) -> std::process::Output {
+    floodgate()
+        .args(["report", "render"])
+        .arg(file)
+        .arg("--out")
+        .arg(out_dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn report_render_writes_every_file_from_a_report() {
     let d = dir("good");
@@ -28,13 +39,7 @@ fn report_render_writes_every_file_from_a_report() {
         .unwrap();
     std::fs::write(&file, bytes).unwrap();
     let out_dir = d.join("out/nested");
-    let out = floodgate()
-        .args(["report", "render"])
-        .arg(&file)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = render(&file, &out_dir);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     for name in floodgate_render::FILES {
@@ -69,13 +74,7 @@ fn report_render_refuses_a_file_that_is_not_a_report_with_exit_2() {
         let file = d.join(name);
         std::fs::write(&file, body).unwrap();
         let out_dir = d.join(format!("out-{name}"));
-        let out = floodgate()
-            .args(["report", "render"])
-            .arg(&file)
-            .arg("--out")
-            .arg(&out_dir)
-            .output()
-            .unwrap();
+        let out = render(&file, &out_dir);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(
