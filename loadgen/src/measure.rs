@@ -40,10 +40,24 @@ static INTERVAL_BUCKETS: LazyLock<Histogram<u64>> = LazyLock::new(interval_histo
 /// lowest value and its count, sorted. A histogram's counts array is 20 KB
 /// whatever it holds; a second of requests fills tens to a few hundred
 /// buckets, so a long phase's series costs kilobytes a second, not tens.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// An interval the run has moved past is [`Times::pack`]ed: the buckets
+/// as LEB128 varints of (gap from the previous bucket, count), a few bytes
+/// each, so an hour of seconds costs a few megabytes at most. A late
+/// response for a packed interval unpacks it first: nothing is lost.
+#[derive(Debug, Clone, Default)]
 pub struct Times {
     buckets: Vec<(u64, u64)>,
+    packed: Vec<u8>,
 }
+
+impl PartialEq for Times {
+    fn eq(&self, other: &Times) -> bool {
+        self.pairs().eq(other.pairs())
+    }
+}
+
+impl Eq for Times {}
 
 impl Times {
     /// Records a duration in µs, clamped into the histogram's range.
@@ -52,6 +66,7 @@ impl Times {
     }
 
     fn add(&mut self, bucket: u64, n: u64) {
+        self.unpack();
         match self.buckets.binary_search_by_key(&bucket, |(b, _)| *b) {
             Ok(i) => self.buckets[i].1 += n,
             Err(i) => self.buckets.insert(i, (bucket, n)),
@@ -60,25 +75,94 @@ impl Times {
 
     /// Adds another thread's times of the same interval.
     pub fn merge(&mut self, other: &Times) {
-        for &(bucket, n) in &other.buckets {
+        for (bucket, n) in other.pairs() {
             self.add(bucket, n);
         }
     }
 
     /// How many times were recorded.
     pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|(_, n)| n).sum()
+        self.pairs().map(|(_, n)| n).sum()
     }
 
     /// The times as an interval histogram: the same one recording each
     /// duration there would have given.
     pub fn histogram(&self) -> Histogram<u64> {
         let mut h = interval_histogram();
-        for &(bucket, n) in &self.buckets {
+        for (bucket, n) in self.pairs() {
             h.saturating_record_n(bucket, n);
         }
         h
     }
+
+    /// Packs the buckets into varints and frees the vector.
+    pub fn pack(&mut self) {
+        if self.buckets.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(&mut self.packed);
+        let mut prev = 0;
+        for &(bucket, n) in &self.buckets {
+            leb128(&mut out, bucket - prev);
+            leb128(&mut out, n);
+            prev = bucket;
+        }
+        out.shrink_to_fit();
+        self.packed = out;
+        self.buckets = Vec::new();
+    }
+
+    fn unpack(&mut self) {
+        if !self.packed.is_empty() {
+            let pairs: Vec<(u64, u64)> = self.pairs().collect();
+            self.packed = Vec::new();
+            self.buckets = pairs;
+        }
+    }
+
+    /// Every (bucket, count), sorted by bucket, packed or not.
+    fn pairs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut bytes = self.packed.as_slice();
+        let mut prev = 0;
+        let packed = std::iter::from_fn(move || {
+            let gap = read_leb128(&mut bytes)?;
+            let n = read_leb128(&mut bytes)?;
+            prev += gap;
+            Some((prev, n))
+        });
+        self.buckets.iter().copied().chain(packed)
+    }
+
+    /// Heap bytes held, for the memory test.
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * size_of::<(u64, u64)>() + self.packed.capacity()
+    }
+}
+
+fn leb128(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn read_leb128(bytes: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// One interval of a phase: the requests that became due in it (the
@@ -109,10 +193,17 @@ impl Interval {
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     pub intervals: Vec<Interval>,
+    /// Intervals before this one are packed.
+    packed_to: usize,
 }
 
 /// The most intervals a series keeps, the model's limit.
 pub const MAX_INTERVALS: usize = floodgate_reports::series::MAX_INTERVALS;
+
+/// Intervals this far behind the newest are packed ([`Times::pack`]); a
+/// late response for one unpacks it, and it is packed again as the next
+/// interval begins.
+const PACK_BEHIND: usize = 10;
 
 impl Series {
     fn at(&mut self, offset: Duration) -> Option<&mut Interval> {
@@ -122,6 +213,14 @@ impl Series {
         }
         if self.intervals.len() <= i {
             self.intervals.resize_with(i + 1, Interval::default);
+            let behind = (i + 1).saturating_sub(PACK_BEHIND);
+            for iv in &mut self.intervals[self.packed_to.min(behind)..behind] {
+                iv.response.pack();
+            }
+            self.packed_to = behind;
+        } else if i < self.packed_to {
+            // A late response: its interval is packed again with the next.
+            self.packed_to = i;
         }
         Some(&mut self.intervals[i])
     }
@@ -384,5 +483,56 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(a, times);
+        // Packed, they are the same times; a late one unpacks them.
+        let mut packed = times.clone();
+        packed.pack();
+        assert!(packed.buckets.is_empty());
+        assert_eq!(packed, times);
+        assert_eq!(packed.histogram(), h);
+        packed.record(Duration::from_micros(3));
+        times.record(Duration::from_micros(3));
+        assert_eq!(packed, times);
+        assert_eq!(packed.count(), ds.len() as u64 + 1);
+    }
+
+    #[test]
+    fn intervals_the_run_has_left_behind_are_packed_small() {
+        // Ten minutes of seconds, each with 300 distinct response times
+        // (about 250 buckets), as one thread records them.
+        let mut rec = Recorder::for_phase(Duration::ZERO);
+        for s in 0..600u64 {
+            for k in 0..300u64 {
+                let at = Duration::from_millis(s * 1000 + k);
+                rec.response_time(at, Duration::from_micros(100 + 37 * k), Duration::ZERO);
+            }
+        }
+        let heap: Vec<usize> = rec
+            .series
+            .intervals
+            .iter()
+            .map(|i| i.response.heap_bytes())
+            .collect();
+        let open: usize = heap[600 - PACK_BEHIND..].iter().sum::<usize>() / PACK_BEHIND;
+        let packed: usize = heap[..600 - PACK_BEHIND].iter().sum::<usize>() / (600 - PACK_BEHIND);
+        assert!(
+            packed * 4 < open,
+            "a packed interval holds {packed} bytes, an open one {open}"
+        );
+        // A late response for a packed second lands in it, and it is packed
+        // again once the next second begins.
+        rec.response_time(
+            Duration::from_millis(5_500),
+            Duration::from_micros(7),
+            Duration::ZERO,
+        );
+        assert_eq!(rec.series.intervals[5].response.count(), 301);
+        assert!(!rec.series.intervals[5].response.buckets.is_empty());
+        rec.response_time(
+            Duration::from_millis(600_000),
+            Duration::from_micros(7),
+            Duration::ZERO,
+        );
+        assert!(rec.series.intervals[5].response.buckets.is_empty());
+        assert_eq!(rec.series.intervals[5].response.count(), 301);
     }
 }
