@@ -104,6 +104,24 @@ fn markers(
         .map(move |&p| Circle::new(p, 3, color.filled()))
 }
 
+/// Draws a line of each phase's `points` in `color` (a short one marked),
+/// named `name` once in the legend.
+fn phase_lines<'a, 'b: 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut TimeChart<'a, 'b, Y>,
+    name: &str,
+    color: RGBColor,
+    phases: impl Iterator<Item = Vec<(f64, f64)>>,
+) -> Drawn {
+    for (k, points) in phases.enumerate() {
+        chart.draw_series(markers(&points, color))?;
+        let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
+        if k == 0 {
+            drawn.label(name).legend(swatch(color));
+        }
+    }
+    Ok(())
+}
+
 /// A line's points of one phase, downsampled.
 fn line(s: &PhaseSeries, y: fn(&Point) -> f64, with_requests: bool) -> Vec<(f64, f64)> {
     let xy: Vec<(f64, f64)> = s
@@ -149,22 +167,16 @@ pub fn latency(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figure
         )?;
         boundaries(&mut chart, series, y.start, y.end)?;
         for (name, color, pick) in lines {
-            let mut labelled = false;
-            for s in series
+            let phases = series
                 .iter()
                 .filter(|s| s.points.iter().any(|p| p.count > 0))
-            {
-                let points: Vec<(f64, f64)> = line(s, pick, true)
-                    .into_iter()
-                    .map(|(x, y)| (x, y.max(1e-3)))
-                    .collect();
-                chart.draw_series(markers(&points, color))?;
-                let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
-                if !labelled {
-                    drawn.label(name).legend(swatch(color));
-                    labelled = true;
-                }
-            }
+                .map(|s| {
+                    line(s, pick, true)
+                        .into_iter()
+                        .map(|(x, y)| (x, y.max(1e-3)))
+                        .collect()
+                });
+            phase_lines(&mut chart, name, color, phases)?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })?;
@@ -204,16 +216,11 @@ pub fn rate(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figure, R
         )?;
         boundaries(&mut chart, series, y.start, y.end)?;
         for &(name, color, pick) in &lines {
-            let mut labelled = false;
-            for s in series.iter().filter(|s| !s.points.is_empty()) {
-                let points = line(s, pick, false);
-                chart.draw_series(markers(&points, color))?;
-                let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
-                if !labelled {
-                    drawn.label(name).legend(swatch(color));
-                    labelled = true;
-                }
-            }
+            let phases = series
+                .iter()
+                .filter(|s| !s.points.is_empty())
+                .map(|s| line(s, pick, false));
+            phase_lines(&mut chart, name, color, phases)?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })?;
@@ -376,25 +383,19 @@ pub fn accept_queue(
             }),
         ];
         for (name, color, pick) in lines {
-            let mut labelled = false;
-            for s in series
+            let phases = series
                 .iter()
                 .filter(|s| s.points.iter().any(|p| p.queue.is_some()))
-            {
-                let sampled: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .filter(|p| p.queue.is_some())
-                    .map(|p| (mid(p), pick(p)))
-                    .collect();
-                let kept = downsample(&sampled, |i| sampled[i]);
-                chart.draw_series(markers(&kept, color))?;
-                let drawn = chart.draw_series(LineSeries::new(kept, color.stroke_width(2)))?;
-                if !labelled {
-                    drawn.label(name).legend(swatch(color));
-                    labelled = true;
-                }
-            }
+                .map(|s| {
+                    let sampled: Vec<(f64, f64)> = s
+                        .points
+                        .iter()
+                        .filter(|p| p.queue.is_some())
+                        .map(|p| (mid(p), pick(p)))
+                        .collect();
+                    downsample(&sampled, |i| sampled[i])
+                });
+            phase_lines(&mut chart, name, color, phases)?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })?;
