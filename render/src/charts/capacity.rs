@@ -9,8 +9,8 @@ use floodgate_reports::scenario::{CapacityReport, PhaseReport, ScenarioReport, U
 use plotters::prelude::*;
 
 use super::{
-    BLUE, Figure, GREEN, GREY, VERMILION, caption_font, drawn, label_font, linear_range, log_range,
-    ms_label, svg,
+    BLUE, Figure, GREEN, GREY, VERMILION, caption_font, drawn, legend, line_swatch, linear_range,
+    log_range, mesh, ms_label, num_label, svg,
 };
 use crate::{RenderError, slo, words};
 
@@ -63,53 +63,47 @@ fn curve(
             .x_label_area_size(40)
             .y_label_area_size(76)
             .build_cartesian_2d(x.clone(), y.clone().log_scale())?;
-        chart
-            .configure_mesh()
-            .light_line_style(crate::charts::LIGHT)
-            .x_desc("step rate (requests per second)")
-            .x_label_formatter(&crate::charts::num_label)
-            .y_desc("p99 response time")
-            .y_label_formatter(&ms_label)
-            .label_style(label_font())
-            .draw()?;
-        if let Some(limit) = limit_ms {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x.start, limit), (x.end, limit)],
-                    8,
-                    5,
+        mesh(
+            &mut chart,
+            ("step rate (requests per second)", Some(&num_label)),
+            ("p99 response time", &ms_label),
+        )?;
+        // The SLO's limit, the capacity and the first failing rate, each a
+        // dashed line named in the legend: (ends, dash and gap, style, name).
+        let rules = [
+            limit_ms.map(|l| {
+                let name = format!("SLO: p99 < {}", ms_label(&l));
+                (
+                    [(x.start, l), (x.end, l)],
+                    (8, 5),
                     VERMILION.stroke_width(2),
-                ))?
-                .label(format!("SLO: p99 < {}", ms_label(&limit)))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], VERMILION.stroke_width(2))
-                });
-        }
-        if let Some(cap) = c.finding.capacity_per_s {
-            chart
-                .draw_series(DashedLineSeries::new(
+                    name,
+                )
+            }),
+            c.finding.capacity_per_s.map(|cap| {
+                let name = format!("capacity {}", words::rate(cap));
+                (
                     [(cap, y.start), (cap, y.end)],
-                    8,
-                    5,
+                    (8, 5),
                     GREEN.stroke_width(2),
-                ))?
-                .label(format!("capacity {}", words::rate(cap)))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(2))
-                });
-        }
-        if let Some(fail) = c.finding.first_fail_per_s {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(fail, y.start), (fail, y.end)],
-                    3,
-                    4,
+                    name,
+                )
+            }),
+            c.finding.first_fail_per_s.map(|f| {
+                let name = format!("first fail {}", words::rate(f));
+                (
+                    [(f, y.start), (f, y.end)],
+                    (3, 4),
                     VERMILION.stroke_width(1),
-                ))?
-                .label(format!("first fail {}", words::rate(fail)))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], VERMILION.stroke_width(1))
-                });
+                    name,
+                )
+            }),
+        ];
+        for (ends, (dash, gap), style, name) in rules.into_iter().flatten() {
+            chart
+                .draw_series(DashedLineSeries::new(ends, dash, gap, style))?
+                .label(name)
+                .legend(line_swatch(style));
         }
         let at = |s: &floodgate_reports::scenario::CapacityStep| {
             (s.rate_per_s, p99(s.run.latency_us.p99).max(1e-3))
@@ -129,14 +123,7 @@ fn curve(
             )?
             .label("step inconclusive")
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 5, GREY.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font(label_font())
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })?;
     let slo_words = match limit_ms {
         Some(l) => format!(
@@ -204,21 +191,18 @@ fn usl(
             .x_label_area_size(40)
             .y_label_area_size(76)
             .build_cartesian_2d(x, y)?;
-        chart
-            .configure_mesh()
-            .light_line_style(crate::charts::LIGHT)
-            .x_desc("concurrency N = X·R (Little's law)")
-            .y_desc("throughput X (requests per second)")
-            .y_label_formatter(&crate::charts::num_label)
-            .label_style(label_font())
-            .draw()?;
+        mesh(
+            &mut chart,
+            ("concurrency N = X·R (Little's law)", None),
+            ("throughput X (requests per second)", &num_label),
+        )?;
         chart
             .draw_series(LineSeries::new(curve.iter().copied(), BLUE.stroke_width(2)))?
             .label(format!(
                 "USL: σ {:.4}, κ {:.6}, R² {:.3}",
                 fit.sigma, fit.kappa, fit.r_squared
             ))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            .legend(line_swatch(BLUE.stroke_width(2)));
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 6, GREEN.filled())))?
             .label("passing steps")
@@ -233,14 +217,7 @@ fn usl(
                 .label(format!("predicted peak {}", words::rate(x)))
                 .legend(|(x, y)| Cross::new((x + 10, y), 5, VERMILION.stroke_width(3)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font(label_font())
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     })?;
     let caption = c.usl.as_ref().map_or_else(String::new, words::usl);
     Ok(drawn(

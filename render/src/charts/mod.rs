@@ -10,6 +10,7 @@ mod spectrum;
 mod time;
 
 use floodgate_reports::scenario::ScenarioReport;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -117,6 +118,62 @@ fn not_sampled(id: &str, title: &str, what: &str) -> Result<Figure, RenderError>
         svg,
         state: "not-sampled",
     })
+}
+
+/// A chart of the page, as plotters builds it over its two axes.
+type Chart<'a, 'b, X, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>;
+
+/// How an axis's labels read: a value to its words.
+type Label<'c, T> = &'c dyn Fn(&T) -> String;
+
+/// Draws a chart's grid and axes: the faint grid, each axis named, its
+/// labels read through `x_label` (plotters' own numbers when `None`) and
+/// `y_label`, in [`label_font`].
+fn mesh<X, Y>(
+    chart: &mut Chart<'_, '_, X, Y>,
+    (x_desc, x_label): (&str, Option<Label<'_, X::ValueType>>),
+    (y_desc, y_label): (&str, Label<'_, Y::ValueType>),
+) -> Drawn
+where
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(LIGHT)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .y_label_formatter(y_label)
+        .label_style(label_font());
+    if let Some(x_label) = x_label {
+        mesh.x_label_formatter(x_label);
+    }
+    mesh.draw()?;
+    Ok(())
+}
+
+/// Draws the legend at `position`, over a white box.
+fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
+    chart: &mut Chart<'a, 'b, X, Y>,
+    position: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .label_font(label_font())
+        .draw()?;
+    Ok(())
+}
+
+/// A legend swatch: a short line in `style`.
+fn line_swatch(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style)
+}
+
+/// A legend swatch: a short line of `color`, as the time charts draw it.
+fn swatch(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    line_swatch(color.stroke_width(3))
 }
 
 /// The font of axis labels and legends.

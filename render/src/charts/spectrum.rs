@@ -8,8 +8,8 @@ use floodgate_reports::scenario::ScenarioReport;
 use plotters::prelude::*;
 
 use super::{
-    Figure, GREY, PALETTE, caption_font, drawn, label_font, linear_range, ms_label, not_sampled,
-    svg,
+    Figure, PALETTE, caption_font, drawn, legend, linear_range, mesh, ms_label, not_sampled, svg,
+    swatch,
 };
 use crate::RenderError;
 
@@ -113,15 +113,11 @@ pub fn spectrum(report: &ScenarioReport) -> Result<Figure, RenderError> {
             .x_label_area_size(40)
             .y_label_area_size(76)
             .build_cartesian_2d((1.0..x_max).log_scale(), y)?;
-        chart
-            .configure_mesh()
-            .light_line_style(crate::charts::LIGHT)
-            .x_desc("percentile")
-            .y_desc("response time")
-            .x_label_formatter(&percentile_label)
-            .y_label_formatter(&ms_label)
-            .label_style(label_font())
-            .draw()?;
+        mesh(
+            &mut chart,
+            ("percentile", Some(&percentile_label)),
+            ("response time", &ms_label),
+        )?;
         for (k, l) in lines.iter().enumerate() {
             let color = PALETTE[(k + 3) % PALETTE.len()];
             chart
@@ -130,18 +126,9 @@ pub fn spectrum(report: &ScenarioReport) -> Result<Figure, RenderError> {
                     color.stroke_width(2),
                 ))?
                 .label(l.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                });
+                .legend(swatch(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font(label_font())
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })?;
     let caption = "Each phase's response time at every percentile of its whole-phase histogram \
                    (for a find-capacity phase, its best passing and first failing step's); \

@@ -14,7 +14,8 @@ use plotters::prelude::*;
 
 use super::{
     BLUE, Drawn, Figure, GREY, ORANGE, PALETTE, VERMILION, caption_font, downsample, drawn,
-    label_font, linear_range, log_range, ms_label, not_sampled, svg,
+    label_font, legend, linear_range, log_range, mesh, ms_label, not_sampled, num_label, svg,
+    swatch,
 };
 use crate::RenderError;
 use crate::timeline::{PhaseSeries, Point};
@@ -72,25 +73,6 @@ where
     Ok(())
 }
 
-/// The legend, upper right, over a white box.
-fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
-    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
-) -> Drawn {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(GREY)
-        .label_font(label_font())
-        .draw()?;
-    Ok(())
-}
-
-/// A legend swatch: a short line of `color`.
-fn swatch(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-}
-
 /// Builds the chart frame: caption, axes, labels.
 fn frame<'a, 'b, Y: AsRangedCoord>(
     root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
@@ -120,6 +102,24 @@ fn markers(
         .iter()
         .filter(move |_| short)
         .map(move |&p| Circle::new(p, 3, color.filled()))
+}
+
+/// Draws a line of each phase's `points` in `color` (a short one marked),
+/// named `name` once in the legend.
+fn phase_lines<'a, 'b: 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut TimeChart<'a, 'b, Y>,
+    name: &str,
+    color: RGBColor,
+    phases: impl Iterator<Item = Vec<(f64, f64)>>,
+) -> Drawn {
+    for (k, points) in phases.enumerate() {
+        chart.draw_series(markers(&points, color))?;
+        let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
+        if k == 0 {
+            drawn.label(name).legend(swatch(color));
+        }
+    }
+    Ok(())
 }
 
 /// A line's points of one phase, downsampled.
@@ -160,35 +160,25 @@ pub fn latency(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figure
             x,
             y.clone().log_scale(),
         )?;
-        chart
-            .configure_mesh()
-            .light_line_style(crate::charts::LIGHT)
-            .x_desc("seconds into the run")
-            .x_label_formatter(&crate::charts::num_label)
-            .y_desc("response time")
-            .y_label_formatter(&ms_label)
-            .label_style(label_font())
-            .draw()?;
+        mesh(
+            &mut chart,
+            ("seconds into the run", Some(&num_label)),
+            ("response time", &ms_label),
+        )?;
         boundaries(&mut chart, series, y.start, y.end)?;
         for (name, color, pick) in lines {
-            let mut labelled = false;
-            for s in series
+            let phases = series
                 .iter()
                 .filter(|s| s.points.iter().any(|p| p.count > 0))
-            {
-                let points: Vec<(f64, f64)> = line(s, pick, true)
-                    .into_iter()
-                    .map(|(x, y)| (x, y.max(1e-3)))
-                    .collect();
-                chart.draw_series(markers(&points, color))?;
-                let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
-                if !labelled {
-                    drawn.label(name).legend(swatch(color));
-                    labelled = true;
-                }
-            }
+                .map(|s| {
+                    line(s, pick, true)
+                        .into_iter()
+                        .map(|(x, y)| (x, y.max(1e-3)))
+                        .collect()
+                });
+            phase_lines(&mut chart, name, color, phases)?;
         }
-        legend(&mut chart)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })?;
     let caption = "p50, p99 and max response time of the requests intended in each interval, \
                    from each request's intended start; dashed lines mark where each phase begins."
@@ -219,29 +209,20 @@ pub fn rate(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figure, R
     let x = time_range(report, series);
     let svg = svg(ID, |root| {
         let mut chart = frame(root, "Requests per second", x, y.clone())?;
-        chart
-            .configure_mesh()
-            .light_line_style(crate::charts::LIGHT)
-            .x_desc("seconds into the run")
-            .x_label_formatter(&crate::charts::num_label)
-            .y_desc("requests per second")
-            .y_label_formatter(&crate::charts::num_label)
-            .label_style(label_font())
-            .draw()?;
+        mesh(
+            &mut chart,
+            ("seconds into the run", Some(&num_label)),
+            ("requests per second", &num_label),
+        )?;
         boundaries(&mut chart, series, y.start, y.end)?;
         for &(name, color, pick) in &lines {
-            let mut labelled = false;
-            for s in series.iter().filter(|s| !s.points.is_empty()) {
-                let points = line(s, pick, false);
-                chart.draw_series(markers(&points, color))?;
-                let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
-                if !labelled {
-                    drawn.label(name).legend(swatch(color));
-                    labelled = true;
-                }
-            }
+            let phases = series
+                .iter()
+                .filter(|s| !s.points.is_empty())
+                .map(|s| line(s, pick, false));
+            phase_lines(&mut chart, name, color, phases)?;
         }
-        legend(&mut chart)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })?;
     let caption = if recorded {
         "Offered: requests due (open loop) or started (closed loop) in each interval; \
@@ -292,15 +273,11 @@ pub fn outcomes(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figur
     let x = time_range(report, series);
     let svg = svg(ID, |root| {
         let mut chart = frame(root, "Outcomes per second (stacked)", x, y.clone())?;
-        chart
-            .configure_mesh()
-            .light_line_style(crate::charts::LIGHT)
-            .x_desc("seconds into the run")
-            .x_label_formatter(&crate::charts::num_label)
-            .y_desc("requests per second")
-            .y_label_formatter(&crate::charts::num_label)
-            .label_style(label_font())
-            .draw()?;
+        mesh(
+            &mut chart,
+            ("seconds into the run", Some(&num_label)),
+            ("requests per second", &num_label),
+        )?;
         for s in series.iter().filter(|s| !s.points.is_empty()) {
             let totals: Vec<(f64, f64)> = s
                 .points
@@ -331,7 +308,7 @@ pub fn outcomes(report: &ScenarioReport, series: &[PhaseSeries]) -> Result<Figur
                 .legend(swatch(color));
         }
         boundaries(&mut chart, series, y.start, y.end)?;
-        legend(&mut chart)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })?;
     let caption = format!(
         "The requests intended in each interval by how they ended ({}), per second, stacked.",
@@ -372,15 +349,11 @@ pub fn accept_queue(
             .right_y_label_area_size(if overflows_sampled { 76 } else { 0 })
             .build_cartesian_2d(x.clone(), y.clone())?
             .set_secondary_coord(x, y2.clone());
-        chart
-            .configure_mesh()
-            .light_line_style(crate::charts::LIGHT)
-            .x_desc("seconds into the run")
-            .x_label_formatter(&crate::charts::num_label)
-            .y_desc("connections queued")
-            .y_label_formatter(&crate::charts::num_label)
-            .label_style(label_font())
-            .draw()?;
+        mesh(
+            &mut chart,
+            ("seconds into the run", Some(&num_label)),
+            ("connections queued", &num_label),
+        )?;
         boundaries(&mut chart, series, y.start, y.end)?;
         if overflows_sampled {
             chart
@@ -410,34 +383,21 @@ pub fn accept_queue(
             }),
         ];
         for (name, color, pick) in lines {
-            let mut labelled = false;
-            for s in series
+            let phases = series
                 .iter()
                 .filter(|s| s.points.iter().any(|p| p.queue.is_some()))
-            {
-                let sampled: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .filter(|p| p.queue.is_some())
-                    .map(|p| (mid(p), pick(p)))
-                    .collect();
-                let kept = downsample(&sampled, |i| sampled[i]);
-                chart.draw_series(markers(&kept, color))?;
-                let drawn = chart.draw_series(LineSeries::new(kept, color.stroke_width(2)))?;
-                if !labelled {
-                    drawn.label(name).legend(swatch(color));
-                    labelled = true;
-                }
-            }
+                .map(|s| {
+                    let sampled: Vec<(f64, f64)> = s
+                        .points
+                        .iter()
+                        .filter(|p| p.queue.is_some())
+                        .map(|p| (mid(p), pick(p)))
+                        .collect();
+                    downsample(&sampled, |i| sampled[i])
+                });
+            phase_lines(&mut chart, name, color, phases)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font(label_font())
-            .draw()?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })?;
     let mut caption = "The deepest accept queue sampled in each interval against the listener's \
                        backlog: a queue at its backlog drops handshakes."
