@@ -109,9 +109,9 @@ impl Field {
             Field::CheckPath => "a request target that starts with '/' and holds no spaces or \
                                 control characters (CR, LF), such as /health"
                 .to_owned(),
-            Field::Check => "`accept` only for a target that listens in this network namespace \
-                             (the check reads its accept queue through sock_diag), with a \
-                             non-empty delimiter when a payload is sent"
+            Field::Check => "`http`, or `accept` for a target that listens in this network \
+                             namespace (the accept check reads its queue through sock_diag), \
+                             with a non-empty delimiter when a payload is sent"
                 .to_owned(),
         }
     }

@@ -563,25 +563,23 @@ fn evidence_words(e: Evidence) -> String {
 /// above 1 is refused: write `150%` for that).
 pub fn parse_tolerance(text: &str) -> Result<f64, String> {
     let t = text.trim();
-    let (number, scale) = match t.strip_suffix('%') {
-        Some(n) => (n.trim(), 0.01),
-        None => (t, 1.0),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a share like 5% or 0.05, found {text:?}"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!(
-            "expected a share of 0 or more, like 5% or 0.05, found {text:?}"
-        ));
+    let syntax = || format!("expected a share of 0 or more, like 5% or 0.05, found {text:?}");
+    // A percentage is read as the scenario files read one.
+    if let Some(number) = t.strip_suffix('%') {
+        return crate::scenario::units::percent(&format!("{}%", number.trim()))
+            .map_err(|_| syntax());
     }
-    if scale == 1.0 && value > 1.0 {
+    let value: f64 = t.parse().map_err(|_| syntax())?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(syntax());
+    }
+    if value > 1.0 {
         return Err(format!(
             "{text:?} would be {}%: a bare number is a share (0.05); write 5% for five per cent",
             value * 100.0
         ));
     }
-    Ok(value * scale)
+    Ok(value)
 }
 
 /// A p-value as the table shows it.
