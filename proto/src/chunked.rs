@@ -1,8 +1,9 @@
 //! `ChunkedDecoder`: a sans-IO decoder for the chunked transfer coding
 //! (RFC 9112 §7.1), built on `httparse::parse_chunk_size`.
 //!
-//! It owns chunk framing only: size lines (extensions tolerated, but the
-//! whole line is bounded), the CRLF after each chunk's data, and the trailer
+//! It owns chunk framing only: size lines (extensions tolerated, but each
+//! line is bounded, and so are the extensions of a whole body), the CRLF
+//! after each chunk's data, and the trailer
 //! section (tolerated, bounded, discarded). It does not buffer: bytes it
 //! cannot use yet (an unfinished line) are left unconsumed for the caller to
 //! present again with more bytes appended. Because every line is bounded,
@@ -12,6 +13,13 @@ use crate::ProtocolError;
 
 /// The longest chunk-size line accepted, extensions and CRLF included.
 pub(crate) const MAX_CHUNK_LINE: usize = 1024;
+
+/// The most chunk-extension bytes (everything on a size line between its hex
+/// digits and its CRLF) one body may carry, as hyper and Node.js bound them
+/// (16 KiB). Without it a client could send 1-byte chunks each with a
+/// 1,000-byte extension: a 1 MiB body would take a gigabyte on the wire and
+/// as long as the client likes to trickle it.
+pub(crate) const MAX_CHUNK_EXTENSION_BYTES: usize = 16 * 1024;
 
 /// The largest trailer section accepted, final CRLF included.
 pub(crate) const MAX_TRAILER_BYTES: usize = 8 * 1024;
@@ -50,6 +58,9 @@ pub(crate) struct ChunkedDecoder {
     decoded: u64,
     /// Trailer bytes consumed so far, checked against [`MAX_TRAILER_BYTES`].
     trailer_bytes: usize,
+    /// Extension bytes of the size lines so far, checked against
+    /// [`MAX_CHUNK_EXTENSION_BYTES`].
+    extension_bytes: usize,
 }
 
 impl Default for ChunkedDecoder {
@@ -65,6 +76,7 @@ impl ChunkedDecoder {
             state: State::Size,
             decoded: 0,
             trailer_bytes: 0,
+            extension_bytes: 0,
         }
     }
 
@@ -151,6 +163,12 @@ impl ChunkedDecoder {
             }
             Ok(httparse::Status::Partial) => Ok(None),
             Ok(httparse::Status::Complete((used, size))) => {
+                let digits = window.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                // `used` covers the digits, the extensions and the CRLF.
+                self.extension_bytes += used.saturating_sub(digits + 2);
+                if self.extension_bytes > MAX_CHUNK_EXTENSION_BYTES {
+                    return Err(ProtocolError::BadChunk);
+                }
                 let total = self
                     .decoded
                     .checked_add(size)
@@ -359,6 +377,28 @@ mod tests {
             10,
             Err(ProtocolError::BadChunk),
         );
+    }
+
+    /// One-byte chunks, each with an extension filling its line: the body
+    /// is refused once its extensions pass 16 KiB, long before the body
+    /// limit, whether the bytes come at once or trickle in.
+    #[test]
+    fn bounds_the_extensions_of_a_whole_body() {
+        let body = |chunks: usize| {
+            let mut line = b"1;".to_vec();
+            line.resize(MAX_CHUNK_LINE - 2, b'x');
+            line.extend_from_slice(b"\r\na\r\n");
+            let mut v = line.repeat(chunks);
+            v.extend_from_slice(b"0\r\n\r\n");
+            v
+        };
+        // Each line carries 1,021 extension bytes: 16 lines fit, 17 do not.
+        let per_line = MAX_CHUNK_LINE - 3;
+        let fit = MAX_CHUNK_EXTENSION_BYTES / per_line;
+        let at = body(fit);
+        check(&at, 1 << 20, Ok((&b"a".repeat(fit), at.len())));
+        check(&body(fit + 1), 1 << 20, Err(ProtocolError::BadChunk));
+        check(&body(1000), 1 << 20, Err(ProtocolError::BadChunk));
     }
 
     #[test]
