@@ -66,6 +66,13 @@ else
 fi
 target_dir=${FUZZ_TARGET_DIR:-$default_dir}
 export RUSTFLAGS="-Cllvm-args=-asan-instrumentation-with-call-threshold=0 ${RUSTFLAGS:-}"
+# libFuzzer itself (C++, built by libfuzzer-sys through the cc crate) stays
+# uninstrumented, as clang's own -fsanitize=fuzzer links it: cc passes
+# rustc's -Zsanitizer=address on to C and C++ code, and an instrumented
+# libFuzzer spent a quarter of every execution poisoning its own stack
+# frames (measured: 22k -> 31k execs/s on small inputs, 17k -> 24k on the
+# corpus). C code (ring, for the report and scenario targets) keeps ASan.
+export CXXFLAGS="-fno-sanitize=address ${CXXFLAGS:-}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: installing cargo-fuzz" >&2
