@@ -1,10 +1,10 @@
 #!/bin/bash -eu
-# Builds every fuzz target in fuzz/ with cargo-fuzz (which adds the
-# sanitizer and coverage flags the builder image asks for) and copies each
-# binary to $OUT with its seed corpus and its dictionary (fuzz/<target>.dict,
-# else the HTTP one) beside it.
+# Builds every fuzz target in fuzz/ with fuzz/run.sh, the build everyone
+# fuzzes (cargo-fuzz adds the sanitizer and coverage flags the builder image
+# asks for; run.sh its own), and copies each binary to $OUT with its seed
+# corpus and its dictionary (fuzz/<target>.dict, else the HTTP one) beside it.
 cd "$SRC/floodgate"
-cargo fuzz build -O --fuzz-dir fuzz
+FUZZ_TARGET_DIR=$PWD/fuzz/target fuzz/run.sh build -O
 release=fuzz/target/x86_64-unknown-linux-gnu/release
 for src in fuzz/fuzz_targets/*.rs; do
     target=$(basename "$src" .rs)

@@ -2,17 +2,19 @@
 # Fuzzing figures for issue 4 (a benchmark, not a test), on one core each:
 #
 # 1. Executions per second of a target, from a scratch copy of its committed
-#    corpus, for three builds: cargo-fuzz's default (AddressSanitizer checks
-#    inline, the peer), AddressSanitizer through runtime calls with the
-#    ASAN_OPTIONS fuzz/smoke.sh uses (what CI runs), and no sanitizer; plus
-#    the no-sanitizer build on small inputs (-max_len=64). RUNS runs each,
-#    interleaved; medians, and each build's ratio to the default.
+#    corpus: the build `fuzz/run.sh TARGET` fuzzes (what users, CI and
+#    ClusterFuzzLite run: AddressSanitizer through runtime calls, the ASan
+#    options built into the targets), on all inputs and on small ones
+#    (-max_len=64); the same without a sanitizer; and the peer, cargo-fuzz's
+#    default build with its default ASan options (checks inline, what a bare
+#    `cargo fuzz run` would give). RUNS runs each, interleaved; medians, the
+#    runs' range, and each build's ratio to the peer.
 # 2. Edges (libFuzzer's `cov`) of http_connection after EDGE_SECONDS, with
-#    and without fuzz/http.dict, on CI's build (the two run side by side, one
-#    per core).
+#    and without fuzz/http.dict, on fuzz/run.sh's build (the two run side by
+#    side, one per core).
 # 3. The canary: seconds to find its planted bug from the ordinary corpus,
-#    over SEEDS seeds, median and maximum, for CI's canary build (no
-#    sanitizer) and for the same canary under CI's ASan build.
+#    over SEEDS seeds, median and maximum, for the smoke's canary build (no
+#    sanitizer) and for the same canary under fuzz/run.sh's ASan build.
 #
 # Usage: bench/fuzz.sh     (RUNS=3 SECONDS_PER_RUN=20 EDGE_SECONDS=300 SEEDS=5 TARGET=http_connection
 #                          PARTS="eps edges canary" by default)
@@ -40,30 +42,35 @@ cargo +nightly fuzz --version >/dev/null 2>&1 || {
 work=$(mktemp -d -t floodgate-fuzz-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
-# The same settings as fuzz/smoke.sh (see there for why).
-calls=-Cllvm-args=-asan-instrumentation-with-call-threshold=0
-smoke_asan=detect_stack_use_after_return=0:max_malloc_fill_size=0
+# cargo-fuzz's own ASan defaults, which the options built into the targets
+# (fuzz_targets/shared/asan_options.rs) would otherwise replace: the peer
+# runs as a bare `cargo fuzz run` of a target without them would.
+peer_asan=detect_stack_use_after_return=1:max_malloc_fill_size=4096:detect_odr_violation=0
 
-# build NAME RUSTFLAGS [cargo fuzz build args...]
+# build NAME [fuzz/run.sh build args...]: one variant, in its own target
+# directory. Only the target measured: --no-default-features leaves out
+# report_json's floodgate-loadgen build.
 build() {
-    local name=$1 flags=$2
-    shift 2
+    local name=$1
+    shift
     echo "building $name" >&2
-    RUSTFLAGS=$flags cargo +nightly fuzz build --target-dir "target/bench-$name" "$@" >/dev/null 2>&1 ||
-        { echo "build $name failed" >&2; exit 1; }
+    FUZZ_TARGET_DIR=$FUZZ/target/bench-$name ./run.sh build --no-default-features "$@" "$TARGET" \
+        >/dev/null 2>&1 || { echo "build $name failed" >&2; exit 1; }
 }
-bin() { echo "target/bench-$1/$triple/release/$2"; }
+bin() { echo "target/bench-$1/$triple/release/$TARGET"; }
 
-# Only the target measured: --no-default-features leaves out report_json's
-# floodgate-loadgen build.
-build inline "" --no-default-features "$TARGET"
-build calls "$calls" --no-default-features "$TARGET"
-build none "" -s none --no-default-features "$TARGET"
-build canary "$calls" -s none --no-default-features --features canary "$TARGET"
-build canary-asan "$calls" --no-default-features --features canary "$TARGET"
+build run
+build none -s none
+build canary -s none --features canary
+build canary-asan --features canary
+# The peer: cargo-fuzz's default build, without fuzz/run.sh's flags.
+echo "building peer" >&2
+cargo +nightly fuzz build --target-dir target/bench-peer --no-default-features "$TARGET" >/dev/null 2>&1 ||
+    { echo "build peer failed" >&2; exit 1; }
 
 # fuzz CORE BINARY SECONDS LOG [libFuzzer args...]: one run from a fresh
-# scratch corpus.
+# scratch corpus. (The binaries fuzz/run.sh built, started directly so that
+# taskset pins libFuzzer alone.)
 fuzz() {
     local core=$1 bin=$2 seconds=$3 log=$4
     shift 4
@@ -80,13 +87,14 @@ if [[ $PARTS == *" eps "* ]]; then
 echo "== execs/s of $TARGET on one core: $RUNS x ${SECONDS_PER_RUN}s per build, interleaved"
 : >"$work/eps"
 for run in $(seq "$RUNS"); do
-    for variant in inline calls none none-small; do
+    for variant in peer run run-small none none-small; do
         log=$work/eps-$variant-$run.log
         case $variant in
-        inline) ASAN_OPTIONS= fuzz 0 "$(bin inline "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
-        calls) ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin calls "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
-        none) fuzz 0 "$(bin none "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
-        none-small) fuzz 0 "$(bin none "$TARGET")" "$SECONDS_PER_RUN" "$log" -dict=http.dict -max_len=64 ;;
+        peer) ASAN_OPTIONS=$peer_asan fuzz 0 "$(bin peer)" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
+        run) fuzz 0 "$(bin run)" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
+        run-small) fuzz 0 "$(bin run)" "$SECONDS_PER_RUN" "$log" -dict=http.dict -max_len=64 ;;
+        none) fuzz 0 "$(bin none)" "$SECONDS_PER_RUN" "$log" -dict=http.dict ;;
+        none-small) fuzz 0 "$(bin none)" "$SECONDS_PER_RUN" "$log" -dict=http.dict -max_len=64 ;;
         esac
         echo "$variant $(eps "$log")" | tee -a "$work/eps"
     done
@@ -97,25 +105,26 @@ runs = {}
 for line in open(sys.argv[1]):
     name, value = line.split()
     runs.setdefault(name, []).append(float(value))
-base = statistics.median(runs["inline"])
+base = statistics.median(runs["peer"])
 labels = {
-    "inline": "ASan inline (cargo-fuzz default)",
-    "calls": "ASan via calls (CI's build)",
+    "peer": "cargo-fuzz's default build (peer)",
+    "run": "fuzz/run.sh (ASan)",
+    "run-small": "fuzz/run.sh (ASan), -max_len=64",
     "none": "no sanitizer",
     "none-small": "no sanitizer, -max_len=64",
 }
 for name, values in runs.items():
     m = statistics.median(values)
     spread = f"{min(values):.0f}-{max(values):.0f}"
-    print(f"  {labels[name]:34} median {m:8.0f} execs/s  (runs {spread})  {m / base:5.2f}x default")
+    print(f"  {labels[name]:34} median {m:8.0f} execs/s  (runs {spread})  {m / base:5.2f}x peer")
 EOF
 
 fi
 
 if [[ $PARTS == *" edges "* ]]; then
-echo "== edges of $TARGET after ${EDGE_SECONDS}s (CI's build), with and without the dictionary"
-ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin calls "$TARGET")" "$EDGE_SECONDS" "$work/dict.log" -dict=http.dict &
-ASAN_OPTIONS=$smoke_asan fuzz 1 "$(bin calls "$TARGET")" "$EDGE_SECONDS" "$work/nodict.log" &
+echo "== edges of $TARGET after ${EDGE_SECONDS}s (fuzz/run.sh's build), with and without the dictionary"
+fuzz 0 "$(bin run)" "$EDGE_SECONDS" "$work/dict.log" -dict=http.dict &
+fuzz 1 "$(bin run)" "$EDGE_SECONDS" "$work/nodict.log" &
 wait
 echo "  with dictionary: cov $(cov "$work/dict.log") ($(eps "$work/dict.log") execs/s)"
 echo "  without:         cov $(cov "$work/nodict.log") ($(eps "$work/nodict.log") execs/s)"
@@ -129,7 +138,7 @@ for variant in canary canary-asan; do
     for seed in $(seq "$SEEDS"); do
         log=$work/$variant-$seed.log
         start=$(date +%s.%N)
-        ASAN_OPTIONS=$smoke_asan fuzz 0 "$(bin "$variant" "$TARGET")" 300 "$log" -seed="$seed" -dict=http.dict
+        fuzz 0 "$(bin "$variant")" 300 "$log" -seed="$seed" -dict=http.dict
         end=$(date +%s.%N)
         if grep -q 'canary: Content-Length trailer' "$log"; then
             t=$(python3 -c "print(f'{$end - $start:.1f}')")

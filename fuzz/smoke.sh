@@ -2,7 +2,9 @@
 # Fuzz smoke test, run by CI (.ci/run): builds every fuzz target, fuzzes each
 # for a bounded time from the committed corpus, then builds proto with its
 # planted `canary` bug and checks that libFuzzer, starting from the same
-# corpus, finds it within a deadline.
+# corpus, finds it within a deadline. Every build and run goes through
+# fuzz/run.sh, so CI fuzzes the very build a user's `fuzz/run.sh TARGET`
+# does (its toolchain choice, flags and ASan options are described there).
 # A fuzzer that cannot find a planted bug is not testing anything, so that
 # failing is a failure of this script.
 #
@@ -25,28 +27,6 @@ CANARY_SECONDS=${CANARY_SECONDS:-60}
 CANARY_TARGET=${CANARY_TARGET:-http_connection}
 read -r -a targets <<<"${SMOKE_TARGETS:-http_connection http_sequence chunked_body report_json scenario_file}"
 
-# cargo-fuzz needs nightly-only compiler flags. With a nightly toolchain use
-# it; otherwise let stable accept them (this keeps AddressSanitizer). Each
-# toolchain gets its own target directory so neither invalidates the other.
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    toolchain=(+nightly)
-    target_dir=$fuzz_dir/target/nightly
-    echo "fuzz smoke: nightly toolchain"
-else
-    toolchain=()
-    target_dir=$fuzz_dir/target/stable
-    # A cached `rustc -vV` from a run without RUSTC_BOOTSTRAP would make
-    # cargo think the compiler cannot take the flags.
-    unset CARGO_CACHE_RUSTC_INFO
-    export RUSTC_BOOTSTRAP=1
-    echo "fuzz smoke: no nightly toolchain; stable with RUSTC_BOOTSTRAP=1"
-fi
-
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "fuzz smoke: installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
-fi
-
 work=$(mktemp -d -t floodgate-fuzz-smoke.XXXXXX)
 keep_work=0
 cleanup() {
@@ -57,25 +37,6 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-
-triple=$(rustc "${toolchain[@]}" -vV | sed -n 's/^host: //p')
-
-# AddressSanitizer checks memory through calls into its runtime rather than
-# inline: cargo-fuzz's coverage pass runs after ASan, so every inline shadow
-# check would become a traced comparison and an edge of its own. Measured
-# here on http_connection: ~5k execs/s inline, ~10k through calls (see
-# bench/fuzz.sh). Stack-use-after-return detection and malloc filling cost
-# another third and find nothing in safe Rust; a user's ASAN_OPTIONS wins.
-export RUSTFLAGS="${RUSTFLAGS:-} -Cllvm-args=-asan-instrumentation-with-call-threshold=0"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_stack_use_after_return=0:max_malloc_fill_size=0}
-
-# build TARGET_DIR [cargo fuzz build args...]: cargo-fuzz's default build,
-# optimised, with AddressSanitizer unless the args say `-s none`.
-build() {
-    local dir=$1
-    shift
-    cargo "${toolchain[@]}" fuzz build --target-dir "$dir" "$@"
-}
 
 # A scratch corpus per run: the committed seeds and regressions are read
 # from copies, and whatever libFuzzer adds stays out of the repository.
@@ -89,22 +50,19 @@ scratch_corpus() {
     done
 }
 
-# fuzz BINARY TARGET SECONDS LOG SEED_DIRS...; returns libFuzzer's exit
-# status.
+# fuzz TARGET SECONDS LOG SEED_DIRS...: fuzz/run.sh's build of TARGET (the
+# one everyone fuzzes, with the target's dictionary) from a scratch corpus;
+# returns libFuzzer's exit status.
 fuzz() {
-    local bin=$1 target=$2 seconds=$3 log=$4
-    shift 4
+    local target=$1 seconds=$2 log=$3
+    shift 3
     local corpus=$work/corpus-$(basename "$log" .log)
     scratch_corpus "$target" "$corpus" "$@"
     mkdir -p "$work/artifacts"
-    # A target's own dictionary (<target>.dict) if it has one, else HTTP's.
-    local dict=$fuzz_dir/http.dict
-    [ -f "$fuzz_dir/$target.dict" ] && dict=$fuzz_dir/$target.dict
-    "$bin" "$corpus" \
+    "$fuzz_dir/run.sh" "$target" "$corpus" \
         -max_total_time="$seconds" \
         -timeout=25 \
         -rss_limit_mb=2048 \
-        -dict="$dict" \
         -artifact_prefix="$work/artifacts/$target-" \
         -print_final_stats=1 \
         >"$log" 2>&1
@@ -120,13 +78,12 @@ summary() {
     echo "${eps:-?} execs/s, cov ${cov:-?}, ft ${ft:-?}"
 }
 
-echo "fuzz smoke: building ${targets[*]}"
-build "$target_dir"
+echo "fuzz smoke: building every target (fuzz/run.sh build)"
+"$fuzz_dir/run.sh" build
 failed=0
 for target in "${targets[@]}"; do
-    bin=$target_dir/$triple/release/$target
     log=$work/$target.log
-    if fuzz "$bin" "$target" "$FUZZ_SECONDS" "$log" "corpus/$target" "regressions/$target"; then
+    if fuzz "$target" "$FUZZ_SECONDS" "$log" "corpus/$target" "regressions/$target"; then
         echo "fuzz smoke: $target: ok for ${FUZZ_SECONDS}s: $(summary "$log")"
     else
         failed=1
@@ -150,11 +107,13 @@ done
 # five seeds, bench/fuzz.sh) sits too close to the deadline for a check
 # that must not flake. Without it: median 6.5 s, at most 13 s.
 echo "fuzz smoke: building the canary ($CANARY_TARGET with proto/canary, no sanitizer)"
-build "$target_dir-canary" -s none --no-default-features --features canary "$CANARY_TARGET"
-bin=$target_dir-canary/$triple/release/$CANARY_TARGET
+export FUZZ_TARGET_DIR=$fuzz_dir/target/canary
+export FUZZ_BUILD_ARGS="-s none --no-default-features --features canary"
+# shellcheck disable=SC2086 # FUZZ_BUILD_ARGS is a list of words.
+"$fuzz_dir/run.sh" build $FUZZ_BUILD_ARGS "$CANARY_TARGET"
 log=$work/canary.log
 start=$(date +%s)
-if fuzz "$bin" "$CANARY_TARGET" "$CANARY_SECONDS" "$log" "corpus/$CANARY_TARGET" "regressions/$CANARY_TARGET"; then
+if fuzz "$CANARY_TARGET" "$CANARY_SECONDS" "$log" "corpus/$CANARY_TARGET" "regressions/$CANARY_TARGET"; then
     failed=1
     keep_work=1
     echo "fuzz smoke: canary: NOT FOUND within ${CANARY_SECONDS}s: $(summary "$log")"

@@ -3,6 +3,9 @@
 //! very same code on stable Rust.
 #![no_main]
 
+#[path = "shared/asan_options.rs"]
+mod asan_options;
+
 use floodgate_proto::fuzzing::{CountingAllocator, chunked_body};
 use libfuzzer_sys::fuzz_target;
 

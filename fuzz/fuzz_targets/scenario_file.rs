@@ -4,6 +4,9 @@
 //! unit tests run the same code.
 #![no_main]
 
+#[path = "shared/asan_options.rs"]
+mod asan_options;
+
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| floodgate_runner::scenario::fuzzing::fuzz_scenario_file(data));
