@@ -182,8 +182,9 @@ pub struct EvidenceReport {
 
 impl EvidenceReport {
     /// Appends `next`, recorded from `offset_ms` after this timeline's
-    /// start: counters added, phases and samples moved by the offset.
-    pub fn append(&mut self, next: &EvidenceReport, offset_ms: u64) {
+    /// start: counters added, phases and samples moved by the offset (and
+    /// moved, not copied: a long run's samples are held once).
+    pub fn append(&mut self, next: EvidenceReport, offset_ms: u64) {
         self.counters.add(&next.counters);
         if self.started_at_unix_s == 0.0 {
             self.started_at_unix_s = next.started_at_unix_s - offset_ms as f64 / 1000.0;
@@ -191,20 +192,25 @@ impl EvidenceReport {
         self.local_port = self.local_port.or(next.local_port);
         self.interval_ms = next.interval_ms;
         self.duration_ms = offset_ms + next.duration_ms;
-        self.phases.extend(next.phases.iter().map(|p| Phase {
+        self.phases.extend(next.phases.into_iter().map(|p| Phase {
             start_ms: p.start_ms + offset_ms,
             end_ms: p.end_ms + offset_ms,
-            ..p.clone()
+            ..p
         }));
-        self.samples.extend(next.samples.iter().map(|s| Sample {
-            t_ms: s.t_ms + offset_ms,
-            ..*s
-        }));
+        let moved = |mut s: Sample| {
+            s.t_ms += offset_ms;
+            s
+        };
+        if self.samples.is_empty() {
+            self.samples = next.samples.into_iter().map(moved).collect();
+        } else {
+            self.samples.extend(next.samples.into_iter().map(moved));
+        }
         self.samples_dropped += next.samples_dropped;
         self.counter_ticks
-            .extend(next.counter_ticks.iter().map(|t| CounterTick {
+            .extend(next.counter_ticks.into_iter().map(|t| CounterTick {
                 t_ms: t.t_ms + offset_ms,
-                ..*t
+                ..t
             }));
         self.ticks_dropped += next.ticks_dropped;
         self.listener_seen |= next.listener_seen;
@@ -212,28 +218,19 @@ impl EvidenceReport {
         self.max_queue_depth = self.max_queue_depth.max(next.max_queue_depth);
         self.max_syn_recv = self.max_syn_recv.max(next.max_syn_recv);
         self.full_ms += next.full_ms;
-        self.errors.extend(next.errors.iter().cloned());
+        self.errors.extend(next.errors);
     }
 
     /// The share of this timeline that phase `name` covers: its counter
-    /// deltas, its samples, and the figures drawn from them; `None` when
-    /// no phase has that name.
+    /// deltas and the figures drawn from its samples (deepest queue, time
+    /// full, most SYN-RECV), but not the samples or ticks themselves, which
+    /// stay in this timeline once (a scenario report's `evidence`): read a
+    /// phase's slice by wall-clock time with [`EvidenceReport::samples_between`]
+    /// and [`EvidenceReport::ticks_between`]. `None` when no phase has that
+    /// name.
     pub fn phase(&self, name: &str) -> Option<EvidenceReport> {
         let p = self.phases.iter().find(|p| p.name == name)?;
-        let samples: Vec<Sample> = self
-            .samples
-            .iter()
-            .filter(|s| (p.start_ms..=p.end_ms).contains(&s.t_ms))
-            .copied()
-            .collect();
-        // A tick holds the changes since the tick before, so the first one
-        // after the phase's start still belongs to it.
-        let counter_ticks = self
-            .counter_ticks
-            .iter()
-            .filter(|t| t.t_ms > p.start_ms && t.t_ms <= p.end_ms)
-            .copied()
-            .collect();
+        let samples = self.samples_in(p.start_ms as f64, p.end_ms as f64 + 1.0);
         Some(EvidenceReport {
             started_at_unix_s: self.started_at_unix_s,
             local_port: self.local_port,
@@ -247,12 +244,48 @@ impl EvidenceReport {
                 * self.interval_ms,
             listener_seen: self.listener_seen,
             backlog: self.backlog,
-            samples,
+            samples: Vec::new(),
             samples_dropped: self.samples_dropped,
-            counter_ticks,
+            counter_ticks: Vec::new(),
             ticks_dropped: self.ticks_dropped,
             errors: self.errors.clone(),
         })
+    }
+
+    /// The samples taken in `[from, to)` (Unix seconds): a phase's or an
+    /// interval's slice of the timeline, borrowed.
+    pub fn samples_between(&self, from_unix_s: f64, to_unix_s: f64) -> &[Sample] {
+        if self.started_at_unix_s <= 0.0 {
+            return &[];
+        }
+        self.samples_in(self.ms_at(from_unix_s), self.ms_at(to_unix_s))
+    }
+
+    /// The counter ticks read in `[from, to)` (Unix seconds), borrowed.
+    pub fn ticks_between(&self, from_unix_s: f64, to_unix_s: f64) -> &[CounterTick] {
+        if self.started_at_unix_s <= 0.0 {
+            return &[];
+        }
+        self.ticks_in(self.ms_at(from_unix_s), self.ms_at(to_unix_s))
+    }
+
+    /// The samples with `from <= t_ms < to` (ms into the timeline); the
+    /// recorder keeps them in time order.
+    fn samples_in(&self, from_ms: f64, to_ms: f64) -> &[Sample] {
+        let lo = self.samples.partition_point(|s| (s.t_ms as f64) < from_ms);
+        let hi = self.samples.partition_point(|s| (s.t_ms as f64) < to_ms);
+        &self.samples[lo..hi.max(lo)]
+    }
+
+    /// The ticks with `from <= t_ms < to` (ms into the timeline).
+    fn ticks_in(&self, from_ms: f64, to_ms: f64) -> &[CounterTick] {
+        let lo = self
+            .counter_ticks
+            .partition_point(|t| (t.t_ms as f64) < from_ms);
+        let hi = self
+            .counter_ticks
+            .partition_point(|t| (t.t_ms as f64) < to_ms);
+        &self.counter_ticks[lo..hi.max(lo)]
     }
 
     /// `t` (Unix seconds) as milliseconds into this timeline.
@@ -275,11 +308,7 @@ impl EvidenceReport {
         }
         let (from, to) = (self.ms_at(from_unix_s), self.ms_at(to_unix_s));
         let mut q: Option<QueueInterval> = None;
-        for s in self
-            .samples
-            .iter()
-            .filter(|s| (from..to).contains(&(s.t_ms as f64)))
-        {
+        for s in self.samples_in(from, to) {
             let q = q.get_or_insert(QueueInterval {
                 max_depth: 0,
                 backlog: 0,
@@ -306,11 +335,7 @@ impl EvidenceReport {
             return None;
         }
         let mut sum = Counters::default();
-        for t in self
-            .counter_ticks
-            .iter()
-            .filter(|t| (from..to).contains(&(t.t_ms as f64)))
-        {
+        for t in self.ticks_in(from, to) {
             sum.add(&t.counters);
         }
         Some(sum)
@@ -461,7 +486,7 @@ mod tests {
     }
 
     #[test]
-    fn a_phase_keeps_the_ticks_read_in_it_and_append_moves_them() {
+    fn a_phase_keeps_its_figures_and_leaves_its_samples_in_the_timeline() {
         let mut t = timeline();
         t.phases = vec![Phase {
             name: "late".into(),
@@ -470,14 +495,37 @@ mod tests {
             counters: Counters::default(),
         }];
         let p = t.phase("late").unwrap();
-        // The tick at 250 ms holds changes from before the phase.
-        assert_eq!(p.counter_ticks.len(), 1);
-        assert_eq!(p.counter_ticks[0].t_ms, 1_250);
+        // Its figures are those of the samples at 600 and 1200 ms (not the
+        // one at 100 ms, before it): the deepest is 5.
+        assert_eq!((p.max_queue_depth, p.backlog), (5, Some(128)));
+        // The samples and ticks themselves are held once, by the timeline.
+        assert!(p.samples.is_empty() && p.counter_ticks.is_empty());
+        // A phase's slice, by wall-clock time: from 0.25 s into the
+        // timeline to its end.
+        let (from, to) = (STARTED_AT_UNIX_S + 0.25, STARTED_AT_UNIX_S + 2.0);
+        let depths: Vec<u32> = t
+            .samples_between(from, to)
+            .iter()
+            .map(|s| s.queue_depth)
+            .collect();
+        assert_eq!(depths, [5, 1]);
+        // The tick at 250 ms holds changes from before the phase, but is
+        // read at its start: it is the slice's.
+        let ticks: Vec<u64> = t.ticks_between(from, to).iter().map(|t| t.t_ms).collect();
+        assert_eq!(ticks, [250, 1_250]);
+        assert!(t.samples_between(to, to + 1.0).is_empty());
+    }
+
+    #[test]
+    fn append_moves_the_samples_and_ticks_by_the_offset() {
+        let t = timeline();
         let mut whole = EvidenceReport::default();
-        whole.append(&t, 0);
-        whole.append(&t, 3_000);
+        whole.append(t.clone(), 0);
+        whole.append(t, 3_000);
         assert_eq!(whole.started_at_unix_s, STARTED_AT_UNIX_S);
         let at: Vec<u64> = whole.counter_ticks.iter().map(|t| t.t_ms).collect();
         assert_eq!(at, [250, 1_250, 3_250, 4_250]);
+        let at: Vec<u64> = whole.samples.iter().map(|s| s.t_ms).collect();
+        assert_eq!(at, [100, 600, 1_200, 3_100, 3_600, 4_200]);
     }
 }

@@ -245,6 +245,23 @@ impl Run {
         self
     }
 
+    /// Attaches phase `name`'s share of `timeline` (the recording this run
+    /// was a phase of): the share's counters and figures as this run's
+    /// evidence ([`EvidenceReport::phase`]: without the samples and ticks,
+    /// which stay in `timeline` once), the verdict drawn again from it, and
+    /// each interval's accept queue and counter changes read from
+    /// `timeline` by wall-clock time ([`Run::fill_intervals`]). Without
+    /// such a phase, only the intervals are filled.
+    pub fn with_share_of(mut self, timeline: &EvidenceReport, name: &str) -> Run {
+        if let Some(share) = timeline.phase(name) {
+            let counts = |o: Outcome| self.outcomes.get(&o).copied().unwrap_or(0);
+            self.verdict = draw_verdict(counts, self.connects, Some(&share));
+            self.evidence = Some(share);
+        }
+        self.fill_intervals(timeline);
+        self
+    }
+
     /// Gives each interval the accept queue sampled and the counter changes
     /// read in it, from `timeline` (this run's evidence, or a longer
     /// timeline that holds it), matched by wall-clock time: an interval

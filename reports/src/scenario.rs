@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compare::Comparison;
-use crate::evidence::EvidenceReport;
+use crate::evidence::{EvidenceReport, Sample};
 use crate::probe::ProbeReport;
 use crate::run::Run;
 
@@ -40,7 +40,10 @@ pub struct ScenarioReport {
     /// warm-up.
     pub thresholds: Vec<ThresholdResult>,
     /// The kernel's evidence over the whole run, when the target listened
-    /// in this network namespace; each phase's run has its share.
+    /// in this network namespace: the one timeline that holds the listener
+    /// samples and counter ticks. Each phase's run has its share's figures
+    /// (counters, deepest queue, time full) without them; its slice is
+    /// read by wall-clock time ([`ScenarioReport::samples_of`]).
     pub evidence: Option<EvidenceReport>,
     /// `--baseline`: this run against the baseline's, metric by metric.
     pub baseline: Option<Comparison>,
@@ -344,6 +347,18 @@ pub struct CapacityStep {
 }
 
 impl ScenarioReport {
+    /// The listener samples taken while `run` (a phase's or a
+    /// find-capacity step's) went on, from the report's one timeline, by
+    /// wall-clock time: its `started_at_unix_s` for its `elapsed_s`. Empty
+    /// without evidence, and for a merged report, whose timelines are each
+    /// host's (`hosts[k].evidence`, read with
+    /// [`EvidenceReport::samples_between`]).
+    pub fn samples_of(&self, run: &Run) -> &[Sample] {
+        self.evidence.as_ref().map_or(&[], |e| {
+            e.samples_between(run.started_at_unix_s, run.started_at_unix_s + run.elapsed_s)
+        })
+    }
+
     /// Writes the report as pretty-printed JSON.
     pub fn write_json<W: std::io::Write>(&self, w: W) -> serde_json::Result<()> {
         serde_json::to_writer_pretty(w, self)

@@ -120,6 +120,7 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
     );
     assert!(stdout.contains("PASS: every threshold held"), "{stdout}");
     assert_series(&r);
+    assert_samples_held_once(&r);
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
     crate::schema::assert_valid("scenario.schema.json", &json);
@@ -136,6 +137,30 @@ fn the_smoke_scenario_runs_end_to_end_and_passes() {
             "{stdout}"
         );
     }
+}
+
+/// The 20 Hz accept-queue samples and the counter ticks are held once, by
+/// the whole run's evidence: each load phase keeps its share's figures,
+/// and its slice, read from that timeline by wall-clock time, has the
+/// samples of its seconds (20 Hz, at least half of them kept).
+fn assert_samples_held_once(r: &ScenarioReport) {
+    let whole = r.evidence.as_ref().expect("the whole run's evidence");
+    for p in &r.phases {
+        let Some(run) = &p.run else { continue };
+        let name = &p.name;
+        let share = run.evidence.as_ref().expect("the phase's share");
+        assert!(share.samples.is_empty(), "{name}: samples held twice");
+        assert!(share.counter_ticks.is_empty(), "{name}: ticks held twice");
+        assert_eq!(share.backlog, Some(128), "{name}");
+        let slice = r.samples_of(run);
+        assert!(
+            slice.len() as f64 >= run.elapsed_s * 10.0,
+            "{name}: {} samples over {:.1}s",
+            slice.len(),
+            run.elapsed_s
+        );
+    }
+    assert!(!whole.samples.is_empty() && whole.samples_dropped == 0);
 }
 
 /// The smoke run's time series: every phase's intervals account for its

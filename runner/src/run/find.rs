@@ -65,14 +65,13 @@ pub(super) fn run(
         let ran = ctx.run_engine(&plan, index, &names, Some(note));
         let recorder = std::mem::replace(&mut ctx.evidence, saved);
         let mut run = floodgate_loadgen::report::build_phase(&plan, &ran, measured);
+        // The step keeps its share's figures; its samples are the whole
+        // run's timeline's too (the phase's recorder goes on under the
+        // step's), which keeps them once. The step's intervals take their
+        // share by wall-clock time, not by the marks, which follow the
+        // engine's segments only within a progress tick.
         if let Some(timeline) = recorder.map(|r| r.finish()) {
-            if let Some(e) = timeline.phase("step") {
-                run = run.with_evidence(e);
-            }
-            // The step's intervals take their share by wall-clock time,
-            // not by the marks, which follow the engine's segments only
-            // within a progress tick.
-            run.fill_intervals(&timeline);
+            run = run.with_share_of(&timeline, "step");
         }
         let verdict = if ran.partial {
             search.stop(Stopped::Interrupted);

@@ -180,7 +180,7 @@ pub fn run(
             evidence.as_ref(),
             scenario.max_lag,
         );
-        if let Some(e) = &evidence {
+        if let Some(e) = evidence {
             ctx.whole_evidence
                 .get_or_insert_with(EvidenceReport::default)
                 .append(e, at.as_millis() as u64);

@@ -24,14 +24,12 @@ pub(crate) fn finish_phases(
         }
         // Only with evidence: a run without any (the target listened in
         // another namespace, or a merged report's) keeps its run as is.
-        if let Some(e) = evidence.and_then(|e| e.phase(&p.name)) {
-            r.run = r.run.take().map(|run| run.with_evidence(e));
-        }
-        // Each interval's share is taken by wall-clock time from the whole
-        // timeline: the phase marks follow the engine's segments only within
-        // a progress tick.
-        if let (Some(run), Some(e)) = (&mut r.run, evidence) {
-            run.fill_intervals(e);
+        // The phase keeps its share's figures, not its samples: those stay
+        // in the timeline, and each interval's share is taken from it by
+        // wall-clock time (the phase marks follow the engine's segments
+        // only within a progress tick).
+        if let Some(e) = evidence {
+            r.run = r.run.take().map(|run| run.with_share_of(e, &p.name));
         }
         if let Some(run) = &r.run {
             r.inconclusive = r
@@ -76,7 +74,7 @@ pub(crate) fn judge_whole_run(
         let at = judged.as_ref().map_or(0, |j| j.duration_ms);
         judged
             .get_or_insert_with(EvidenceReport::default)
-            .append(e, at);
+            .append(e.clone(), at);
     }
     let evidence = judged.as_ref().or(evidence.filter(|_| runs.is_empty()));
     let whole = Run::combine(&runs, evidence);
