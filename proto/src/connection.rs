@@ -20,6 +20,7 @@ mod respond;
 
 use output::Output;
 
+use crate::access::{Client, Denial};
 use crate::chunked::ChunkedDecoder;
 use crate::head::{self, BodyFraming, Head};
 use crate::response;
@@ -75,6 +76,10 @@ pub struct Connection {
     /// Requests started, and error responses sent, against their caps.
     requests: u32,
     error_responses: u16,
+    /// The peer as the access policy knows it (token, rate, its slot among
+    /// the peer's connections, released when the connection is dropped);
+    /// `None`: no policy applies (tests, the fuzzer's plain targets).
+    client: Option<Client>,
 }
 
 /// Where the connection is in its current request.
@@ -144,6 +149,18 @@ impl Connection {
     /// arrived: a connection that never sends one is closed then, not held
     /// to the idle timeout, which applies only between requests.
     pub fn new(limits: Limits, stats: Arc<Stats>, now: Instant) -> Self {
+        Self::with_client(limits, stats, None, now)
+    }
+
+    /// A new connection from an admitted peer ([`crate::access::Access::admit`]):
+    /// each of its requests is judged by the access policy (429, 401)
+    /// before it is routed.
+    pub fn with_client(
+        limits: Limits,
+        stats: Arc<Stats>,
+        client: Option<Client>,
+        now: Instant,
+    ) -> Self {
         Connection {
             limits,
             stats,
@@ -163,6 +180,7 @@ impl Connection {
             aborted: false,
             requests: 0,
             error_responses: 0,
+            client,
         }
     }
 
@@ -466,7 +484,11 @@ impl Connection {
             http10: head.http10,
             keep_alive: head.keep_alive && !last,
         };
-        let route = routes::route(head.method, head.target, self.limits.admin);
+        let route = match self.judge(&head, now) {
+            Ok(()) => routes::route(head.method, head.target, self.limits.admin),
+            Err(Denial::Unauthorized) => Route::Unauthorized,
+            Err(Denial::RateLimited { retry_after_s }) => Route::TooManyRequests(retry_after_s),
+        };
         let framing = match head.body {
             BodyFraming::None => {
                 self.set_waiting(Waiting::Nothing, None);
@@ -487,6 +509,17 @@ impl Connection {
         }));
         let until = now.checked_add(self.limits.body_timeout);
         self.set_waiting(Waiting::Body, until);
+    }
+
+    /// The access policy's verdict on a request (none without a client).
+    /// A refused request's body is still read (and discarded), so the
+    /// connection keeps its framing and can stay open.
+    fn judge(&self, head: &Head<'_>, now: Instant) -> Result<(), Denial> {
+        let Some(client) = &self.client else {
+            return Ok(());
+        };
+        let exposure = routes::exposure(head.target, self.limits.admin);
+        client.judge(exposure, head.authorization, &self.stats, now)
     }
 
     /// Refuses the request: one error response with close, then nothing.

@@ -34,6 +34,9 @@ pub(crate) struct Head<'a> {
     pub(crate) keep_alive: bool,
     /// `Expect: 100-continue` on an HTTP/1.1 request.
     pub(crate) expect_continue: bool,
+    /// The `Authorization` value; `Some(b"")`, which no token matches, when
+    /// the field is repeated.
+    pub(crate) authorization: Option<&'a [u8]>,
 }
 
 /// Parses a request head from the start of `buf`: the head and its length in
@@ -85,6 +88,7 @@ pub(crate) fn parse<'a>(
     let mut keep_alive = false;
     let mut expect_continue = false;
     let mut host: Option<&[u8]> = None;
+    let mut authorization: Option<&[u8]> = None;
     for header in req.headers.iter() {
         let name = header.name;
         // Trimmed only for the few fields looked at: most are skipped.
@@ -115,6 +119,12 @@ pub(crate) fn parse<'a>(
                 return Err(ProtocolError::DuplicateHost);
             }
             host = Some(value());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(if authorization.is_some() {
+                b""
+            } else {
+                value()
+            });
         }
     }
     check_target_and_host(method, target, host, http10)?;
@@ -140,6 +150,7 @@ pub(crate) fn parse<'a>(
         body,
         keep_alive: !close && (!http10 || keep_alive),
         expect_continue: expect_continue && !http10,
+        authorization,
     };
     Ok(Some((head, len)))
 }
@@ -292,15 +303,25 @@ fn later_minor_version<'a>(
         };
     };
     let base = copy.as_ptr() as usize;
-    let rebase = |s: &str| -> Option<&'a str> {
+    let rebase_bytes = |s: &[u8]| -> Option<&'a [u8]> {
+        if s.is_empty() {
+            // A repeated `Authorization` is a static empty slice.
+            return Some(&[]);
+        }
         let start = (s.as_ptr() as usize).checked_sub(base)?;
-        std::str::from_utf8(buf.get(start..start.checked_add(s.len())?)?).ok()
+        buf.get(start..start.checked_add(s.len())?)
+    };
+    let rebase = |s: &str| std::str::from_utf8(rebase_bytes(s.as_bytes())?).ok();
+    let authorization = match head.authorization {
+        None => None,
+        Some(value) => Some(rebase_bytes(value).ok_or(ProtocolError::BadHeader)?),
     };
     match (rebase(head.method), rebase(head.target)) {
         (Some(method), Some(target)) => Ok(Some((
             Head {
                 method,
                 target,
+                authorization,
                 ..head
             },
             len,

@@ -61,6 +61,7 @@
 //!   from one read allocates nothing (its response is a static slice); input
 //!   held while an answer is produced is capped at one head's worth.
 
+pub mod access;
 mod chunked;
 pub mod client;
 mod connection;

@@ -127,6 +127,35 @@ pub(crate) const NOT_ALLOWED_POST: Fixed = fixed!(
     "method not allowed\n"
 );
 
+pub(crate) const UNAUTHORIZED: Fixed = fixed!(
+    401,
+    "401 Unauthorized",
+    "WWW-Authenticate: Bearer\r\n",
+    "text/plain",
+    "13",
+    "unauthorized\n"
+);
+
+/// Appends a `429 Too Many Requests` with `Retry-After: retry_after_s`.
+pub(crate) fn too_many_requests(
+    out: &mut Vec<u8>,
+    retry_after_s: u64,
+    head_only: bool,
+    conn: ConnHeader,
+) {
+    const BODY: &[u8] = b"too many requests\n";
+    out.extend_from_slice(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: ");
+    push_decimal(out, retry_after_s);
+    out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
+    push_decimal(out, BODY.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(conn.line());
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(BODY);
+    }
+}
+
 /// The interim response to `Expect: 100-continue`.
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -285,6 +314,7 @@ pub(crate) mod tests {
             &NOT_FOUND,
             &NOT_ALLOWED_GET,
             &NOT_ALLOWED_POST,
+            &UNAUTHORIZED,
             &BAD_REQUEST,
             &TIMEOUT,
             &TOO_LARGE,

@@ -30,6 +30,10 @@ pub(crate) enum Route {
     ServerOptions,
     /// An unknown path: 404.
     NotFound,
+    /// No valid bearer token where one is needed: 401.
+    Unauthorized,
+    /// Over the client's request rate: 429, retry after this many seconds.
+    TooManyRequests(u64),
     /// A known path with a method it does not take: 405 with this `Allow`.
     MethodNotAllowed(Allow),
 }
@@ -76,6 +80,20 @@ pub(crate) fn route(method: &str, target: &str, admin: bool) -> Route {
         route
     } else {
         Route::MethodNotAllowed(allow)
+    }
+}
+
+/// What `target` asks for as far as the bearer token is concerned:
+/// `/health` never needs it; `/admin/*` (while served) always does.
+pub(crate) fn exposure(target: &str, admin: bool) -> crate::access::Exposure {
+    use crate::access::Exposure;
+    let (path, _) = split_target(target);
+    if path == "/health" {
+        Exposure::Health
+    } else if admin && path.starts_with("/admin/") {
+        Exposure::Admin
+    } else {
+        Exposure::Other
     }
 }
 

@@ -32,6 +32,18 @@ pub struct Stats {
     pub rejected_by_limit: AtomicU64,
     /// accept(2) calls that failed (EMFILE, ECONNABORTED, ...).
     pub accept_errors: AtomicU64,
+    /// Requests refused 401: no valid bearer token (`--auth-token-file`).
+    pub unauthorized: AtomicU64,
+    /// Requests refused 429: over `--per-ip-rate`.
+    pub rate_limited: AtomicU64,
+    /// Connections closed at accept: the peer is in no `--allow` network.
+    pub refused_by_allowlist: AtomicU64,
+    /// Connections closed at accept: the peer already held
+    /// `--per-ip-max-connections`.
+    pub refused_per_ip: AtomicU64,
+    /// Requests of a new client judged without its rate being remembered,
+    /// because the rate table was full of active clients.
+    pub rate_table_full: AtomicU64,
     status: [AtomicU64; STATUS_SLOTS],
 }
 
@@ -45,6 +57,11 @@ impl Default for Stats {
             timeouts: AtomicU64::new(0),
             rejected_by_limit: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            unauthorized: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            refused_by_allowlist: AtomicU64::new(0),
+            refused_per_ip: AtomicU64::new(0),
+            rate_table_full: AtomicU64::new(0),
             status: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -96,6 +113,11 @@ impl Stats {
             timeouts: self.timeouts.load(Relaxed),
             rejected_by_limit: self.rejected_by_limit.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
+            unauthorized: self.unauthorized.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
+            refused_by_allowlist: self.refused_by_allowlist.load(Relaxed),
+            refused_per_ip: self.refused_per_ip.load(Relaxed),
+            rate_table_full: self.rate_table_full.load(Relaxed),
         }
     }
 }
@@ -112,6 +134,18 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     pub rejected_by_limit: u64,
     pub accept_errors: u64,
+    // The access controls' counters; absent from the JSON of servers that
+    // predate them, so read as 0.
+    #[serde(default)]
+    pub unauthorized: u64,
+    #[serde(default)]
+    pub rate_limited: u64,
+    #[serde(default)]
+    pub refused_by_allowlist: u64,
+    #[serde(default)]
+    pub refused_per_ip: u64,
+    #[serde(default)]
+    pub rate_table_full: u64,
 }
 
 #[cfg(test)]

@@ -44,6 +44,20 @@ impl Connection {
             Route::NotFound => self.send_fixed(&response::NOT_FOUND, request, more),
             Route::ServerOptions => self.send_fixed(&response::SERVER_OPTIONS, request, more),
             Route::BadParameter => self.send_fixed(&response::BAD_PARAMETER, request, more),
+            Route::Unauthorized => self.send_fixed(&response::UNAUTHORIZED, request, more),
+            Route::TooManyRequests(retry_after_s) => {
+                let conn = self.error_conn_header(request, more);
+                self.stats.record_status(429);
+                response::too_many_requests(
+                    self.output.vec(),
+                    retry_after_s,
+                    request.head_only,
+                    conn,
+                );
+                if conn == ConnHeader::Close {
+                    self.enter_closing();
+                }
+            }
             Route::MethodNotAllowed(allow) => {
                 Stats::bump(&self.stats.protocol_errors);
                 let fixed = match allow {
@@ -103,14 +117,23 @@ impl Connection {
         }
     }
 
-    pub(super) fn send_fixed(&mut self, fixed: &response::Fixed, request: Request, more: bool) {
-        let mut conn = self.conn_header(request, more);
-        if fixed.status() >= 400 {
-            self.error_responses = self.error_responses.saturating_add(1);
-            if self.error_responses >= self.limits.max_errors_per_connection {
-                conn = ConnHeader::Close;
-            }
+    /// The `Connection` header of an error response, which counts against
+    /// `max_errors_per_connection`: the last one allowed closes.
+    fn error_conn_header(&mut self, request: Request, more: bool) -> ConnHeader {
+        self.error_responses = self.error_responses.saturating_add(1);
+        if self.error_responses >= self.limits.max_errors_per_connection {
+            ConnHeader::Close
+        } else {
+            self.conn_header(request, more)
         }
+    }
+
+    pub(super) fn send_fixed(&mut self, fixed: &response::Fixed, request: Request, more: bool) {
+        let conn = if fixed.status() >= 400 {
+            self.error_conn_header(request, more)
+        } else {
+            self.conn_header(request, more)
+        };
         self.stats.record_status(fixed.status());
         self.output
             .push_static(fixed.bytes(request.head_only, conn));

@@ -85,7 +85,7 @@ static TEST_ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Runs `f` and returns its result, the net heap bytes it left allocated and
 /// the most it held at once above its starting point.
-pub(super) fn measured<R>(f: impl FnOnce() -> R) -> (R, isize, isize) {
+pub(crate) fn measured<R>(f: impl FnOnce() -> R) -> (R, isize, isize) {
     let start = LIVE.with(Cell::get);
     PEAK.with(|p| p.set(start));
     let r = f();

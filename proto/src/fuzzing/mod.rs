@@ -38,7 +38,7 @@
 //! What is not here: the fuzz targets themselves, a few lines each in
 //! `fuzz/fuzz_targets/`.
 
-mod alloc;
+pub(crate) mod alloc;
 mod build;
 mod chunked_body;
 mod driver;
