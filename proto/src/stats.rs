@@ -32,6 +32,9 @@ pub struct Stats {
     pub rejected_by_limit: AtomicU64,
     /// accept(2) calls that failed (EMFILE, ECONNABORTED, ...).
     pub accept_errors: AtomicU64,
+    /// TLS handshakes that failed: not finished within the handshake
+    /// timeout, not TLS at all (plaintext, random bytes), or refused.
+    pub tls_handshake_failures: AtomicU64,
     status: [AtomicU64; STATUS_SLOTS],
 }
 
@@ -45,6 +48,7 @@ impl Default for Stats {
             timeouts: AtomicU64::new(0),
             rejected_by_limit: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             status: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -96,6 +100,7 @@ impl Stats {
             timeouts: self.timeouts.load(Relaxed),
             rejected_by_limit: self.rejected_by_limit.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
         }
     }
 }
@@ -112,6 +117,9 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     pub rejected_by_limit: u64,
     pub accept_errors: u64,
+    /// Absent from the output of servers older than TLS support.
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
 }
 
 #[cfg(test)]
