@@ -1,5 +1,6 @@
-//! `floodgate serve`: the reference server's flags, the `listening on ADDR`
-//! lines on stdout, SIGINT/SIGTERM handling and the exit code. The server
+//! `floodgate serve`: the reference server's flags (the TLS ones checked
+//! and their certificate loaded before anything starts), the `listening on
+//! ADDR` lines on stdout (after the self-signed certificate's fingerprint), SIGINT/SIGTERM handling and the exit code. The server
 //! itself is `floodgate_server`.
 
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use floodgate_runner::server::{Config, Limits, Outcome, Server};
+use floodgate_runner::server::{self, Config, Limits, Outcome, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -119,10 +120,80 @@ pub struct Args {
     /// Time in-flight requests get to finish after SIGINT/SIGTERM (then exit 3).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = flags::duration)]
     shutdown_grace: Duration,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "PEM", help_heading = "TLS")]
+    tls_cert: Option<String>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", help_heading = "TLS")]
+    tls_key: Option<String>,
+    /// Serve HTTPS with an ephemeral self-signed certificate for localhost,
+    /// 127.0.0.1 and ::1, made at start-up, for loopback testing; its
+    /// SHA-256 fingerprint is printed beside the `listening on` lines.
+    #[arg(long, help_heading = "TLS")]
+    tls_self_signed: bool,
+    /// With --tls-self-signed: write its certificate (PEM) here, for
+    /// clients to trust (`floodgate load --ca PATH`).
+    #[arg(long, value_name = "PATH", help_heading = "TLS")]
+    tls_self_signed_out: Option<String>,
+    /// Time from accept to the end of the TLS handshake; a client that has
+    /// not finished it by then is closed (it delays no other); at least 1ms.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = timeout, help_heading = "TLS")]
+    handshake_timeout: Duration,
+}
+
+/// How the listeners speak, from the TLS flags.
+enum Tls {
+    Plain,
+    Files(server::tls::Tls),
+    SelfSigned(server::tls::SelfSigned),
+}
+
+/// What the TLS flags allow, for a refusal's message.
+const TLS_ALLOWED: &str = "TLS is either --tls-cert PEM --tls-key PEM, or --tls-self-signed \
+(optionally with --tls-self-signed-out PATH), or neither for plain HTTP";
+
+impl Args {
+    /// Reads the certificate and key (or makes the self-signed pair); a
+    /// bad combination or unusable file is a usage error.
+    fn tls(&self) -> Result<Tls, String> {
+        let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (None, None, false) => {
+                if self.tls_self_signed_out.is_some() {
+                    return Err(format!(
+                        "--tls-self-signed-out needs --tls-self-signed; {TLS_ALLOWED}"
+                    ));
+                }
+                return Ok(Tls::Plain);
+            }
+            (Some(_), _, true) | (_, Some(_), true) => {
+                return Err(format!(
+                    "--tls-self-signed cannot be used with --tls-cert or --tls-key; {TLS_ALLOWED}"
+                ));
+            }
+            (Some(_), None, false) => {
+                return Err(format!("--tls-cert needs --tls-key; {TLS_ALLOWED}"));
+            }
+            (None, Some(_), false) => {
+                return Err(format!("--tls-key needs --tls-cert; {TLS_ALLOWED}"));
+            }
+            (Some(cert), Some(key), false) => {
+                if self.tls_self_signed_out.is_some() {
+                    return Err(format!(
+                        "--tls-self-signed-out needs --tls-self-signed; {TLS_ALLOWED}"
+                    ));
+                }
+                Tls::Files(server::tls::Tls::from_pem_files(cert, key).map_err(|e| e.to_string())?)
+            }
+            (None, None, true) => {
+                Tls::SelfSigned(server::tls::Tls::self_signed().map_err(|e| e.to_string())?)
+            }
+        };
+        Ok(tls)
+    }
 }
 
 impl Args {
-    fn config(&self) -> Config {
+    fn config(&self, tls: Option<server::tls::Tls>) -> Config {
         Config {
             listen: self.listen.clone(),
             backlog: self.backlog,
@@ -144,6 +215,10 @@ impl Args {
                 ..Limits::default()
             },
             shutdown_grace: self.shutdown_grace,
+            tls: tls.map(|tls| server::tls::Tls {
+                handshake_timeout: self.handshake_timeout,
+                ..tls
+            }),
         }
     }
 }
@@ -161,13 +236,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(floodgate_runner::Exit::Usage.into());
     }
-    let server = Server::bind(args.config())?;
+    let tls = match args.tls() {
+        Ok(tls) => tls,
+        Err(message) => {
+            eprintln!("floodgate serve: error: {message}");
+            return Ok(floodgate_runner::Exit::Usage.into());
+        }
+    };
+    let (tls, self_signed) = match tls {
+        Tls::Plain => (None, None),
+        Tls::Files(tls) => (Some(tls), None),
+        Tls::SelfSigned(made) => {
+            if let Some(path) = &args.tls_self_signed_out {
+                if let Err(err) = std::fs::write(path, &made.cert_pem) {
+                    eprintln!(
+                        "floodgate serve: error: --tls-self-signed-out {path}: {err}; \
+                         it takes a file path this process can write"
+                    );
+                    return Ok(floodgate_runner::Exit::Usage.into());
+                }
+            }
+            tracing::info!(
+                sha256 = %made.fingerprint,
+                "serving TLS with an ephemeral self-signed certificate (localhost, 127.0.0.1, ::1)"
+            );
+            (Some(made.tls), Some(made.fingerprint))
+        }
+    };
+    let server = Server::bind(args.config(tls))?;
     // Installed before the `listening on` lines, so a signal sent as soon as
     // a caller sees them is handled as a shutdown, not by the default action.
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot install SIGINT/SIGTERM handlers")?;
     {
         let mut out = std::io::stdout().lock();
+        if let Some(fingerprint) = &self_signed {
+            writeln!(out, "tls self-signed certificate sha256 {fingerprint}")
+                .context("cannot write to stdout")?;
+        }
         for addr in server.local_addrs() {
             writeln!(out, "listening on {addr}").context("cannot write to stdout")?;
         }

@@ -44,6 +44,9 @@ pub struct Stats {
     /// Requests of a new client judged without its rate being remembered,
     /// because the rate table was full of active clients.
     pub rate_table_full: AtomicU64,
+    /// TLS handshakes that failed: not finished within the handshake
+    /// timeout, not TLS at all (plaintext, random bytes), or refused.
+    pub tls_handshake_failures: AtomicU64,
     status: [AtomicU64; STATUS_SLOTS],
 }
 
@@ -62,6 +65,7 @@ impl Default for Stats {
             refused_by_allowlist: AtomicU64::new(0),
             refused_per_ip: AtomicU64::new(0),
             rate_table_full: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             status: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -118,6 +122,7 @@ impl Stats {
             refused_by_allowlist: self.refused_by_allowlist.load(Relaxed),
             refused_per_ip: self.refused_per_ip.load(Relaxed),
             rate_table_full: self.rate_table_full.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
         }
     }
 }
@@ -146,6 +151,9 @@ pub struct StatsSnapshot {
     pub refused_per_ip: u64,
     #[serde(default)]
     pub rate_table_full: u64,
+    /// Absent from the output of servers older than TLS support.
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use floodgate_proto::{Close, Connection, Event};
 use futures_lite::future;
 
 use crate::shared::{Permit, Phase, PhaseWatch, Shared};
+use crate::transport::Transport;
 
 /// The most bytes taken from the socket in one read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -46,7 +47,16 @@ thread_local! {
 /// connection cannot take the server down.
 pub(crate) fn spawn(stream: TcpStream, permit: Permit, shared: Arc<Shared>) {
     let fd = stream.as_raw_fd();
-    spawn_guarded(permit, fd, serve(stream, shared));
+    let Some(stream) = register(stream) else {
+        return;
+    };
+    // Two task types, so a plain connection's task is no larger for the
+    // TLS path it does not take.
+    if shared.tls.is_some() {
+        spawn_guarded(permit, fd, crate::tls::serve(stream, shared));
+    } else {
+        spawn_guarded(permit, fd, drive(stream, shared));
+    }
 }
 
 /// Runs `task`, which owns the socket `fd`, on the executor, holding
@@ -141,8 +151,26 @@ pub(crate) fn reject(stream: TcpStream, response: &[u8]) {
 
 /// What ended a wait.
 enum Wake {
-    Readable,
+    /// A read was handed to the connection.
+    Read(ReadOutcome),
     Writable,
+    Timer,
+    Phase,
+}
+
+/// What a read came to.
+enum ReadOutcome {
+    /// Bytes, handed to the connection; or none, the readiness was spurious.
+    Bytes,
+    /// The peer's EOF.
+    Eof,
+    /// A reset or another error: the peer will read nothing more from us.
+    Failed,
+}
+
+/// What ended a wait in the linger.
+enum LingerWake {
+    Readable,
     Timer,
     Phase,
 }
@@ -157,17 +185,24 @@ enum Flush {
     Yield,
 }
 
-async fn serve(stream: TcpStream, shared: Arc<Shared>) {
-    let shared = &*shared;
+/// The accepted socket, set up and registered with the reactor.
+fn register(stream: TcpStream) -> Option<Async<TcpStream>> {
     // Responses are written whole; Nagle would only delay the last segment.
     let _ = stream.set_nodelay(true);
-    let stream = match Async::new(stream) {
-        Ok(stream) => stream,
+    match Async::new(stream) {
+        Ok(stream) => Some(stream),
         Err(err) => {
             tracing::warn!(%err, "cannot register an accepted connection with the reactor");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// The connection loop, over a plain socket or a TLS stream alike: every
+/// protocol-facing step (events, output, close, deadlines, input, EOF,
+/// shutdown) is this one function's.
+pub(crate) async fn drive<T: Transport>(mut stream: T, shared: Arc<Shared>) {
+    let shared = &*shared;
     let mut conn = Connection::new(shared.limits, shared.stats.clone(), Instant::now());
     let mut watch = PhaseWatch::new(shared);
     let mut told = false;
@@ -191,7 +226,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 conn.handle_shutdown(Instant::now());
             }
             if phase == Phase::Forced {
-                abort(stream);
+                abort(stream.into_socket());
                 return;
             }
         }
@@ -204,24 +239,28 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             }
         }
         answered |= !conn.poll_transmit().is_empty();
-        let flushed = match flush(&stream, &mut conn) {
-            Ok(flushed) => flushed,
-            // The peer is gone (reset, broken pipe): nothing more can be sent.
-            Err(_) => return,
-        };
+        // A poll_fn only lends the task's context to the writes: it never
+        // suspends.
+        let flushed =
+            match future::poll_fn(|cx| Poll::Ready(flush(cx, &mut stream, &mut conn))).await {
+                Ok(flushed) => flushed,
+                // The peer is gone (reset, broken pipe): nothing more can be sent.
+                Err(_) => return,
+            };
         match conn.poll_close() {
             Some(Close::Abort) => {
-                abort(stream);
+                abort(stream.into_socket());
                 return;
             }
-            Some(Close::Graceful) => {
+            // Bytes the transport still holds (TLS records) go out first.
+            Some(Close::Graceful) if !matches!(flushed, Flush::Blocked) => {
                 // Boxed: a connection lingers once, at its end, and an
                 // unboxed linger would enlarge every idle connection's state.
                 drop(conn);
                 Box::pin(linger(stream, shared, watch, peer_closed || !answered)).await;
                 return;
             }
-            None => {}
+            _ => {}
         }
         if let Flush::Yield = flushed {
             future::yield_now().await;
@@ -240,12 +279,16 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         let wake = if deadline.is_some_and(|d| d <= Instant::now()) {
             Wake::Timer
         } else {
-            // One poll_fn over the socket's own waker slots, the timer and
-            // the phase: no per-wait future state or waker list, which keeps
-            // an idle connection small (see the crate docs on memory).
+            // One poll_fn over the transport's own waker slots, the timer
+            // and the phase: no per-wait future state or waker list, which
+            // keeps an idle connection small (see the crate docs on memory).
+            // A read is handed to the connection inside it, while the
+            // thread's scratch buffer is borrowed.
             future::poll_fn(|cx| {
-                if want_read && stream.poll_readable(cx).is_ready() {
-                    return Poll::Ready(Wake::Readable);
+                if want_read {
+                    if let Poll::Ready(read) = read_once(cx, &mut stream, &mut conn) {
+                        return Poll::Ready(Wake::Read(read));
+                    }
                 }
                 if want_write && stream.poll_writable(cx).is_ready() {
                     return Poll::Ready(Wake::Writable);
@@ -263,15 +306,12 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 
         let now = Instant::now();
         match wake {
-            Wake::Readable => match read_once(&stream, &mut conn, now) {
-                Ok(Some(0)) => {
-                    peer_closed = true;
-                    conn.handle_eof(now);
-                }
-                Ok(_) => {}
-                // A reset: the peer will read nothing more from us.
-                Err(_) => return,
-            },
+            Wake::Read(ReadOutcome::Eof) => {
+                peer_closed = true;
+                conn.handle_eof(now);
+            }
+            Wake::Read(ReadOutcome::Bytes) => {}
+            Wake::Read(ReadOutcome::Failed) => return,
             // The next turn of the loop writes.
             Wake::Writable => {}
             Wake::Timer => armed = None,
@@ -285,41 +325,50 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 }
 
 /// One non-blocking read into the thread's scratch buffer, handed to the
-/// connection at once. `Ok(None)`: the readiness was spurious.
+/// connection at once.
 fn read_once(
-    stream: &Async<TcpStream>,
+    cx: &mut Context<'_>,
+    stream: &mut impl Transport,
     conn: &mut Connection,
-    now: Instant,
-) -> io::Result<Option<usize>> {
-    SCRATCH.with_borrow_mut(|buf| match stream.get_ref().read(buf) {
-        Ok(n) => {
-            if n > 0 {
-                conn.handle_read(&buf[..n], now);
-            }
-            Ok(Some(n))
+) -> Poll<ReadOutcome> {
+    SCRATCH.with_borrow_mut(|buf| match stream.poll_read(cx, buf) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(0)) => Poll::Ready(ReadOutcome::Eof),
+        Poll::Ready(Ok(n)) => {
+            conn.handle_read(&buf[..n], Instant::now());
+            Poll::Ready(ReadOutcome::Bytes)
         }
-        Err(err) if is_transient(&err) => Ok(None),
-        Err(err) => Err(err),
+        Poll::Ready(Err(err)) if is_transient(&err) => Poll::Ready(ReadOutcome::Bytes),
+        Poll::Ready(Err(_)) => Poll::Ready(ReadOutcome::Failed),
     })
 }
 
-/// Writes what the connection has pending until it is all written, the
-/// socket is full, or this turn's budget is spent.
-fn flush(stream: &Async<TcpStream>, conn: &mut Connection) -> io::Result<Flush> {
+/// Writes what the connection has pending until it is all written (and
+/// flushed out of the transport), the socket is full, or this turn's budget
+/// is spent.
+fn flush(
+    cx: &mut Context<'_>,
+    stream: &mut impl Transport,
+    conn: &mut Connection,
+) -> io::Result<Flush> {
     // One clock read per turn: the write deadline needs progress to the
     // millisecond, not the nanosecond.
     let now = Instant::now();
     for _ in 0..WRITES_PER_TURN {
         let out = conn.poll_transmit();
         if out.is_empty() {
-            return Ok(Flush::Done);
+            return match stream.poll_flush(cx) {
+                Poll::Ready(Ok(())) => Ok(Flush::Done),
+                Poll::Ready(Err(err)) => Err(err),
+                Poll::Pending => Ok(Flush::Blocked),
+            };
         }
-        match stream.get_ref().write(out) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => conn.handle_written(n, now),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Blocked),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+        match stream.poll_write(cx, out) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => conn.handle_written(n, now),
+            Poll::Pending => return Ok(Flush::Blocked),
+            Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Err(err)) => return Err(err),
         }
     }
     if conn.poll_transmit().is_empty() {
@@ -343,17 +392,42 @@ fn abort(stream: Async<TcpStream>) {
     drop(stream);
 }
 
-/// Ends the connection gracefully: FIN after the last response, then read
-/// and discard until the peer's EOF, [`LINGER`], or a forced shutdown. With
-/// `at_once` (the peer has closed, or was never sent anything, so there is
-/// no response a reset could destroy) it closes right after the FIN; a
-/// connection that never sent a byte so does not hold up a drain.
-async fn linger(stream: Async<TcpStream>, shared: &Shared, mut watch: PhaseWatch, at_once: bool) {
-    let _ = stream.get_ref().shutdown(Shutdown::Write);
+/// Ends the connection gracefully: our side closed (for TLS, close_notify
+/// first), then read and discard until the peer's EOF, [`LINGER`], or a
+/// forced shutdown. With `at_once` (the peer has closed, or was never sent
+/// anything, so there is no response a reset could destroy) it closes right
+/// after the FIN; a connection that never sent a byte so does not hold up a
+/// drain.
+async fn linger<T: Transport>(
+    mut stream: T,
+    shared: &Shared,
+    mut watch: PhaseWatch,
+    at_once: bool,
+) {
+    let mut timer = Timer::after(LINGER);
+    // The close itself may wait for the socket (the last TLS records), but
+    // never past the linger or a forced shutdown.
+    let closed = future::poll_fn(|cx| {
+        if let Poll::Ready(r) = stream.poll_close_write(cx) {
+            return Poll::Ready(r.is_ok());
+        }
+        if Pin::new(&mut timer).poll(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        if watch.poll_changed(shared, cx).is_ready() && shared.phase() == Phase::Forced {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
+    })
+    .await;
+    let stream = stream.into_socket();
+    if !closed {
+        abort(stream);
+        return;
+    }
     if at_once {
         return;
     }
-    let mut timer = Timer::after(LINGER);
     loop {
         if watch.take_change(shared) == Some(Phase::Forced) {
             abort(stream);
@@ -361,19 +435,20 @@ async fn linger(stream: Async<TcpStream>, shared: &Shared, mut watch: PhaseWatch
         }
         let wake = future::poll_fn(|cx| {
             if stream.poll_readable(cx).is_ready() {
-                return Poll::Ready(Wake::Readable);
+                return Poll::Ready(LingerWake::Readable);
             }
             if Pin::new(&mut timer).poll(cx).is_ready() {
-                return Poll::Ready(Wake::Timer);
+                return Poll::Ready(LingerWake::Timer);
             }
             if watch.poll_changed(shared, cx).is_ready() {
-                return Poll::Ready(Wake::Phase);
+                return Poll::Ready(LingerWake::Phase);
             }
             Poll::Pending
         })
         .await;
         match wake {
-            Wake::Readable => {
+            // What the peer still sends is discarded.
+            LingerWake::Readable => {
                 let read = SCRATCH.with_borrow_mut(|buf| stream.get_ref().read(buf));
                 match read {
                     Ok(0) => return,
@@ -382,8 +457,8 @@ async fn linger(stream: Async<TcpStream>, shared: &Shared, mut watch: PhaseWatch
                     Err(_) => return,
                 }
             }
-            Wake::Phase => {}
-            Wake::Timer | Wake::Writable => return,
+            LingerWake::Phase => {}
+            LingerWake::Timer => return,
         }
     }
 }

@@ -69,6 +69,8 @@ mod accept;
 mod conn;
 mod listener;
 mod shared;
+pub mod tls;
+mod transport;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -100,6 +102,8 @@ pub struct Config {
     pub limits: Limits,
     /// Time in-flight requests get to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// TLS termination on every listener (`None`: plain HTTP).
+    pub tls: Option<tls::Tls>,
 }
 
 impl Default for Config {
@@ -113,6 +117,7 @@ impl Default for Config {
             max_connections: None,
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -204,12 +209,14 @@ impl Server {
             listeners,
             ..
         } = self;
-        let shared = Arc::new(shared::Shared::new(
+        let mut shared = shared::Shared::new(
             config.limits,
             stats,
             config.accept_delay,
             config.max_connections,
-        ));
+        );
+        shared.tls = config.tls.clone();
+        let shared = Arc::new(shared);
         let accepting: Vec<_> = listeners
             .into_iter()
             .map(|l| async_std::task::spawn(accept::accept_loop(l, shared.clone())))

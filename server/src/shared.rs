@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     /// address: set by the accept loop that saw it, which also starts the
     /// shutdown; read once the drain is over, to report why the server ended.
     accept_failure: Mutex<Option<(SocketAddr, Option<i32>)>>,
+    /// TLS termination for every connection, if the server does it.
+    pub(crate) tls: Option<crate::tls::Tls>,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Shared {
             pause_changed: Event::new(),
             epoch: Instant::now(),
             accept_failure: Mutex::new(None),
+            tls: None,
         }
     }
 
