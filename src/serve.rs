@@ -139,6 +139,8 @@ pub struct Args {
     /// not finished it by then is closed (it delays no other); at least 1ms.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = timeout, help_heading = "TLS")]
     handshake_timeout: Duration,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 /// How the listeners speak, from the TLS flags.
@@ -193,7 +195,7 @@ impl Args {
 }
 
 impl Args {
-    fn config(&self, tls: Option<server::tls::Tls>) -> Config {
+    fn config(&self, tls: Option<server::tls::Tls>, access: server::access::Policy) -> Config {
         Config {
             listen: self.listen.clone(),
             backlog: self.backlog,
@@ -219,6 +221,7 @@ impl Args {
                 handshake_timeout: self.handshake_timeout,
                 ..tls
             }),
+            access,
         }
     }
 }
@@ -227,15 +230,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(open) = args
         .listen
         .iter()
-        .find(|a| args.admin && !a.ip().is_loopback())
+        .find(|a| args.admin && !args.access.has_token() && !a.ip().is_loopback())
     {
         eprintln!(
             "floodgate serve: error: --admin on {open}: the admin endpoints let any client \
-             stop the server accepting, so they are served on loopback addresses only \
-             (127.0.0.0/8, ::1)"
+             stop the server accepting, so off loopback (127.0.0.0/8, ::1) they need a \
+             token: add --auth-token-file PATH"
         );
         return Ok(floodgate_runner::Exit::Usage.into());
     }
+    let access = match args.access.policy() {
+        Ok(policy) => policy,
+        Err(message) => {
+            eprintln!("floodgate serve: error: {message}");
+            return Ok(floodgate_runner::Exit::Usage.into());
+        }
+    };
+    args.access.warn_if_open(&args.listen);
     let tls = match args.tls() {
         Ok(tls) => tls,
         Err(message) => {
@@ -263,7 +274,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (Some(made.tls), Some(made.fingerprint))
         }
     };
-    let server = Server::bind(args.config(tls))?;
+    let server = Server::bind(args.config(tls, access))?;
     // Installed before the `listening on` lines, so a signal sent as soon as
     // a caller sees them is handled as a shutdown, not by the default action.
     let mut signals =

@@ -39,7 +39,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
-use ipnet::IpNet;
+pub use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
 use crate::Stats;

@@ -119,6 +119,7 @@ pub(crate) async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
         last: None,
         suppressed: 0,
     };
+    let mut refused = RefusalLog::default();
     loop {
         if shared.phase() != Phase::Running {
             return;
@@ -170,11 +171,25 @@ pub(crate) async fn accept_loop(listener: Listener, shared: Arc<Shared>) {
         }
 
         match listener.socket.get_ref().accept() {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 backoff = BACKOFF_MIN;
                 Stats::bump(&shared.stats.accepted);
+                // The allowlist and the per-IP connection cap, decided in
+                // proto (which counts the refusal); the refused peer is
+                // closed here, before it costs a task.
+                let client = match &shared.access {
+                    None => None,
+                    Some(access) => match access.admit(peer.ip(), &shared.stats) {
+                        Ok(client) => Some(client),
+                        Err(refusal) => {
+                            refused.record(peer, refusal);
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                };
                 match shared.try_acquire() {
-                    Some(permit) => conn::spawn(stream, permit, shared.clone()),
+                    Some(permit) => conn::spawn(stream, permit, shared.clone(), client),
                     None => {
                         conn::reject(stream, shared.stats.refuse_over_limit());
                     }
@@ -272,5 +287,27 @@ mod tests {
         assert_eq!(shared.accept_failure(), Some((addr, Some(libc::EINVAL))));
         assert_eq!(shared.phase(), Phase::Draining);
         assert_eq!(shared.stats.accept_errors.load(Ordering::Relaxed), 1);
+    }
+}
+
+/// Logs peers closed at accept by the access policy, at most once per
+/// [`LOG_EVERY`] with the count since the last line, so a refused flood
+/// cannot flood the log.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl RefusalLog {
+    fn record(&mut self, peer: std::net::SocketAddr, refusal: floodgate_proto::access::Refusal) {
+        self.since += 1;
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
+            return;
+        }
+        tracing::warn!(%peer, ?refusal, refused = self.since, "peer closed at accept");
+        self.last = Some(now);
+        self.since = 0;
     }
 }

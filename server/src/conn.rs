@@ -45,7 +45,12 @@ thread_local! {
 /// Serves `stream` on the executor. The task owns `permit` and drops it when
 /// it ends in any way, including a panic, which is caught here so one bad
 /// connection cannot take the server down.
-pub(crate) fn spawn(stream: TcpStream, permit: Permit, shared: Arc<Shared>) {
+pub(crate) fn spawn(
+    stream: TcpStream,
+    permit: Permit,
+    shared: Arc<Shared>,
+    client: Option<floodgate_proto::access::Client>,
+) {
     let fd = stream.as_raw_fd();
     let Some(stream) = register(stream) else {
         return;
@@ -53,9 +58,9 @@ pub(crate) fn spawn(stream: TcpStream, permit: Permit, shared: Arc<Shared>) {
     // Two task types, so a plain connection's task is no larger for the
     // TLS path it does not take.
     if shared.tls.is_some() {
-        spawn_guarded(permit, fd, crate::tls::serve(stream, shared));
+        spawn_guarded(permit, fd, crate::tls::serve(stream, shared, client));
     } else {
-        spawn_guarded(permit, fd, drive(stream, shared));
+        spawn_guarded(permit, fd, drive(stream, shared, client));
     }
 }
 
@@ -201,9 +206,14 @@ fn register(stream: TcpStream) -> Option<Async<TcpStream>> {
 /// The connection loop, over a plain socket or a TLS stream alike: every
 /// protocol-facing step (events, output, close, deadlines, input, EOF,
 /// shutdown) is this one function's.
-pub(crate) async fn drive<T: Transport>(mut stream: T, shared: Arc<Shared>) {
+pub(crate) async fn drive<T: Transport>(
+    mut stream: T,
+    shared: Arc<Shared>,
+    client: Option<floodgate_proto::access::Client>,
+) {
     let shared = &*shared;
-    let mut conn = Connection::new(shared.limits, shared.stats.clone(), Instant::now());
+    let mut conn =
+        Connection::with_client(shared.limits, shared.stats.clone(), client, Instant::now());
     let mut watch = PhaseWatch::new(shared);
     let mut told = false;
     // One timer for the connection's life, armed lazily: it is moved earlier

@@ -83,6 +83,9 @@ use floodgate_proto::Stats;
 /// The connection limits and timeouts, part of [`Config`].
 pub use floodgate_proto::Limits;
 
+/// The access policy of [`Config::access`]: allowlist, token, per-client limits.
+pub use floodgate_proto::access;
+
 /// Everything `floodgate serve` can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -104,6 +107,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// TLS termination on every listener (`None`: plain HTTP).
     pub tls: Option<tls::Tls>,
+    /// Who may connect and what each client may do: the allowlist, the
+    /// bearer token, per-client limits (`floodgate_proto::access`). The
+    /// default lets everyone in.
+    pub access: floodgate_proto::access::Policy,
 }
 
 impl Default for Config {
@@ -118,6 +125,7 @@ impl Default for Config {
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
             tls: None,
+            access: floodgate_proto::access::Policy::default(),
         }
     }
 }
@@ -216,6 +224,12 @@ impl Server {
             config.max_connections,
         );
         shared.tls = config.tls.clone();
+        if config.access != floodgate_proto::access::Policy::default() {
+            shared.access = Some(Arc::new(floodgate_proto::access::Access::new(
+                config.access.clone(),
+                std::time::Instant::now(),
+            )));
+        }
         let shared = Arc::new(shared);
         let accepting: Vec<_> = listeners
             .into_iter()

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     accept_failure: Mutex<Option<(SocketAddr, Option<i32>)>>,
     /// TLS termination for every connection, if the server does it.
     pub(crate) tls: Option<crate::tls::Tls>,
+    /// The access policy with its per-client state, if any control is set.
+    pub(crate) access: Option<Arc<floodgate_proto::access::Access>>,
 }
 
 impl Shared {
@@ -80,6 +82,7 @@ impl Shared {
             epoch: Instant::now(),
             accept_failure: Mutex::new(None),
             tls: None,
+            access: None,
         }
     }
 

@@ -159,7 +159,11 @@ enum Failure {
 /// Runs the handshake on `stream` within the handshake timeout, then serves
 /// the TLS stream with the connection driver. A failed handshake is counted
 /// and closes the connection; no other connection waits for it.
-pub(crate) async fn serve(stream: Async<TcpStream>, shared: Arc<Shared>) {
+pub(crate) async fn serve(
+    stream: Async<TcpStream>,
+    shared: Arc<Shared>,
+    client: Option<floodgate_proto::access::Client>,
+) {
     let Some(tls) = &shared.tls else {
         return;
     };
@@ -187,7 +191,7 @@ pub(crate) async fn serve(stream: Async<TcpStream>, shared: Arc<Shared>) {
     .await;
     drop(accept);
     match done {
-        Ok(stream) => crate::conn::drive(TlsTransport(stream), shared.clone()).await,
+        Ok(stream) => crate::conn::drive(TlsTransport(stream), shared.clone(), client).await,
         Err(failure) => record_failure(&shared.stats, failure),
     }
 }

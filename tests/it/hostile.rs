@@ -15,22 +15,33 @@ use std::time::{Duration, Instant};
 use crate::util::ServeProcess;
 use crate::util::http::{Client, get, read_response};
 
-/// A client sending `GET /` on one keep-alive connection until stopped;
-/// joins to the number of requests, each of which must have been a 200.
-struct Background {
+/// A client sending one valid request on one keep-alive connection until
+/// stopped; joins to the number of requests, each of which must have been
+/// a 200.
+pub(crate) struct Background {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<u64>,
 }
 
 impl Background {
-    fn start(addr: SocketAddr) -> Background {
+    /// `GET /`, again and again.
+    pub(crate) fn start(addr: SocketAddr) -> Background {
+        Background::start_with(
+            Client::connect(addr),
+            "GET / HTTP/1.1\r\nHost: test\r\n\r\n",
+        )
+    }
+
+    /// `request` on `client`'s connection, again and again.
+    pub(crate) fn start_with(mut c: Client, request: &str) -> Background {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let request = request.to_string();
         let thread = std::thread::spawn(move || {
-            let mut c = Client::connect(addr);
             let mut n = 0;
             while !flag.load(Ordering::Relaxed) {
-                let r = c.get("/");
+                c.send(request.as_bytes());
+                let r = c.response();
                 assert_eq!(r.status, 200, "background request {n}");
                 assert!(!r.closes(), "background connection closed at {n}");
                 n += 1;
@@ -40,7 +51,7 @@ impl Background {
         Background { stop, thread }
     }
 
-    fn finish(self) -> u64 {
+    pub(crate) fn finish(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .join()
@@ -50,7 +61,7 @@ impl Background {
 
 /// Sends `bytes`, reads every response until the server closes (bounded),
 /// and returns their statuses.
-fn statuses_until_close(addr: SocketAddr, bytes: &[u8]) -> Vec<u16> {
+pub(crate) fn statuses_until_close(addr: SocketAddr, bytes: &[u8]) -> Vec<u16> {
     let mut c = Client::connect(addr);
     c.stream()
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -112,6 +123,16 @@ fn hostile_clients_are_refused_while_a_valid_client_is_served_throughout() {
     let statuses = statuses_until_close(addr, &flood);
     assert_eq!(statuses.len(), 100);
     assert!(statuses.iter().all(|s| *s == 404));
+
+    // 1-byte chunks, each with a maximal (1 KiB line) extension: refused
+    // once the body's extensions pass 16 KiB, not after a gigabyte.
+    let mut chunked =
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut line = b"1;".to_vec();
+    line.resize(1022, b'x');
+    line.extend_from_slice(b"\r\na\r\n");
+    chunked.extend_from_slice(&line.repeat(64));
+    assert_eq!(statuses_until_close(addr, &chunked), [400]);
 
     let served = background.finish();
     assert!(served > 0, "the background client sent nothing");

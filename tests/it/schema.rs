@@ -187,8 +187,17 @@ fn sample_probe(run: &Run) -> ProbeReport {
 /// find-capacity phase with two steps, a skipped phase, thresholds judged
 /// with and without a failed window and measured value, and evidence.
 pub fn sample_scenario_report() -> ScenarioReport {
-    let run = sample_run_with_intervals();
+    let mut run = sample_run_with_intervals();
     let evidence = run.evidence.clone().unwrap();
+    // A phase's and a step's evidence keep their figures; the samples are
+    // the whole run's alone.
+    let figures_only = |run: &mut Run| {
+        if let Some(e) = run.evidence.as_mut() {
+            e.samples.clear();
+            e.counter_ticks.clear();
+        }
+    };
+    figures_only(&mut run);
     let evidence_copy = evidence.clone();
     let phase = |name: &str, kind: &str, start_s: f64| PhaseReport {
         elapsed_s: 1.0,
@@ -199,7 +208,11 @@ pub fn sample_scenario_report() -> ScenarioReport {
         confirm,
         verdict: verdict.into(),
         why: why.map(Into::into),
-        run: sample_run(),
+        run: {
+            let mut run = sample_run();
+            figures_only(&mut run);
+            run
+        },
     };
     ScenarioReport {
         schema: SCENARIO_SCHEMA.into(),
