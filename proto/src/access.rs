@@ -5,11 +5,11 @@
 //! Two decisions live here. At accept, [`Access::admit`] judges a peer by
 //! its address (the allowlist, then its count of open connections) and
 //! gives the [`Client`] the connection keeps. Per request,
-//! [`Client::judge`] applies the per-client request rate and the bearer
+//! `Client::judge` applies the per-client request rate and the bearer
 //! token; the connection turns a denial into 429 or 401. Both are pure
 //! functions of the policy, the peer, the request and a `now` the caller
 //! passes in: proto reads no clock, so the rate limiter's clock is the
-//! latest `now` any connection gave ([`CallerClock`]).
+//! latest `now` any connection gave (`CallerClock`).
 //!
 //! Per-client state is bounded. Open-connection counts exist only for
 //! addresses with a connection open (at most one entry per open

@@ -1,7 +1,7 @@
 //! TLS termination: the server's certificate (from PEM files, or an
 //! ephemeral self-signed one for loopback testing), the handshake in the
 //! connection's own task under a deadline, and the TLS stream as a
-//! [`Transport`] for the one connection driver in `conn`. rustls with the
+//! `Transport` for the one connection driver in `conn`. rustls with the
 //! ring provider does the cryptography (through futures-rustls); what
 //! happens over the stream after the handshake is `conn`'s business.
 
