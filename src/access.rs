@@ -5,9 +5,9 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::os::unix::fs::PermissionsExt;
 
-use floodgate_runner::server::access::{AuthScope, IpNet, Policy, Rate, Token};
+use floodgate_runner::server::access::{AuthScope, IpNet, Policy, Rate, Token, parse_network};
+use floodgate_runner::server::token_file;
 
 /// Flags of `floodgate serve` that decide who may use it.
 #[derive(Debug, clap::Args)]
@@ -30,7 +30,7 @@ pub struct AccessArgs {
     /// Serve only peers in this network (CIDR: 127.0.0.2/32, 10.0.0.0/8,
     /// ::1/128); repeat for several. Others are closed right after accept.
     /// IPv4-mapped IPv6 peers are judged by their IPv4 address.
-    #[arg(long = "allow", value_name = "CIDR", value_parser = cidr, help_heading = "Access")]
+    #[arg(long = "allow", value_name = "CIDR", value_parser = parse_network, help_heading = "Access")]
     allow: Vec<IpNet>,
     /// The most connections one client address may hold open; more are
     /// closed at accept.
@@ -55,14 +55,6 @@ pub struct AccessArgs {
 enum Scope {
     All,
     Admin,
-}
-
-fn cidr(text: &str) -> Result<IpNet, String> {
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| {
-            format!("{text:?} is not an address or a network in CIDR form (127.0.0.2/32, ::1/128)")
-        })
 }
 
 impl AccessArgs {
@@ -120,20 +112,7 @@ impl AccessArgs {
 
 /// Reads the token of `--auth-token-file`, refusing a file others can read.
 fn read_token(path: &str) -> Result<Token, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("--auth-token-file {path}: {e}"))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "--auth-token-file {path}: the file is readable or writable by group or others \
-             (mode {:o}); a token anyone on this host can read protects nothing: \
-             chmod 600 {path}",
-            mode & 0o777
-        ));
-    }
-    let text = std::fs::read(path).map_err(|e| format!("--auth-token-file {path}: {e}"))?;
-    let secret = text.strip_suffix(b"\n").unwrap_or(&text);
-    let secret = secret.strip_suffix(b"\r").unwrap_or(secret);
-    Token::new(secret).ok_or_else(|| {
-        format!("--auth-token-file {path}: the token is empty; put the token in the file")
-    })
+    let secret = token_file::read(std::path::Path::new(path))
+        .map_err(|e| format!("--auth-token-file {e}"))?;
+    Ok(Token::new(&secret).expect("token_file::read refuses an empty token"))
 }

@@ -64,6 +64,11 @@ pub struct Args {
     /// Pause by POST /admin/pause-accept?ms=... (floodgate's reference server).
     #[arg(long, conflicts_with = "pid")]
     pause_endpoint: bool,
+    /// With --target --pause-endpoint: send `Authorization: Bearer TOKEN`
+    /// (TOKEN: this file's contents, which no one else may read) with the
+    /// pause request, for a server started with --auth-token-file.
+    #[arg(long, value_name = "PATH", requires = "pause_endpoint")]
+    auth_token_file: Option<PathBuf>,
     /// Pause the target process with SIGSTOP (always resumed with SIGCONT);
     /// it must own the --target listener.
     // Negative numbers parse, so that they are refused in words of ours.
@@ -266,6 +271,14 @@ fn request(args: &Args) -> Result<ProbeRequest, String> {
         window: args.window,
         serve_timeout: args.serve_timeout,
         check: serve_check(args)?,
+        authorization: match &args.auth_token_file {
+            None => None,
+            Some(path) => {
+                let token = floodgate_runner::server::token_file::read_for_header(path)
+                    .map_err(|e| format!("--auth-token-file {e}"))?;
+                Some(format!("Bearer {token}"))
+            }
+        },
     })
 }
 

@@ -42,6 +42,8 @@ pub struct PauseEndpoint {
     addr: SocketAddr,
     pause: Duration,
     until: Option<Instant>,
+    /// The `Authorization` value sent with the pause request.
+    authorization: Option<String>,
 }
 
 impl PauseEndpoint {
@@ -50,6 +52,16 @@ impl PauseEndpoint {
             addr,
             pause,
             until: None,
+            authorization: None,
+        }
+    }
+
+    /// Sends `value` (`Bearer TOKEN`) as the pause request's
+    /// `Authorization`, for a server whose admin endpoints need a token.
+    pub fn with_authorization(self, value: Option<String>) -> PauseEndpoint {
+        PauseEndpoint {
+            authorization: value,
+            ..self
         }
     }
 
@@ -73,9 +85,13 @@ impl Pause for PauseEndpoint {
             reason,
         };
         let pause = request(format!(
-            "POST /admin/pause-accept?ms={} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+            "POST /admin/pause-accept?ms={} HTTP/1.1\r\nHost: {}\r\n{}Content-Length: 0\r\n\r\n",
             self.pause.as_millis(),
-            self.addr
+            self.addr,
+            self.authorization
+                .as_ref()
+                .map(|value| format!("Authorization: {value}\r\n"))
+                .unwrap_or_default()
         ));
         // A second request on the same connection, sent only after the first
         // response: the reference server applies a pause after flushing its
@@ -95,6 +111,11 @@ impl Pause for PauseEndpoint {
             Reply::Head => return Err(fail("the response was cut short".into())),
             Reply::Nothing(why) => return Err(fail(why)),
         };
+        if status == 401 {
+            return Err(fail(
+                "answered 401: the server's admin endpoints need its bearer token".into(),
+            ));
+        }
         if status == 404 {
             return Err(fail(
                 "answered 404: the reference server serves /admin/* only with \

@@ -86,6 +86,16 @@ pub enum AuthScope {
     Admin,
 }
 
+/// An allowlist entry: a network in CIDR form (`127.0.0.2/32`,
+/// `10.0.0.0/8`, `::1/128`) or a bare address (one host), or why not.
+pub fn parse_network(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!("{text:?} is not an address or a network in CIDR form (127.0.0.2/32, ::1/128)")
+        })
+}
+
 /// A per-client request rate: one request per `interval` on average, with
 /// bursts of up to `burst` (`--per-ip-rate`, `--per-ip-burst`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,6 +60,10 @@ pub struct ProbeRequest {
     pub serve_timeout: Duration,
     /// How the held connections are shown served after the resume.
     pub check: ServeCheck,
+    /// The `Authorization` value (`Bearer TOKEN`) sent with the pause
+    /// request, for a target whose admin endpoints need a token (the serve
+    /// check counts any complete response, a 401 too).
+    pub authorization: Option<String>,
 }
 
 /// Why a probe gave no report.
@@ -150,7 +154,10 @@ pub fn run(request: &ProbeRequest, interrupted: &AtomicBool) -> Result<ProbeRepo
                     target_pid::check(*pid, addr)?;
                     Box::new(StopSignal::new(*pid))
                 }
-                TargetPause::Endpoint => Box::new(PauseEndpoint::new(addr, pause_length)),
+                TargetPause::Endpoint => Box::new(
+                    PauseEndpoint::new(addr, pause_length)
+                        .with_authorization(request.authorization.clone()),
+                ),
             };
             (addr, pause, *backlog)
         }

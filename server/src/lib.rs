@@ -13,6 +13,10 @@
 //!   limit.
 //! - `shared`: the shutdown phase, the open-connection count and its permit,
 //!   the accept pause.
+//! - `transport` and `tls`: the plain or TLS stream a connection runs over,
+//!   and the rustls configuration with its handshake deadline.
+//! - `token_file` and `files`: the bounded reads of the files a server is
+//!   configured with (a bearer token's file, certificates, keys).
 //!
 //! # Tasks and threads at run time
 //!
@@ -67,9 +71,11 @@
 
 mod accept;
 mod conn;
+mod files;
 mod listener;
 mod shared;
 pub mod tls;
+pub mod token_file;
 mod transport;
 
 use std::future::Future;

@@ -34,6 +34,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// rest are counted in `Stats::tls_handshake_failures` only.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// The largest certificate or key file read: a chain of a few
+/// certificates is a few KiB.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
 /// What a TLS listener serves with: the rustls configuration and the
 /// handshake deadline.
 #[derive(Debug, Clone)]
@@ -57,15 +61,15 @@ pub struct SelfSigned {
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("--tls-cert {path}: {error}")]
+    #[error("certificate file {path}: {error}")]
     ReadCert { path: String, error: io::Error },
-    #[error("--tls-key {path}: {error}")]
+    #[error("key file {path}: {error}")]
     ReadKey { path: String, error: io::Error },
-    #[error("--tls-cert {path}: no PEM certificate in it ({detail})")]
+    #[error("certificate file {path}: no PEM certificate in it ({detail})")]
     NoCert { path: String, detail: String },
-    #[error("--tls-key {path}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1) ({detail})")]
+    #[error("key file {path}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1) ({detail})")]
     NoKey { path: String, detail: String },
-    #[error("--tls-key does not match --tls-cert, or is unusable: {0}")]
+    #[error("the key does not match the certificate, or is unusable: {0}")]
     Mismatch(String),
     #[error("cannot make a self-signed certificate: {0}")]
     SelfSigned(String),
@@ -76,14 +80,29 @@ impl Tls {
     /// `key_path`, both PEM; fails if either is unreadable or the key does
     /// not belong to the first certificate.
     pub fn from_pem_files(cert_path: &str, key_path: &str) -> Result<Tls, TlsError> {
-        let cert_pem = std::fs::read(cert_path).map_err(|error| TlsError::ReadCert {
-            path: cert_path.into(),
-            error,
-        })?;
-        let key_pem = std::fs::read(key_path).map_err(|error| TlsError::ReadKey {
-            path: key_path.into(),
-            error,
-        })?;
+        Tls::from_pem_files_with_chain(cert_path, key_path).map(|(tls, _)| tls)
+    }
+
+    /// [`Tls::from_pem_files`], and the chain's PEM as read, for a client
+    /// of this server to trust.
+    pub fn from_pem_files_with_chain(
+        cert_path: &str,
+        key_path: &str,
+    ) -> Result<(Tls, Vec<u8>), TlsError> {
+        let cert_pem =
+            crate::files::read_regular(cert_path.as_ref(), MAX_PEM_BYTES).map_err(|error| {
+                TlsError::ReadCert {
+                    path: cert_path.into(),
+                    error,
+                }
+            })?;
+        let key_pem =
+            crate::files::read_regular(key_path.as_ref(), MAX_PEM_BYTES).map_err(|error| {
+                TlsError::ReadKey {
+                    path: key_path.into(),
+                    error,
+                }
+            })?;
         let certs = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TlsError::NoCert {
@@ -100,7 +119,7 @@ impl Tls {
             path: key_path.into(),
             detail: e.to_string(),
         })?;
-        Tls::from_der(certs, key)
+        Ok((Tls::from_der(certs, key)?, cert_pem))
     }
 
     /// An ephemeral self-signed certificate for `localhost`, `127.0.0.1`

@@ -13,6 +13,7 @@ mod probe;
 mod render;
 mod report;
 mod run;
+mod run_secured;
 mod schema;
 mod serve;
 mod shard;

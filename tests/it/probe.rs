@@ -248,6 +248,42 @@ fn pid_mode_measures_and_resumes_the_process() {
 }
 
 #[test]
+fn pause_endpoint_sends_the_token_of_auth_token_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let token = out_path("token");
+    std::fs::write(&token, "probe-token\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = token.to_str().unwrap();
+    let server = ServeProcess::start(&[
+        "--admin",
+        "--auth-token-file",
+        token,
+        "--auth-scope",
+        "admin",
+        "--backlog",
+        "16",
+    ]);
+    let probe = |extra: &[&str]| {
+        run(floodgate()
+            .args(["probe", "backlog", "--target"])
+            .arg(server.addr().to_string())
+            .args(["--pause-endpoint", "--backlog", "16", "--window", "300ms"])
+            .args(extra))
+    };
+    let without = probe(&[]);
+    assert_eq!(without.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(stderr.contains("answered 401"), "{stderr}");
+    let path = out_path("token-probe");
+    let with = probe(&["--auth-token-file", token, "--out", path.to_str().unwrap()]);
+    assert!(with.status.success());
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(r["capacity"], 17);
+    assert_eq!(r["unserved"], 0);
+}
+
+#[test]
 fn pid_mode_resumes_the_process_when_the_probe_fails() {
     // A server that waits a minute before each accept, and a client it has
     // not accepted yet: the probe stops the server, finds a connection

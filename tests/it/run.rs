@@ -19,7 +19,7 @@ fn root() -> &'static Path {
 }
 
 /// A fresh directory for one test's files.
-fn dir(name: &str) -> PathBuf {
+pub(crate) fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("floodgate-run-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
@@ -29,7 +29,7 @@ fn dir(name: &str) -> PathBuf {
 /// Runs `floodgate run FILE --out DIR ARGS...` in a fresh network
 /// namespace (so the kernel counters are this run's alone, whatever other
 /// tests overflow meanwhile); the report, if written.
-fn run(file: &Path, out: &Path, args: &[&str]) -> (Output, Option<ScenarioReport>) {
+pub(crate) fn run(file: &Path, out: &Path, args: &[&str]) -> (Output, Option<ScenarioReport>) {
     let (file, out_dir) = (file.to_path_buf(), out.to_path_buf());
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let output = crate::util::in_fresh_netns(move || {
@@ -50,7 +50,7 @@ fn run(file: &Path, out: &Path, args: &[&str]) -> (Output, Option<ScenarioReport
 }
 
 /// The run's stdout, once it has exited with `code` (else both outputs).
-fn exited(out: &Output, code: i32) -> String {
+pub(crate) fn exited(out: &Output, code: i32) -> String {
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -61,12 +61,12 @@ fn exited(out: &Output, code: i32) -> String {
     stdout
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// Writes a scenario file.
-fn scenario_file(d: &Path, toml: &str) -> PathBuf {
+pub(crate) fn scenario_file(d: &Path, toml: &str) -> PathBuf {
     let f = d.join("scenario.toml");
     std::fs::write(&f, toml).unwrap();
     f

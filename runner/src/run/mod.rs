@@ -304,6 +304,16 @@ impl Ctx<'_> {
             input.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         }
         input.shard = self.shard;
+        if self.target.is_none() {
+            // The reference server this run started: trust its certificate
+            // and send its token.
+            let reference = &self.scenario.reference;
+            if let Some(ca) = &reference.ca_pem {
+                input.target = Some(format!("https://{}/", self.addr));
+                input.ca_pem = Some(ca.clone());
+            }
+            input.headers.extend(reference.authorization_header());
+        }
         floodgate_loadgen::Plan::validate(input)
             .map(|v| v.with_target_addr(self.addr))
             .map_err(|error| RunError::Plan {
@@ -510,6 +520,11 @@ fn run_group(ctx: &mut Ctx, first: usize, count: usize) -> Result<Vec<PhaseRepor
                 check: floodgate_probe::ServeCheck::Http {
                     path: b.check_path.clone(),
                 },
+                authorization: ctx
+                    .target
+                    .is_none()
+                    .then(|| scenario.reference.authorization())
+                    .flatten(),
             };
             match crate::probe::run(&request, ctx.stop) {
                 Ok(probe) => report.probe = Some(probe),

@@ -20,6 +20,7 @@
 //! - `metric`: the metric names thresholds use.
 //! - `suggest`: did-you-mean.
 
+mod access;
 mod checker;
 pub mod diagnostic;
 mod document;

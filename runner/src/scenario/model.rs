@@ -38,8 +38,34 @@ pub struct Scenario {
     /// The `[server]` table over `floodgate serve`'s defaults; its `listen`
     /// address is the runner's choice.
     pub server: ServerConfig,
+    /// How the run's own clients get into that server.
+    pub reference: ReferenceClient,
     /// In the order they run.
     pub phases: Vec<Phase>,
+}
+
+/// What the run's own clients (the load, the backlog probe) need to use
+/// the reference server a scenario starts: the certificate to trust when it
+/// serves TLS, and the token to send when it asks for one.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceClient {
+    /// PEM certificates to trust (the self-signed certificate, or the
+    /// `tls_cert` chain).
+    pub ca_pem: Option<Vec<u8>>,
+    /// The bearer token, printable ASCII.
+    pub bearer: Option<String>,
+}
+
+impl ReferenceClient {
+    /// The `Authorization` header line the run's requests carry, if any.
+    pub fn authorization_header(&self) -> Option<String> {
+        self.authorization().map(|v| format!("Authorization: {v}"))
+    }
+
+    /// That header's value, `Bearer TOKEN`.
+    pub fn authorization(&self) -> Option<String> {
+        self.bearer.as_ref().map(|t| format!("Bearer {t}"))
+    }
 }
 
 impl Scenario {

@@ -7,10 +7,11 @@
 use floodgate_loadgen::plan::{Arrival, MixEntry, TargetUrl};
 use floodgate_server::Config as ServerConfig;
 
+use super::access;
 use super::checker::{Checker, Table};
 use super::diagnostic::{Diagnostic, Sources};
 use super::document::{Node, Value};
-use super::model::{LoadSettings, Scenario};
+use super::model::{LoadSettings, ReferenceClient, Scenario};
 use super::phase;
 
 /// The keys of the top level.
@@ -42,6 +43,16 @@ const SERVER_KEYS: &[&str] = &[
     "max_head_bytes",
     "max_headers",
     "max_body_bytes",
+    "tls_cert",
+    "tls_key",
+    "tls_self_signed",
+    "handshake_timeout",
+    "auth_token_file",
+    "auth_scope",
+    "allow",
+    "per_ip_max_connections",
+    "per_ip_rate",
+    "per_ip_burst",
 ];
 
 /// The load settings `[defaults]` holds and each load phase may override.
@@ -106,7 +117,7 @@ fn read(c: &mut Checker, root: &Node) -> Option<Scenario> {
         .unwrap_or_default();
     let server = match t.get("server") {
         Some(n) => server(c, n),
-        None => Some(ServerConfig::default()),
+        None => Some((ServerConfig::default(), ReferenceClient::default())),
     };
     let defaults = match t.get("defaults") {
         Some(n) => c
@@ -139,18 +150,35 @@ fn read(c: &mut Checker, root: &Node) -> Option<Scenario> {
         Some(v) => Some(v?),
         None => None,
     };
+    let (server, reference) = server?;
+    if let (Some(tls), None) = (t.get("server").and_then(access::tls_key), &target) {
+        let probed = phases
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.kind, super::model::PhaseKind::BacklogProbe(_)));
+        if probed {
+            c.error(
+                &tls.span,
+                "server",
+                "a backlog-probe phase pauses the reference server through its admin \
+                 endpoint in plain HTTP; run the probe in a scenario without TLS",
+            );
+            return None;
+        }
+    }
     Some(Scenario {
         name: name?,
         seed,
         target,
         thresholds,
         max_lag: max_lag?,
-        server: server?,
+        server,
+        reference,
         phases: phases?,
     })
 }
 
-fn server(c: &mut Checker, node: &Node) -> Option<ServerConfig> {
+fn server(c: &mut Checker, node: &Node) -> Option<(ServerConfig, ReferenceClient)> {
     let t = c.table(node, "server", SERVER_KEYS)?;
     let before = c.diagnostics.len();
     let mut s = ServerConfig::default();
@@ -216,7 +244,8 @@ fn server(c: &mut Checker, node: &Node) -> Option<ServerConfig> {
     if let Some(v) = int(c, "max_headers", 1, 10_000) {
         s.limits.max_headers = v as usize;
     }
-    (c.diagnostics.len() == before).then_some(s)
+    let client = access::server_access(c, &t, &mut s);
+    (c.diagnostics.len() == before).then_some((s, client))
 }
 
 /// The load settings of table `t` over `base`. Values that fail to
