@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::alloc::{Heap, measured};
 use super::responses::ResponseStream;
+use crate::access::{Access, AuthScope, Policy, Rate, Token};
 use crate::memory::{self, Hooks};
 use crate::{Close, Connection, Event, Limits, Stats};
 
@@ -55,6 +56,31 @@ pub(super) fn limits_for(choice: u8) -> Limits {
     }
 }
 
+/// The secret of the token the harnesses' access policies ask for.
+pub(super) const FUZZ_TOKEN: &[u8] = b"fuzz-token";
+
+/// The access policy a harness input chooses (two bits): none (the
+/// connection judges nothing), the token on every endpoint but /health,
+/// the token on /admin/* and a per-client rate of one request a second
+/// with bursts of 3, or both the token everywhere and a rate of one an
+/// hour with bursts of 2.
+pub(super) fn policy_for(choice: u8) -> Option<Policy> {
+    let token = Token::new(FUZZ_TOKEN);
+    let rate = |per_s, burst| Rate::per_second(per_s, std::num::NonZeroU32::new(burst)?);
+    let (auth_scope, per_ip_rate) = match choice & 3 {
+        0 => return None,
+        1 => (AuthScope::All, None),
+        2 => (AuthScope::Admin, rate(1.0, 3)),
+        _ => (AuthScope::All, rate(1.0 / 3600.0, 2)),
+    };
+    Some(Policy {
+        token,
+        auth_scope,
+        per_ip_rate,
+        ..Policy::default()
+    })
+}
+
 /// How a run treats time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Clock {
@@ -72,6 +98,8 @@ pub(super) enum Clock {
 pub(super) struct Driver {
     peer: memory::Driver<Checks>,
     clock: Clock,
+    /// The per-client rate the connection's policy sets, if any.
+    rate: Option<Rate>,
 }
 
 /// What is checked on every call into the connection: the heap it holds,
@@ -93,14 +121,36 @@ impl Hooks for Checks {
 
 impl Driver {
     pub(super) fn new(limits: Limits, clock: Clock, max_read: usize) -> Self {
+        Driver::with_policy(limits, None, clock, max_read)
+    }
+
+    /// A connection from one admitted client of a fresh [`Access`] with
+    /// `policy` (none: the connection judges nothing), so every run starts
+    /// from the same limiter state.
+    pub(super) fn with_policy(
+        limits: Limits,
+        policy: Option<Policy>,
+        clock: Clock,
+        max_read: usize,
+    ) -> Self {
         let stats = zeroed_stats();
         // A fixed, fabricated origin: nothing here may depend on the real clock.
         let now = fixed_origin();
-        let (conn, held, _) = measured(|| Connection::new(limits, stats.clone(), now));
+        let rate = policy.as_ref().and_then(|p| p.per_ip_rate);
+        let client = policy.map(|policy| {
+            let access = Arc::new(Access::new(policy, now));
+            let peer = std::net::IpAddr::from([192, 0, 2, 1]);
+            access
+                .admit(peer, &stats)
+                .expect("a policy without an allowlist or a connection cap admits everyone")
+        });
+        let (conn, held, _) =
+            measured(|| Connection::with_client(limits, stats.clone(), client, now));
         let checks = Checks(Heap::new(limits, max_read, held));
         Driver {
             peer: memory::Driver::with_hooks(conn, stats, now, max_read, checks),
             clock,
+            rate,
         }
     }
 
@@ -225,8 +275,27 @@ impl Driver {
 
     pub(super) fn finish(self) -> Outcome {
         let stats = Arc::clone(self.peer.stats());
-        let counters =
-            [&stats.requests, &stats.protocol_errors, &stats.timeouts].map(|c| c.load(Relaxed));
+        let counters = [
+            &stats.requests,
+            &stats.protocol_errors,
+            &stats.timeouts,
+            &stats.unauthorized,
+            &stats.rate_limited,
+        ]
+        .map(|c| c.load(Relaxed));
+        if let Some(rate) = self.rate {
+            // The rate limit holds: no more requests got past it than the
+            // burst and what the time that passed earned.
+            let elapsed = self.peer.now() - fixed_origin();
+            let earned = (elapsed.as_nanos() / rate.interval.as_nanos()) as u64;
+            let passed = counters[0] - counters[4];
+            assert!(
+                passed <= u64::from(rate.burst.get()) + earned,
+                "{passed} requests passed a limit of {} a burst and one per {:?} in {elapsed:?}",
+                rate.burst,
+                rate.interval
+            );
+        }
         // Drops the connection, and with it the other handle on `stats`.
         let (out, events, closed) = self.peer.into_parts();
         SPARE_STATS.set(Some(stats));
@@ -279,7 +348,8 @@ pub(super) struct Outcome {
     pub(super) out: Vec<u8>,
     pub(super) events: Vec<Event>,
     pub(super) closed: Option<Close>,
-    /// Requests, protocol errors and timeouts counted. (Statuses are in the
-    /// output already; a full snapshot costs more than the rest of a run.)
-    pub(super) counters: [u64; 3],
+    /// Requests, protocol errors, timeouts, 401s and 429s counted.
+    /// (Statuses are in the output already; a full snapshot costs more than
+    /// the rest of a run.)
+    pub(super) counters: [u64; 5],
 }

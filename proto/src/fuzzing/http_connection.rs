@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use super::driver::{Clock, Driver, Outcome, READ_CHUNK, limits_for};
+use super::driver::{Clock, Driver, FUZZ_TOKEN, Outcome, READ_CHUNK, limits_for, policy_for};
 use super::responses::{HeadKnowledge, check_common, show};
 use crate::Limits;
+use crate::access::AuthScope;
 
-/// Raw bytes into one connection. Layout: byte 0 chooses the limits and
-/// whether the peer half-closes at the end; byte 1 is the number `n` of
+/// Raw bytes into one connection. Layout: byte 0 chooses the limits,
+/// whether the peer half-closes at the end, and (bits 4 and 5) the access
+/// policy the connection judges each request by; byte 1 is the number `n` of
 /// script bytes that follow; the rest is the byte stream the peer sends.
 /// Each script byte is one step: send the next 1-64 or 64-4096 bytes, let
 /// time pass (a little, seconds, or to the next deadline), call
@@ -19,7 +21,10 @@ use crate::Limits;
 /// The script runs once with time moving. Then the stream runs twice with
 /// time frozen, once split as the script says and once in reads as large as
 /// the glue makes: both must give identical output, events, close and
-/// counters.
+/// counters. With a policy, no more requests pass its rate than its burst
+/// and the time that passed allow, and where the token is needed on every
+/// endpoint but /health and the input holds neither the token nor
+/// "health", every request is refused (401, or 429 first).
 pub fn http_connection(data: &[u8]) {
     let (config, script, stream) = match data {
         [config, n, rest @ ..] => {
@@ -29,6 +34,7 @@ pub fn http_connection(data: &[u8]) {
         _ => return,
     };
     let limits = limits_for(config);
+    let policy = config >> 4 & 3;
     let half_close = config & 4 != 0;
     let maybe_head = if contains(stream, b"HEAD") {
         HeadKnowledge::Maybe
@@ -43,18 +49,33 @@ pub fn http_connection(data: &[u8]) {
         let arg = (step >> 2) & 3;
         (step & 3 == 2 && arg != 0) || (step & 3 == 3 && arg >= 2)
     });
-    let scripted = run_script(limits, Clock::Scripted, script, stream, half_close);
-    check_common(&scripted, |_| maybe_head);
+    let run = |clock, script| run_script(limits, policy, clock, script, stream, half_close);
+    // Every request needs the token, and the input cannot present it.
+    let all_refused = matches!(policy_for(policy), Some(p) if p.auth_scope == AuthScope::All)
+        && !contains(stream, FUZZ_TOKEN)
+        && !contains(stream, b"health");
+    let check = |o: &Outcome| {
+        check_common(o, |_| maybe_head);
+        let [requests, .., unauthorized, rate_limited] = o.counters;
+        assert!(
+            !all_refused || requests == unauthorized + rate_limited,
+            "{requests} requests without the token, but only {unauthorized} refused with 401 \
+             and {rate_limited} with 429\noutput: {:?}",
+            show(&o.out)
+        );
+    };
+    let scripted = run(Clock::Scripted, script);
+    check(&scripted);
     if script.is_empty() {
         return;
     }
     let split = if moves_time {
-        run_script(limits, Clock::Frozen, script, stream, half_close)
+        run(Clock::Frozen, script)
     } else {
         scripted
     };
-    let whole = run_script(limits, Clock::Frozen, &[], stream, half_close);
-    check_common(&whole, |_| maybe_head);
+    let whole = run(Clock::Frozen, &[]);
+    check(&whole);
     assert!(
         split == whole,
         "the same bytes split differently gave different results\n\
@@ -68,12 +89,13 @@ pub fn http_connection(data: &[u8]) {
 
 fn run_script(
     limits: Limits,
+    policy: u8,
     clock: Clock,
     script: &[u8],
     stream: &[u8],
     half_close: bool,
 ) -> Outcome {
-    let mut d = Driver::new(limits, clock, READ_CHUNK);
+    let mut d = Driver::with_policy(limits, policy_for(policy), clock, READ_CHUNK);
     let mut rest = stream;
     for &step in script {
         if d.is_closed() {

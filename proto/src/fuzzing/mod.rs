@@ -16,6 +16,9 @@
 //!   [`Limits`](crate::Limits) (measured by [`CountingAllocator`] where it
 //!   is installed);
 //! - no connection lives forever: it always either closes or has a deadline;
+//! - a connection judged by an access policy lets no more requests past
+//!   its rate than the burst and the time that passed allow, and without
+//!   the token refuses every request that needs one ([`http_connection()`]);
 //! - `Close::Graceful` is only offered once every byte has been written.
 //!
 //! # Where things are

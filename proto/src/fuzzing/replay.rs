@@ -111,3 +111,30 @@ fn driver_sees_real_responses() {
         .collect();
     assert_eq!(got, [(200, &b"abcde"[..]), (200, &b"hi"[..])]);
 }
+
+/// The access policies the harness chooses are judged on real requests:
+/// with the token everywhere and a rate of 2 a burst, a request without the
+/// token is refused 401, /health needs none, and a third request is 429.
+#[test]
+fn driver_judges_real_requests_by_the_policy() {
+    use super::driver::{Clock, Driver, READ_CHUNK, policy_for};
+    use super::responses::{HeadKnowledge, check_common};
+    let mut d = Driver::with_policy(
+        crate::Limits::default(),
+        policy_for(3),
+        Clock::Frozen,
+        READ_CHUNK,
+    );
+    d.send(
+        b"GET / HTTP/1.1\r\nHost: fuzz\r\n\r\n\
+          GET /health HTTP/1.1\r\nHost: fuzz\r\n\r\n\
+          GET / HTTP/1.1\r\nHost: fuzz\r\nAuthorization: Bearer fuzz-token\r\n\r\n",
+    );
+    d.settle(true);
+    let outcome = d.finish();
+    let stream = check_common(&outcome, |_| HeadKnowledge::No);
+    let got: Vec<u16> = stream.responses.iter().map(|r| r.status).collect();
+    assert_eq!(got, [401, 200, 429]);
+    // Requests, errors, timeouts, 401s, 429s.
+    assert_eq!(outcome.counters, [3, 0, 0, 1, 1]);
+}
