@@ -317,6 +317,61 @@ impl Search {
     }
 }
 
+/// The rates a sharded find-capacity phase climbs, whatever its steps
+/// show: `max_steps` rates from `start` to `max`, each the last times the
+/// same factor. Shards cannot share verdicts while they run, so none may
+/// pick its next rate from its own share; they all climb this ladder and
+/// `floodgate report merge` judges every rung on the shards' figures
+/// together ([`Search::replay`]).
+pub fn ladder(spec: &FindCapacity) -> Vec<f64> {
+    let n = spec.max_steps.max(1);
+    let (start, max) = (spec.start_per_s, spec.max_per_s.max(spec.start_per_s));
+    if n == 1 {
+        return vec![start];
+    }
+    let factor = (max / start).powf(1.0 / f64::from(n - 1));
+    (0..n)
+        .map(|k| {
+            if k == n - 1 {
+                max
+            } else {
+                start * factor.powi(k as i32)
+            }
+        })
+        .collect()
+}
+
+impl Search {
+    /// A search that records a [`ladder`]'s rungs rather than choosing
+    /// steps: it asks for no confirms, each rung being its own evidence.
+    pub fn for_ladder(spec: &FindCapacity) -> Search {
+        Search {
+            confirm: 0,
+            ..Search::new(spec)
+        }
+    }
+
+    /// What `steps`, run and judged in this order, show about `spec`'s
+    /// capacity: the result of a search that ran them (a fixed ladder's
+    /// rungs, say), with its bracket and first failing step.
+    pub fn replay(
+        spec: &FindCapacity,
+        steps: impl IntoIterator<Item = (f64, StepVerdict)>,
+    ) -> CapacityResult {
+        let mut search = Search::for_ladder(spec);
+        for (rate_per_s, verdict) in steps {
+            search.record(
+                Step {
+                    rate_per_s,
+                    confirm: false,
+                },
+                verdict,
+            );
+        }
+        search.result()
+    }
+}
+
 /// What a find-capacity search found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapacityResult {

@@ -12,6 +12,10 @@
 //! carries one shard's evidence, the one whose kernel counted the most
 //! overflows, so a kernel threshold is judged on a real host's figures.
 //!
+//! A find-capacity phase, which every shard ran as the same fixed ladder
+//! of rates, is judged again rung by rung on the merged runs, and the
+//! search is replayed over them for the capacity and its bracket.
+//!
 //! The set of reports is checked first: every one sharded, all of the same
 //! shard count, scenario (text hash and `--set` overrides) and seed, each
 //! index once, none missing.
@@ -21,11 +25,13 @@ use std::collections::BTreeMap;
 use floodgate_reports::histogram;
 use floodgate_reports::run::{self, MalformedReport, Run};
 use floodgate_reports::scenario::{
-    HostRun, PhaseReport, SCENARIO_SCHEMA, ScenarioReport, Shard, Status,
+    CapacityReport, CapacityStep, HostRun, PhaseReport, SCENARIO_SCHEMA, ScenarioReport, Shard,
+    Status,
 };
 use floodgate_reports::series::{Interval, QueueInterval};
 use floodgate_reports::{Outcome, histogram::HistogramError};
 
+use crate::capacity::{Search, StepVerdict};
 use crate::run::status::{finish_phases, judge_whole_run, status};
 
 /// Why a set of shard reports does not merge. Nothing is written.
@@ -85,17 +91,20 @@ pub fn merge(reports: &[(String, ScenarioReport)]) -> Result<ScenarioReport, Mer
         let shards: Vec<&PhaseReport> = sorted.iter().map(|(_, r)| &r.phases[k]).collect();
         for (file, r) in &sorted {
             let q = &r.phases[k];
-            let what = match () {
-                _ if q.capacity.is_some() => "find-capacity result",
-                _ if q.probe.is_some() => "backlog probe",
-                _ => continue,
-            };
-            return Err(MergeError::Unmergeable {
-                file: file.to_string(),
-                phase: q.name.clone(),
-                what,
-            });
+            if q.probe.is_some() {
+                return Err(MergeError::Unmergeable {
+                    file: file.to_string(),
+                    phase: q.name.clone(),
+                    what: "backlog probe",
+                });
+            }
         }
+        let capacity = match &scenario.phases.get(k).map(|s| &s.kind) {
+            Some(crate::scenario::PhaseKind::FindCapacity(f)) => {
+                merge_ladder(f, &sorted, k, scenario.max_lag)?
+            }
+            _ => None,
+        };
         let runs: Vec<&Run> = shards.iter().filter_map(|s| s.run.as_ref()).collect();
         let run = match runs.is_empty() {
             true => None,
@@ -113,6 +122,7 @@ pub fn merge(reports: &[(String, ScenarioReport)]) -> Result<ScenarioReport, Mer
             skipped: shards.iter().all(|s| s.skipped),
             run,
             inconclusive,
+            capacity,
             thresholds: Vec::new(),
             ..p.clone()
         });
@@ -164,6 +174,77 @@ pub fn merge(reports: &[(String, ScenarioReport)]) -> Result<ScenarioReport, Mer
             })
             .collect(),
     })
+}
+
+/// Phase `k`'s ladder, as every shard climbed it, judged again: each rung's
+/// runs merged and judged against the SLO, and the search replayed over
+/// the merged rungs. `None` when no shard reached the phase.
+fn merge_ladder(
+    f: &crate::scenario::FindCapacity,
+    sorted: &[(&str, &ScenarioReport)],
+    k: usize,
+    max_lag: f64,
+) -> Result<Option<CapacityReport>, MergeError> {
+    let ladders: Vec<(&str, &CapacityReport)> = sorted
+        .iter()
+        .filter_map(|(file, r)| Some((*file, r.phases[k].capacity.as_ref()?)))
+        .collect();
+    let Some(&(first_file, first)) = ladders.first() else {
+        return Ok(None);
+    };
+    let phase = &sorted[0].1.phases[k].name;
+    // Rungs every shard finished; an interrupted shard has fewer.
+    let rungs = ladders
+        .iter()
+        .map(|(_, c)| c.steps.len())
+        .min()
+        .unwrap_or(0);
+    let mut steps = Vec::with_capacity(rungs);
+    for i in 0..rungs {
+        let rate = first.steps[i].rate_per_s;
+        if let Some((file, _)) = ladders.iter().find(|(_, c)| c.steps[i].rate_per_s != rate) {
+            return Err(MergeError::Unmergeable {
+                file: file.to_string(),
+                phase: format!("{phase} (step {} differs from {first_file}'s)", i + 1),
+                what: "find-capacity ladder",
+            });
+        }
+        let runs: Vec<&Run> = ladders.iter().map(|(_, c)| &c.steps[i].run).collect();
+        let run = merge_runs(&runs).map_err(|why| MergeError::Histogram {
+            phase: phase.clone(),
+            why,
+        })?;
+        let verdict = crate::run::find::judge_step(f, &run, max_lag);
+        let (name, why) = match &verdict {
+            StepVerdict::Pass => ("pass", None),
+            StepVerdict::Fail { why } => ("fail", Some(why.clone())),
+            StepVerdict::Inconclusive { why } => ("inconclusive", Some(why.clone())),
+        };
+        steps.push((
+            verdict.clone(),
+            CapacityStep {
+                rate_per_s: rate,
+                confirm: false,
+                verdict: name.to_string(),
+                why,
+                run,
+            },
+        ));
+    }
+    let result = Search::replay(f, steps.iter().map(|(v, s)| (s.rate_per_s, v.clone())));
+    let steps: Vec<CapacityStep> = steps.into_iter().map(|(_, s)| s).collect();
+    let stopped = ladders.iter().find_map(|(_, c)| c.stopped.clone());
+    Ok(Some(CapacityReport {
+        finding: result.finding.clone(),
+        summary: format!(
+            "{}; a fixed ladder climbed by {} shards, each rung judged on their figures together",
+            result.summary(),
+            sorted.len()
+        ),
+        stopped,
+        usl: Some(crate::usl::report(&steps)),
+        steps,
+    }))
 }
 
 fn missing_list(missing: &[u32], count: u32) -> String {

@@ -1,8 +1,10 @@
 //! Sharded runs (`floodgate run --shard i/N --start-at T`) and `floodgate
 //! report merge`: three shard processes started together against one
 //! reference server merge into exactly the unsharded run's schedule (the
-//! requests intended in each second, and in total); the merge refuses a
-//! shard given twice or missing, and `--shard` refuses what it cannot run.
+//! requests intended in each second, and in total); two shards climb a
+//! find-capacity phase as one fixed ladder and the merge finds the knee of
+//! a server of known capacity; the merge refuses a shard given twice or
+//! missing, and `--shard` refuses what it cannot run.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -304,9 +306,9 @@ fn shard_flags_and_what_a_shard_cannot_run_are_refused_before_anything_starts() 
         "{}",
         text(&out.stderr)
     );
-    // find-capacity: a shard cannot decide the search alone.
+    // backlog-probe: shards pausing one accept queue measure nothing.
     let out = floodgate()
-        .args(["run", "scenarios/nightly.toml", "--shard", "0/2"])
+        .args(["run", "scenarios/smoke.toml", "--shard", "0/2"])
         .args(target)
         .args(["--out", d.join("out").to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -314,7 +316,7 @@ fn shard_flags_and_what_a_shard_cannot_run_are_refused_before_anything_starts() 
         .unwrap();
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains("find-capacity cannot run under --shard"),
+        text(&out.stderr).contains("backlog-probe cannot run under --shard"),
         "{}",
         text(&out.stderr)
     );
@@ -330,6 +332,141 @@ fn shard_flags_and_what_a_shard_cannot_run_are_refused_before_anything_starts() 
     // Validated and accepted as a shard (and an RFC 3339 barrier); it
     // then fails to reach the target (exit 3), before any barrier.
     assert_exit(&out, 3);
+}
+
+/// A find-capacity phase over 50 connections to `/delay/50` (at most
+/// 1,000 requests a second), climbed by two shards as one ladder of seven
+/// rates from 250/s to 2,000/s (each the last times √2).
+const LADDER: &str = r#"
+name = "sharded-capacity"
+seed = 7
+
+[defaults]
+connections = 50
+threads = 1
+read_timeout = "5s"
+mix = [{ weight = 1, method = "GET", path = "/delay/50" }]
+
+[[phase]]
+name = "capacity"
+kind = "find-capacity"
+start = "250/s"
+max = "2000/s"
+max_steps = 7
+step = "1s"
+settle = "500ms"
+cooldown = "500ms"
+slo = ["latency.p99 < 150ms"]
+"#;
+
+#[test]
+fn sharded_find_capacity_climbs_one_ladder_and_the_merge_finds_the_knee() {
+    let _turn = crate::util::heavy_turn();
+    let d = dir("ladder");
+    let file = d.join("scenario.toml");
+    std::fs::write(&file, LADDER).unwrap();
+    let shards = crate::util::in_fresh_netns({
+        let (d, file) = (d.clone(), file.clone());
+        move || {
+            let server = ServeProcess::start(&[]);
+            let target = format!("http://{}/", server.addr());
+            let at = SystemTime::now() + Duration::from_secs(2);
+            let at = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as f64 / 1000.0;
+            let children: Vec<_> = (0..2)
+                .map(|i| {
+                    floodgate()
+                        .arg("run")
+                        .arg(&file)
+                        .args(["--target", &target])
+                        .args(["--shard", &format!("{i}/2")])
+                        .args(["--start-at", &format!("{at:.3}")])
+                        .arg("--out")
+                        .arg(d.join(format!("shard-{i}")))
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect::<Vec<Output>>()
+        }
+    });
+    let rungs = [250.0, 353.553, 500.0, 707.107, 1000.0, 1414.214, 2000.0];
+    let reports: Vec<PathBuf> = (0..2)
+        .map(|i| d.join(format!("shard-{i}/report.json")))
+        .collect();
+    for (out, path) in shards.iter().zip(&reports) {
+        // A shard judges nothing of the capacity: no threshold names it.
+        assert!(
+            matches!(out.status.code(), Some(0 | 4)),
+            "{}",
+            text(&out.stderr)
+        );
+        let r = read(path);
+        let ladder = r.phases[0].capacity.as_ref().expect("a ladder");
+        // Every rung, whatever the share showed: the search did not stop
+        // at the first failing step.
+        let rates: Vec<f64> = ladder.steps.iter().map(|s| s.rate_per_s).collect();
+        assert_eq!(rates.len(), 7, "{}", ladder.summary);
+        for (got, want) in rates.iter().zip(rungs) {
+            assert!((got - want).abs() < 0.01, "{rates:?}");
+        }
+        assert!(
+            ladder.summary.contains("share of a ladder of 7 rates"),
+            "{}",
+            ladder.summary
+        );
+    }
+    let merged_path = d.join("merged.json");
+    let out = floodgate()
+        .args(["report", "merge"])
+        .args(&reports)
+        .arg("--out")
+        .arg(&merged_path)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 4)),
+        "{}",
+        text(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&merged_path).unwrap()).unwrap();
+    crate::schema::assert_valid("scenario.schema.json", &json);
+    let merged = read(&merged_path);
+    let shard_reports: Vec<ScenarioReport> = reports.iter().map(|p| read(p)).collect();
+    let c = merged.phases[0]
+        .capacity
+        .as_ref()
+        .expect("the merged ladder");
+    // Each rung's books are both shards' together.
+    for (k, step) in c.steps.iter().enumerate() {
+        let sum: u64 = shard_reports
+            .iter()
+            .map(|r| {
+                r.phases[0].capacity.as_ref().unwrap().steps[k]
+                    .run
+                    .scheduled
+            })
+            .sum();
+        assert_eq!(step.run.scheduled, sum, "rung {k}");
+        assert_eq!(step.run.plan.connections, 50);
+    }
+    // The knee of a 1,000/s server: the last passing rung below it and the
+    // first failing one above (707–1,000/s, or 1,000–1,414/s when the
+    // rung at capacity itself holds).
+    let capacity = c.finding.capacity_per_s.expect(&c.summary);
+    assert!((700.0..=1001.0).contains(&capacity), "{}", c.summary);
+    let fail = c.finding.first_fail_per_s.expect(&c.summary);
+    assert!(fail > capacity && fail <= 1415.0, "{}", c.summary);
+    assert!(
+        c.summary.contains("a fixed ladder climbed by 2 shards"),
+        "{}",
+        c.summary
+    );
 }
 
 /// The Kubernetes ConfigMap carries scenarios/sharded.toml verbatim, so the

@@ -542,3 +542,54 @@ fn rates_read_as_people_write_them() {
         assert_eq!(rate(r), shown, "{r}");
     }
 }
+
+#[test]
+fn a_ladder_climbs_from_start_to_max_by_one_factor() {
+    let spec = FindCapacity {
+        max_steps: 7,
+        ..spec(250.0, 2_000.0, 2.0, 0.05)
+    };
+    let rungs = super::ladder(&spec);
+    assert_eq!(rungs.len(), 7);
+    assert_eq!((rungs[0], rungs[6]), (250.0, 2_000.0));
+    for w in rungs.windows(2) {
+        assert!((w[1] / w[0] - 2f64.sqrt()).abs() < 1e-9, "{rungs:?}");
+    }
+    let one = FindCapacity {
+        max_steps: 1,
+        ..spec.clone()
+    };
+    assert_eq!(super::ladder(&one), [250.0]);
+}
+
+#[test]
+fn a_replayed_ladder_brackets_the_knee_between_its_rungs() {
+    let spec = FindCapacity {
+        max_steps: 7,
+        ..spec(250.0, 2_000.0, 2.0, 0.05)
+    };
+    let mut server = knee(900.0);
+    let rungs = super::ladder(&spec);
+    let steps: Vec<_> = rungs
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| {
+            let step = Step {
+                rate_per_s: r,
+                confirm: false,
+            };
+            (r, server(i, step))
+        })
+        .collect();
+    let r = Search::replay(&spec, steps);
+    // The rungs either side of 900/s: 707/s passed, 1,000/s failed.
+    assert_eq!(r.finding.capacity_per_s, Some(rungs[3]));
+    assert_eq!(r.finding.first_fail_per_s, Some(rungs[4]));
+    assert!(!r.finding.unstable);
+    assert!(
+        r.summary()
+            .starts_with("capacity 707 req/s (bracket 707–1,000/s, 7 steps)"),
+        "{}",
+        r.summary()
+    );
+}

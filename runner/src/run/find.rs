@@ -1,8 +1,10 @@
 //! A `find-capacity` phase: the search (`crate::capacity`) chooses each
-//! step's rate; each step here is one engine run of two segments (the
-//! settle, not measured, then the measured step, with fresh books), its
-//! own share of the kernel's evidence, the SLO judged on it, then a
-//! cooldown without load and a health check before the next.
+//! step's rate (under `--shard`, every shard climbs the same fixed ladder
+//! instead, and the merge judges it); each step here is one engine run of
+//! two segments (the settle, not measured, then the measured step, with
+//! fresh books), its own share of the kernel's evidence, the SLO judged on
+//! it ([`judge_step`], which the merge uses too), then a cooldown without
+//! load and a health check before the next.
 
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
@@ -13,8 +15,9 @@ use floodgate_reports::scenario::{CapacityReport, CapacityStep, Judged};
 
 use super::judge::{self, Measured};
 use super::{Ctx, RunError};
-use crate::capacity::{Search, StepVerdict, Stopped};
+use crate::capacity::{Search, Step, StepVerdict, Stopped};
 use crate::scenario::FindCapacity;
+use floodgate_reports::Run;
 
 /// Runs the search of phase `index` to its end.
 pub(super) fn run(
@@ -23,11 +26,29 @@ pub(super) fn run(
     f: &FindCapacity,
 ) -> Result<CapacityReport, RunError> {
     let phase = &ctx.scenario.phases[index];
-    let mut search = Search::new(f);
+    // A shard climbs the ladder whatever its share shows.
+    let ladder = ctx.shard.map(|_| crate::capacity::ladder(f));
+    let mut search = match ladder {
+        Some(_) => Search::for_ladder(f),
+        None => Search::new(f),
+    };
     let mut steps = Vec::new();
     let t0 = Instant::now();
     let mut bracket = String::from("starting");
-    while let Some(step) = search.next_step() {
+    loop {
+        let step = match &ladder {
+            Some(rungs) => match rungs.get(steps.len()) {
+                Some(&rate_per_s) => Step {
+                    rate_per_s,
+                    confirm: false,
+                },
+                None => break,
+            },
+            None => match search.next_step() {
+                Some(step) => step,
+                None => break,
+            },
+        };
         if ctx.stop.load(Ordering::Relaxed) {
             search.stop(Stopped::Interrupted);
             break;
@@ -76,34 +97,8 @@ pub(super) fn run(
         let verdict = if ran.partial {
             search.stop(Stopped::Interrupted);
             None
-        } else if let Some(why) = judge::inconclusive(&run, ctx.scenario.max_lag) {
-            Some(StepVerdict::Inconclusive { why })
         } else {
-            let measured = Measured {
-                run: Some(&run),
-                ..Measured::default()
-            };
-            let failed: Vec<String> = f
-                .slo
-                .iter()
-                .map(|t| judge::judge(t, measured, false))
-                .filter(|r| r.status == Judged::Fail)
-                .map(|r| {
-                    let m = r
-                        .measured
-                        .map(|m| format!(" measured {m}"))
-                        .unwrap_or_default();
-                    let n = r.note.map(|n| format!(" ({n})")).unwrap_or_default();
-                    format!("{}{m}{n}", r.threshold)
-                })
-                .collect();
-            Some(if failed.is_empty() {
-                StepVerdict::Pass
-            } else {
-                StepVerdict::Fail {
-                    why: format!("{}; verdict: {}", failed.join(", "), run.verdict.summary),
-                }
-            })
+            Some(judge_step(f, &run, ctx.scenario.max_lag))
         };
         let Some(verdict) = verdict else {
             break;
@@ -134,13 +129,56 @@ pub(super) fn run(
         cooldown(ctx, index, f.cooldown, phase.load.connect_timeout);
     }
     let r = search.result();
+    let summary = match ctx.shard {
+        Some(shard) => format!(
+            "shard {shard}'s share of a ladder of {} rates, judged on every shard's figures \
+             by `floodgate report merge`; this share alone: {}",
+            steps.len(),
+            r.summary()
+        ),
+        None => r.summary(),
+    };
     Ok(CapacityReport {
         finding: r.finding.clone(),
         stopped: r.stopped.map(|s| s.to_string()),
-        summary: r.summary(),
+        summary,
         usl: Some(crate::usl::report(&steps)),
         steps,
     })
+}
+
+/// What a measured step shows against the phase's SLO: inconclusive when
+/// the generator fell short, else a pass, or a fail naming each failed
+/// term with its measured value and the run's verdict.
+pub(crate) fn judge_step(f: &FindCapacity, run: &Run, max_lag: f64) -> StepVerdict {
+    if let Some(why) = judge::inconclusive(run, max_lag) {
+        return StepVerdict::Inconclusive { why };
+    }
+    let measured = Measured {
+        run: Some(run),
+        ..Measured::default()
+    };
+    let failed: Vec<String> = f
+        .slo
+        .iter()
+        .map(|t| judge::judge(t, measured, false))
+        .filter(|r| r.status == Judged::Fail)
+        .map(|r| {
+            let m = r
+                .measured
+                .map(|m| format!(" measured {m}"))
+                .unwrap_or_default();
+            let n = r.note.map(|n| format!(" ({n})")).unwrap_or_default();
+            format!("{}{m}{n}", r.threshold)
+        })
+        .collect();
+    if failed.is_empty() {
+        StepVerdict::Pass
+    } else {
+        StepVerdict::Fail {
+            why: format!("{}; verdict: {}", failed.join(", "), run.verdict.summary),
+        }
+    }
 }
 
 /// No load for `cooldown`, then a health check: the target accepts a

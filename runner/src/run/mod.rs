@@ -13,7 +13,7 @@
 //! `status` attaches evidence, judges phases and the whole run, and draws
 //! the status.
 
-mod find;
+pub(crate) mod find;
 pub mod judge;
 pub mod shard;
 pub(crate) mod status;

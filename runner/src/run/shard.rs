@@ -7,11 +7,13 @@
 //!
 //! Closed-loop phases (`closed`, `connect-storm`, `hold`) split their
 //! connections only: a closed loop has no schedule to split, each shard's
-//! connections send as fast as they are answered. `find-capacity` and
-//! `backlog-probe` are refused: each shard would decide a search step from
-//! its own share of the measurements, so the shards' searches would walk
-//! different rates; and N probes pausing one listener's accept queue at
-//! once measure nothing.
+//! connections send as fast as they are answered. A `find-capacity` phase
+//! climbs a fixed ladder of rates (`crate::capacity::ladder`) rather than
+//! searching: a shard that chose its next rate from its own share of the
+//! measurements would walk different rates from the others; the merge
+//! judges each rung on all shards' figures and replays the search over
+//! them. `backlog-probe` is refused: N probes pausing one listener's accept
+//! queue at once measure nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -38,12 +40,6 @@ pub fn check(scenario: &Scenario, shard: Shard) -> Vec<String> {
     }
     for p in &scenario.phases {
         match &p.kind {
-            PhaseKind::FindCapacity(_) => why.push(format!(
-                "phase {:?}: find-capacity cannot run under --shard: each shard would decide the \
-                 search's next step from its own share of the measurements, so the shards would \
-                 walk different rates; run it unsharded, or as steady phases at fixed rates",
-                p.name
-            )),
             PhaseKind::BacklogProbe(_) => why.push(format!(
                 "phase {:?}: backlog-probe cannot run under --shard: it pauses the target's accept \
                  queue, and N shards pausing it at once measure nothing; run it unsharded",
