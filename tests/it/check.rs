@@ -119,3 +119,42 @@ fn check_connects_to_nothing() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The scenario's `[server]` takes every flag of `floodgate serve` as a
+/// snake_case key (but `--listen`, which the run chooses, and
+/// `--tls-self-signed-out`, whose certificate the run trusts itself;
+/// `--no-reuse-address` is `reuse_address = false`): given a value of the
+/// wrong type, each is refused for its value, never as an unknown key.
+#[test]
+fn the_server_table_takes_every_flag_of_floodgate_serve() {
+    let help = crate::util::floodgate()
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let keys: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split([' ', '=']).next())
+        .filter(|flag| !["listen", "tls-self-signed-out", "help"].contains(flag))
+        .map(|flag| flag.strip_prefix("no-").unwrap_or(flag).replace('-', "_"))
+        .collect();
+    assert!(keys.len() >= 20, "{keys:?}");
+    let dir = std::env::temp_dir().join(format!("floodgate-check-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for key in &keys {
+        let file = dir.join("keys.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"keys\"\n[server]\n{key} = {{ x = 1 }}\n[[phase]]\nname = \"a\"\nkind = \"pause\"\nduration = \"1s\"\n"
+            ),
+        )
+        .unwrap();
+        let out = check(&[file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(&format!("server.{key}")), "{key}: {stderr}");
+        assert!(!stderr.contains("unknown key"), "{key}: {stderr}");
+    }
+}

@@ -32,6 +32,7 @@ const SERVER_KEYS: &[&str] = &[
     "accept_delay",
     "max_connections",
     "reuse_port",
+    "reuse_address",
     "admin",
     "max_requests_per_connection",
     "max_errors_per_connection",
@@ -211,6 +212,9 @@ fn server(c: &mut Checker, node: &Node) -> Option<(ServerConfig, ReferenceClient
     }
     if let Some(n) = t.get("reuse_port") {
         s.reuse_port = c.boolean(n, &t.field("reuse_port")).unwrap_or_default();
+    }
+    if let Some(n) = t.get("reuse_address") {
+        s.reuse_address = c.boolean(n, &t.field("reuse_address")).unwrap_or(true);
     }
     if let Some(v) = int(c, "max_requests_per_connection", 1, max_u32) {
         s.limits.max_requests_per_connection = std::num::NonZeroU32::new(v as u32);
