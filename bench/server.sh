@@ -6,7 +6,9 @@
 #      each server pinned to core 0 and the client to core 1, RUNS
 #      interleaved pairs; each run's req/s and the median ratio
 #      floodgate/nginx.
-#   2. the same with 16 pipelined requests per write (a wrk Lua script).
+#   2. the same with 16 pipelined requests per write (a wrk Lua script);
+#      then keep-alive GET / with wrk for each other `floodgate serve
+#      --model` in MODELS.
 #   3. what TLS and token auth cost: keep-alive GET / with wrk against
 #      `floodgate serve --tls-cert` (over https) and against `floodgate serve
 #      --auth-token-file` (wrk sending the token), each paired with the
@@ -27,6 +29,7 @@ RUNS=${RUNS:-5}
 DURATION=${DURATION:-10s}
 IDLE=${IDLE:-10000}
 SECTIONS=${SECTIONS:-peers security idle}
+MODELS=${MODELS:-reuseport}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
@@ -246,8 +249,13 @@ if section peers; then
     compare "keep-alive GET /, wrk" wrk_rps
     compare "keep-alive GET /, floodgate load" load_rps
     compare "pipelined GET / (16 per write), wrk" wrk_rps -s "$WORK/pipeline.lua"
-
     stop_pid "$FLOODGATE_PID"
+
+    for model in $MODELS; do
+        start_floodgate --model "$model"
+        compare "keep-alive GET /, wrk, floodgate serve --model $model" wrk_rps
+        stop_pid "$FLOODGATE_PID"
+    done
     stop_pid "$NGINX_PID"
 fi
 

@@ -68,6 +68,13 @@ fn accept_delay(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--model`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ModelArg {
+    Async,
+    Reuseport,
+}
+
 /// Flags of `floodgate serve`.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = after_help())]
@@ -85,6 +92,12 @@ pub struct Args {
     /// Set SO_REUSEPORT, so several servers can share a port.
     #[arg(long)]
     reuse_port: bool,
+    /// How connections are spread and run: async (one listener per address,
+    /// connections as tasks on async-std's executor) or reuseport (one
+    /// listener per core on one port with SO_REUSEPORT, each with its own
+    /// accept loop, the kernel spreading connections across them).
+    #[arg(long, value_enum, value_name = "MODEL", default_value = "async")]
+    model: ModelArg,
     /// Answer at most N requests on one connection; the last carries
     /// `Connection: close` (default: no limit).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -201,6 +214,10 @@ impl Args {
             backlog: self.backlog,
             reuse_address: !self.no_reuse_address,
             reuse_port: self.reuse_port,
+            model: match self.model {
+                ModelArg::Async => server::Model::Async,
+                ModelArg::Reuseport => server::Model::ReusePort,
+            },
             accept_delay: self.accept_delay,
             max_connections: self
                 .max_connections

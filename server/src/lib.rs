@@ -101,8 +101,10 @@ pub struct Config {
     pub backlog: u32,
     /// SO_REUSEADDR (default on).
     pub reuse_address: bool,
-    /// SO_REUSEPORT (default off).
+    /// SO_REUSEPORT (default off; always on with [`Model::ReusePort`]).
     pub reuse_port: bool,
+    /// How connections are spread and run (`--model`).
+    pub model: Model,
     /// A wait before each accept(2), to make backlog overflow reproducible.
     pub accept_delay: Option<Duration>,
     /// At most this many connections served at once; see the crate docs for the policy when full.
@@ -126,12 +128,37 @@ impl Default for Config {
             backlog: 1024,
             reuse_address: true,
             reuse_port: false,
+            model: Model::Async,
             accept_delay: None,
             max_connections: None,
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
             tls: None,
             access: floodgate_proto::access::Policy::default(),
+        }
+    }
+}
+
+/// How the server spreads and runs its connections (`--model`). Every
+/// model drives the same `floodgate_proto::Connection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// One listener per address with one accept loop; each connection a
+    /// task on async-std's executor.
+    #[default]
+    Async,
+    /// One listener per core on each address, all on one port with
+    /// SO_REUSEPORT and each with its own accept loop, so the kernel spreads
+    /// new connections across them; connections as with `Async`.
+    ReusePort,
+}
+
+impl Model {
+    /// The listening sockets per configured address.
+    pub fn listeners(self) -> usize {
+        match self {
+            Model::Async => 1,
+            Model::ReusePort => std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -172,15 +199,25 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds and listens on every configured address.
-    pub fn bind(config: Config) -> Result<Server, BindError> {
-        let listeners = config
-            .listen
-            .iter()
-            .map(|addr| listener::bind(*addr, &config))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Binds and listens on every configured address: with
+    /// [`Model::ReusePort`], one socket per core on each, the first choosing
+    /// the port (for port 0) and the others joining it.
+    pub fn bind(mut config: Config) -> Result<Server, BindError> {
+        let per_addr = config.model.listeners();
+        config.reuse_port |= config.model == Model::ReusePort;
+        let mut listeners = Vec::with_capacity(config.listen.len() * per_addr);
+        let mut addrs = Vec::with_capacity(config.listen.len());
+        for addr in &config.listen {
+            let first = listener::bind(*addr, &config)?;
+            let bound = first.addr;
+            addrs.push(bound);
+            listeners.push(first);
+            for _ in 1..per_addr {
+                listeners.push(listener::bind(bound, &config)?);
+            }
+        }
         Ok(Server {
-            addrs: listeners.iter().map(|l| l.addr).collect(),
+            addrs,
             listeners,
             config,
             stats: Arc::default(),
@@ -201,10 +238,19 @@ impl Server {
     /// order of [`Server::local_addrs`]: `--backlog` clamped at
     /// `net.core.somaxconn`. `None` where the platform does not say.
     pub fn effective_backlogs(&self) -> Vec<Option<u64>> {
-        self.listeners
+        self.addrs
             .iter()
-            .map(|l| listener::effective_backlog(l.socket.get_ref()))
+            .map(|addr| {
+                let first = self.listeners.iter().find(|l| l.addr == *addr)?;
+                listener::effective_backlog(first.socket.get_ref())
+            })
             .collect()
+    }
+
+    /// The listening sockets: one per address, or one per core on each
+    /// with [`Model::ReusePort`].
+    pub fn listener_count(&self) -> usize {
+        self.listeners.len()
     }
 
     /// Serves on this thread until `shutdown` completes, then drains.

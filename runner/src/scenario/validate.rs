@@ -33,6 +33,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections",
     "reuse_port",
     "reuse_address",
+    "model",
     "admin",
     "max_requests_per_connection",
     "max_errors_per_connection",
@@ -212,6 +213,19 @@ fn server(c: &mut Checker, node: &Node) -> Option<(ServerConfig, ReferenceClient
     }
     if let Some(n) = t.get("reuse_port") {
         s.reuse_port = c.boolean(n, &t.field("reuse_port")).unwrap_or_default();
+    }
+    if let Some(n) = t.get("model") {
+        let field = t.field("model");
+        match c.string(n, &field, "\"async\" or \"reuseport\"").as_deref() {
+            Some("async") => s.model = floodgate_server::Model::Async,
+            Some("reuseport") => s.model = floodgate_server::Model::ReusePort,
+            Some(other) => c.error(
+                &n.span,
+                field,
+                format!("expected \"async\" or \"reuseport\", found {other:?}"),
+            ),
+            None => {}
+        }
     }
     if let Some(n) = t.get("reuse_address") {
         s.reuse_address = c.boolean(n, &t.field("reuse_address")).unwrap_or(true);

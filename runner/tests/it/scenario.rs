@@ -236,6 +236,24 @@ fn set_adds_keys_and_tables_the_file_lacks() {
     assert_eq!(s.server.max_connections, Some(100));
     let s = valid("scenarios/example.toml", &["server.reuse_port=true"]);
     assert!(s.server.reuse_port);
+    // The concurrency-models loop: one scenario, a model per run.
+    let s = valid("scenarios/concurrency-models.toml", &[]);
+    assert_eq!(s.server.model, floodgate_server::Model::Async);
+    let s = valid(
+        "scenarios/concurrency-models.toml",
+        &["server.model=reuseport"],
+    );
+    assert_eq!(s.server.model, floodgate_server::Model::ReusePort);
+    let e = check(
+        "scenarios/concurrency-models.toml",
+        &["server.model=threads"],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected \"async\" or \"reuseport\""),
+        "{e}"
+    );
 }
 
 #[test]

@@ -5,14 +5,19 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use floodgate_server::{BindError, Config, Server};
+use floodgate_server::{BindError, Config, Model, Server};
 
 use crate::http::{Client, get};
 use crate::{addr, config, start};
 
 #[test]
 fn binding_a_taken_port_names_the_address() {
-    let first = Server::bind(config()).unwrap();
+    // Held without SO_REUSEPORT, so no model may join it.
+    let first = Server::bind(Config {
+        model: Model::Async,
+        ..config()
+    })
+    .unwrap();
     let taken = first.local_addrs()[0];
     let err = Server::bind(Config {
         listen: vec![taken],
@@ -42,6 +47,50 @@ fn reuse_port_lets_two_servers_share_a_port() {
     })
     .unwrap();
     assert_eq!(second.local_addrs(), &[port]);
+}
+
+/// The listening TCP sockets on `port` in this network namespace, from
+/// /proc/net/tcp (state 0A is LISTEN).
+#[cfg(target_os = "linux")]
+fn listening_sockets(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&local) && f[3] == "0A"
+        })
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn reuseport_listens_once_per_core_on_one_port_and_serves_every_connection() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let server = Server::bind(Config {
+        model: Model::ReusePort,
+        ..config()
+    })
+    .unwrap();
+    assert_eq!(server.listener_count(), cores);
+    let port = server.local_addrs()[0].port();
+    assert_eq!(server.local_addrs().len(), 1);
+    assert_eq!(listening_sockets(port), cores);
+    let server = server.start();
+    // The kernel spreads connections over the listeners by their 4-tuple;
+    // whichever takes one, it is served.
+    for _ in 0..64 {
+        assert_eq!(get(addr(&server), "/health").status, 200);
+    }
+    assert_eq!(
+        server
+            .stats()
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        64
+    );
 }
 
 #[test]

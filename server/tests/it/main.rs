@@ -16,11 +16,23 @@ use std::time::Duration;
 use floodgate_proto::Limits;
 use floodgate_server::{Config, RunningServer, Server};
 
-/// A config listening on a free loopback port.
+/// A config listening on a free loopback port, with the model
+/// `FLOODGATE_TEST_MODEL` names (`async`, the default, or `reuseport`):
+/// `.ci/run` runs this suite once per model.
 pub fn config() -> Config {
     Config {
         listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        model: model(),
         ..Config::default()
+    }
+}
+
+/// The model under test.
+pub fn model() -> floodgate_server::Model {
+    match std::env::var("FLOODGATE_TEST_MODEL").as_deref() {
+        Ok("reuseport") => floodgate_server::Model::ReusePort,
+        Ok("async") | Err(_) => floodgate_server::Model::Async,
+        Ok(other) => panic!("FLOODGATE_TEST_MODEL={other}: async or reuseport"),
     }
 }
 
