@@ -73,6 +73,7 @@ fn accept_delay(text: &str) -> Result<Duration, String> {
 enum ModelArg {
     Async,
     Reuseport,
+    Threads,
 }
 
 /// Flags of `floodgate serve`.
@@ -93,9 +94,11 @@ pub struct Args {
     #[arg(long)]
     reuse_port: bool,
     /// How connections are spread and run: async (one listener per address,
-    /// connections as tasks on async-std's executor) or reuseport (one
+    /// connections as tasks on async-std's executor), reuseport (one
     /// listener per core on one port with SO_REUSEPORT, each with its own
-    /// accept loop, the kernel spreading connections across them).
+    /// accept loop, the kernel spreading connections across them) or
+    /// threads (an OS thread per connection, at most --max-connections,
+    /// default 4096; plain HTTP only).
     #[arg(long, value_enum, value_name = "MODEL", default_value = "async")]
     model: ModelArg,
     /// Answer at most N requests on one connection; the last carries
@@ -217,6 +220,7 @@ impl Args {
             model: match self.model {
                 ModelArg::Async => server::Model::Async,
                 ModelArg::Reuseport => server::Model::ReusePort,
+                ModelArg::Threads => server::Model::Threads,
             },
             accept_delay: self.accept_delay,
             max_connections: self
@@ -271,6 +275,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(floodgate_runner::Exit::Usage.into());
         }
     };
+    if matches!(args.model, ModelArg::Threads) && !matches!(tls, Tls::Plain) {
+        eprintln!(
+            "floodgate serve: error: --model threads serves plain HTTP only; use --model async \
+             or reuseport with TLS"
+        );
+        return Ok(floodgate_runner::Exit::Usage.into());
+    }
     let (tls, self_signed) = match tls {
         Tls::Plain => (None, None),
         Tls::Files(tls) => (Some(tls), None),

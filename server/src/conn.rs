@@ -51,6 +51,10 @@ pub(crate) fn spawn(
     shared: Arc<Shared>,
     client: Option<floodgate_proto::access::Client>,
 ) {
+    if shared.pipes.is_some() && shared.tls.is_none() {
+        crate::threads::spawn(stream, permit, shared, client);
+        return;
+    }
     let fd = stream.as_raw_fd();
     let Some(stream) = register(stream) else {
         return;

@@ -15,6 +15,8 @@
 //!   the accept pause.
 //! - `transport` and `tls`: the plain or TLS stream a connection runs over,
 //!   and the rustls configuration with its handshake deadline.
+//! - `threads`: the [`Model::Threads`] connection driver, a thread per
+//!   connection taking the same steps as `conn`'s loop.
 //! - `token_file` and `files`: the bounded reads of the files a server is
 //!   configured with (a bearer token's file, certificates, keys).
 //!
@@ -25,6 +27,10 @@
 //!   tasks, waits for the shutdown future, then runs the drain. It sleeps in
 //!   futures-lite's `block_on` and never drives the reactor.
 //! - One accept task per listening socket, on async-std's executor.
+//! - With [`Model::ReusePort`], one accept task per listener, one listener
+//!   per core on each address. With [`Model::Threads`], one OS thread per
+//!   open connection (named `conn PORT`) instead of a task, blocking in
+//!   poll(2) on its socket and on the phase pipes `Shared` writes to.
 //! - One task per open connection, on async-std's executor. It owns the
 //!   socket, the `Connection` state and a permit; it borrows a thread-local
 //!   64 KiB read buffer only between a read and `handle_read`, so an idle
@@ -74,6 +80,7 @@ mod conn;
 mod files;
 mod listener;
 mod shared;
+mod threads;
 pub mod tls;
 pub mod token_file;
 mod transport;
@@ -151,13 +158,22 @@ pub enum Model {
     /// SO_REUSEPORT and each with its own accept loop, so the kernel spreads
     /// new connections across them; connections as with `Async`.
     ReusePort,
+    /// One listener per address, as `Async`; each connection an OS thread
+    /// of its own blocking in poll(2), at most `max_connections` of them
+    /// (default [`THREADS_MAX_CONNECTIONS`]). Plain HTTP: a TLS server's
+    /// connections stay async tasks.
+    Threads,
 }
+
+/// The connections (threads) the threads model allows when
+/// `max_connections` is not set.
+pub const THREADS_MAX_CONNECTIONS: usize = threads::DEFAULT_MAX_CONNECTIONS;
 
 impl Model {
     /// The listening sockets per configured address.
     pub fn listeners(self) -> usize {
         match self {
-            Model::Async => 1,
+            Model::Async | Model::Threads => 1,
             Model::ReusePort => std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -171,6 +187,8 @@ pub enum BindError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot make the threads model's wake-up pipes: {0}")]
+    Pipes(std::io::Error),
 }
 
 /// How a server ended.
@@ -196,6 +214,9 @@ pub struct Server {
     addrs: Vec<SocketAddr>,
     stats: Arc<Stats>,
     listeners: Vec<listener::Listener>,
+    /// The threads model's wake-up pipes, made at bind so a failure is a
+    /// bind error.
+    pipes: Option<threads::PhasePipes>,
 }
 
 impl Server {
@@ -216,11 +237,16 @@ impl Server {
                 listeners.push(listener::bind(bound, &config)?);
             }
         }
+        let pipes = match config.model {
+            Model::Threads => Some(threads::PhasePipes::new().map_err(BindError::Pipes)?),
+            _ => None,
+        };
         Ok(Server {
             addrs,
             listeners,
             config,
             stats: Arc::default(),
+            pipes,
         })
     }
 
@@ -267,15 +293,18 @@ impl Server {
             config,
             stats,
             listeners,
+            pipes,
             ..
         } = self;
-        let mut shared = shared::Shared::new(
-            config.limits,
-            stats,
-            config.accept_delay,
-            config.max_connections,
-        );
+        // Each of the threads model's connections is a thread: bounded.
+        let max_connections = match (&pipes, config.max_connections) {
+            (Some(_), None) => Some(THREADS_MAX_CONNECTIONS),
+            (_, max) => max,
+        };
+        let mut shared =
+            shared::Shared::new(config.limits, stats, config.accept_delay, max_connections);
         shared.tls = config.tls.clone();
+        shared.pipes = pipes;
         if config.access != floodgate_proto::access::Policy::default() {
             shared.access = Some(Arc::new(floodgate_proto::access::Access::new(
                 config.access.clone(),

@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<crate::tls::Tls>,
     /// The access policy with its per-client state, if any control is set.
     pub(crate) access: Option<Arc<floodgate_proto::access::Access>>,
+    /// With the threads model: the pipes that wake blocked connection
+    /// threads on a phase change (and mark that model).
+    pub(crate) pipes: Option<crate::threads::PhasePipes>,
 }
 
 impl Shared {
@@ -83,6 +86,7 @@ impl Shared {
             accept_failure: Mutex::new(None),
             tls: None,
             access: None,
+            pipes: None,
         }
     }
 
@@ -98,6 +102,9 @@ impl Shared {
     pub(crate) fn advance(&self, to: Phase) {
         self.phase.fetch_max(to as u8, Ordering::AcqRel);
         self.phase_changed.notify(usize::MAX);
+        if let Some(pipes) = &self.pipes {
+            pipes.signal(to);
+        }
     }
 
     /// Waits until the phase has left [`Phase::Running`].

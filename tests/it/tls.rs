@@ -155,6 +155,10 @@ fn bad_tls_flags_exit_2_before_anything_starts() {
             vec!["--tls-self-signed-out", cert.to_str().unwrap()],
             "--tls-self-signed",
         ),
+        (
+            vec!["--model", "threads", "--tls-self-signed"],
+            "--model threads serves plain HTTP only",
+        ),
     ] {
         let mut cmd = floodgate();
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(&args);

@@ -216,13 +216,15 @@ fn server(c: &mut Checker, node: &Node) -> Option<(ServerConfig, ReferenceClient
     }
     if let Some(n) = t.get("model") {
         let field = t.field("model");
-        match c.string(n, &field, "\"async\" or \"reuseport\"").as_deref() {
+        const MODELS: &str = "\"async\", \"reuseport\" or \"threads\"";
+        match c.string(n, &field, MODELS).as_deref() {
             Some("async") => s.model = floodgate_server::Model::Async,
             Some("reuseport") => s.model = floodgate_server::Model::ReusePort,
+            Some("threads") => s.model = floodgate_server::Model::Threads,
             Some(other) => c.error(
                 &n.span,
                 field,
-                format!("expected \"async\" or \"reuseport\", found {other:?}"),
+                format!("expected {MODELS}, found {other:?}"),
             ),
             None => {}
         }
@@ -263,6 +265,14 @@ fn server(c: &mut Checker, node: &Node) -> Option<(ServerConfig, ReferenceClient
         s.limits.max_headers = v as usize;
     }
     let client = access::server_access(c, &t, &mut s);
+    if let (floodgate_server::Model::Threads, Some(_), Some(n)) = (s.model, &s.tls, t.get("model"))
+    {
+        c.error(
+            &n.span,
+            t.field("model"),
+            "\"threads\" serves plain HTTP only; use \"async\" or \"reuseport\" with TLS",
+        );
+    }
     (c.diagnostics.len() == before).then_some((s, client))
 }
 

@@ -244,16 +244,27 @@ fn set_adds_keys_and_tables_the_file_lacks() {
         &["server.model=reuseport"],
     );
     assert_eq!(s.server.model, floodgate_server::Model::ReusePort);
-    let e = check(
+    let s = valid(
         "scenarios/concurrency-models.toml",
         &["server.model=threads"],
+    );
+    assert_eq!(s.server.model, floodgate_server::Model::Threads);
+    let e = check(
+        "scenarios/concurrency-models.toml",
+        &["server.model=fibers"],
     )
     .unwrap_err();
     assert!(
         e.to_string()
-            .contains("expected \"async\" or \"reuseport\""),
+            .contains("expected \"async\", \"reuseport\" or \"threads\""),
         "{e}"
     );
+    let e = check(
+        "scenarios/concurrency-models.toml",
+        &["server.model=threads", "server.tls_self_signed=true"],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("plain HTTP only"), "{e}");
 }
 
 #[test]

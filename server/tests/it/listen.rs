@@ -24,7 +24,9 @@ fn binding_a_taken_port_names_the_address() {
         ..config()
     })
     .unwrap_err();
-    let BindError::Listen { addr, .. } = &err;
+    let BindError::Listen { addr, .. } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(*addr, taken);
     assert!(
         err.to_string()

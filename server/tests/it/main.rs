@@ -5,6 +5,7 @@
 mod http;
 mod limits;
 mod listen;
+mod models;
 mod serving;
 mod shutdown;
 mod timeouts;
@@ -17,7 +18,8 @@ use floodgate_proto::Limits;
 use floodgate_server::{Config, RunningServer, Server};
 
 /// A config listening on a free loopback port, with the model
-/// `FLOODGATE_TEST_MODEL` names (`async`, the default, or `reuseport`):
+/// `FLOODGATE_TEST_MODEL` names (`async`, the default, `reuseport` or
+/// `threads`):
 /// `.ci/run` runs this suite once per model.
 pub fn config() -> Config {
     Config {
@@ -31,8 +33,9 @@ pub fn config() -> Config {
 pub fn model() -> floodgate_server::Model {
     match std::env::var("FLOODGATE_TEST_MODEL").as_deref() {
         Ok("reuseport") => floodgate_server::Model::ReusePort,
+        Ok("threads") => floodgate_server::Model::Threads,
         Ok("async") | Err(_) => floodgate_server::Model::Async,
-        Ok(other) => panic!("FLOODGATE_TEST_MODEL={other}: async or reuseport"),
+        Ok(other) => panic!("FLOODGATE_TEST_MODEL={other}: async, reuseport or threads"),
     }
 }
 
