@@ -15,8 +15,8 @@
 #      plain server: the median ratio secured/plain; and floodgate's TLS
 #      against nginx's TLS (same certificate, ssl_protocols TLSv1.3).
 #   4. user-space memory per idle keep-alive connection: IDLE connections
-#      that each served one request, RSS delta / IDLE, for each server, and
-#      for floodgate over TLS.
+#      that each served one request, RSS delta / IDLE, for each server, for
+#      floodgate over TLS and for each model in MODELS.
 #
 # Usage: bench/server.sh            (RUNS=5 DURATION=10s IDLE=10000 to change;
 #                                    SECTIONS="peers security idle" to pick)
@@ -29,7 +29,7 @@ RUNS=${RUNS:-5}
 DURATION=${DURATION:-10s}
 IDLE=${IDLE:-10000}
 SECTIONS=${SECTIONS:-peers security idle}
-MODELS=${MODELS:-reuseport}
+MODELS=${MODELS:-reuseport threads}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
@@ -347,6 +347,12 @@ stop_pid "$FLOODGATE_PID"
 start_floodgate --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
 printf 'floodgate over TLS: %s\n' "$(idle_cost "$FLOODGATE_PID" "$FLOODGATE_PORT" tls)"
 stop_pid "$FLOODGATE_PID"
+
+for model in $MODELS; do
+    start_floodgate --model "$model" --max-connections $((IDLE + 1000))
+    printf 'floodgate --model %s: %s\n' "$model" "$(idle_cost "$FLOODGATE_PID" "$FLOODGATE_PORT")"
+    stop_pid "$FLOODGATE_PID"
+done
 
 NGINX_PORT=$(free_port)
 start_nginx "$NGINX_PORT"
