@@ -83,6 +83,46 @@ kind = "closed"
 requests = 70
 "#;
 
+/// Runs `floodgate run FILE --target TARGET --shard i/COUNT` for every i,
+/// each `stagger` after the one before, all held to one `--start-at` a
+/// second per shard ahead; the outputs (each report in `d/shard-i`) and the
+/// barrier, in Unix seconds.
+fn run_shards(
+    file: &Path,
+    target: &str,
+    count: u32,
+    d: &Path,
+    stagger: Duration,
+) -> (Vec<Output>, f64) {
+    let at = SystemTime::now() + Duration::from_secs(u64::from(count));
+    // Whole milliseconds, as the flag is written.
+    let at = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as f64 / 1000.0;
+    let children: Vec<_> = (0..count)
+        .map(|i| {
+            if i > 0 {
+                std::thread::sleep(stagger);
+            }
+            floodgate()
+                .arg("run")
+                .arg(file)
+                .args(["--target", target])
+                .args(["--shard", &format!("{i}/{count}")])
+                .args(["--start-at", &format!("{at:.3}")])
+                .arg("--out")
+                .arg(d.join(format!("shard-{i}")))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    (outputs, at)
+}
+
 /// The requests intended in each second of a phase's run: all of them
 /// end in one outcome each, counted in the second they were intended in.
 fn per_second(intervals: &[Interval]) -> Vec<u64> {
@@ -105,32 +145,7 @@ fn three_shards_merge_into_the_unsharded_schedule() {
             // started 700 ms after the one before, as machines of a
             // cluster come up at different times. Without the barrier
             // their seconds would not line up.
-            let at = SystemTime::now() + Duration::from_secs(3);
-            // Whole milliseconds, as the flag is written.
-            let at = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as f64 / 1000.0;
-            let children: Vec<_> = (0..3)
-                .map(|i| {
-                    if i > 0 {
-                        std::thread::sleep(Duration::from_millis(700));
-                    }
-                    floodgate()
-                        .arg("run")
-                        .arg(&file)
-                        .args(["--target", &target])
-                        .args(["--shard", &format!("{i}/3")])
-                        .args(["--start-at", &format!("{at:.3}")])
-                        .arg("--out")
-                        .arg(d.join(format!("shard-{i}")))
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::piped())
-                        .spawn()
-                        .unwrap()
-                })
-                .collect();
-            let shards: Vec<Output> = children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect();
+            let (shards, at) = run_shards(&file, &target, 3, &d, Duration::from_millis(700));
             let whole = floodgate()
                 .arg("run")
                 .arg(&file)
@@ -370,28 +385,7 @@ fn sharded_find_capacity_climbs_one_ladder_and_the_merge_finds_the_knee() {
         move || {
             let server = ServeProcess::start(&[]);
             let target = format!("http://{}/", server.addr());
-            let at = SystemTime::now() + Duration::from_secs(2);
-            let at = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as f64 / 1000.0;
-            let children: Vec<_> = (0..2)
-                .map(|i| {
-                    floodgate()
-                        .arg("run")
-                        .arg(&file)
-                        .args(["--target", &target])
-                        .args(["--shard", &format!("{i}/2")])
-                        .args(["--start-at", &format!("{at:.3}")])
-                        .arg("--out")
-                        .arg(d.join(format!("shard-{i}")))
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::piped())
-                        .spawn()
-                        .unwrap()
-                })
-                .collect();
-            children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect::<Vec<Output>>()
+            run_shards(&file, &target, 2, &d, Duration::ZERO).0
         }
     });
     let rungs = [250.0, 353.553, 500.0, 707.107, 1000.0, 1414.214, 2000.0];
