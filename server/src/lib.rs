@@ -46,7 +46,9 @@
 //! (`bench/server.sh`: RSS delta over 10,000 connections): the task (the
 //! `Connection` state, the socket handle, one lazily armed timer, one
 //! shutdown listener), async-io's registration of the socket, and the
-//! timer's entry. It holds no read buffer (the 64 KiB scratch buffer is per
+//! timer's entry. Counted on the heap (the `memory` test, 2,000
+//! connections): 1,055 B each, of it 672 B the task allocation, 216 B
+//! async-io's `Source` and 56 B a third block. It holds no read buffer (the 64 KiB scratch buffer is per
 //! executor thread) and no output buffer once its responses are written.
 //! The wait for readiness uses the socket's own waker slots
 //! (`Async::poll_readable`/`poll_writable`) rather than per-wait futures.

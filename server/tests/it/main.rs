@@ -5,6 +5,7 @@
 mod http;
 mod limits;
 mod listen;
+mod memory;
 mod models;
 mod serving;
 mod shutdown;
