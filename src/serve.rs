@@ -111,7 +111,7 @@ pub struct Args {
     max_errors_per_connection: u16,
     /// Serve the admin endpoints (`POST /admin/pause-accept?ms=N`, at most
     /// 60000), which let a client stop the server accepting; without it
-    /// they are 404. Loopback addresses only.
+    /// they are 404. Off loopback they need --auth-token-file.
     #[arg(long)]
     admin: bool,
     /// Wait this long before each accept(2), to make accept-queue overflow
