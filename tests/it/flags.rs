@@ -47,7 +47,10 @@ fn refused_flags_exit_before_anything_starts_and_name_the_flag() {
             SERVE,
             &["--admin", "--listen", "0.0.0.0:0"],
             2,
-            &["--admin on 0.0.0.0:0", "off loopback (127.0.0.0/8, ::1) they need a token"],
+            &[
+                "--admin on 0.0.0.0:0",
+                "off loopback (127.0.0.0/8, ::1) they need a token",
+            ],
         ),
         // serve: timeouts of zero, and an accept delay without bound.
         (
