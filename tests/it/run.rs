@@ -153,8 +153,10 @@ fn assert_samples_held_once(r: &ScenarioReport) {
         assert!(share.counter_ticks.is_empty(), "{name}: ticks held twice");
         assert_eq!(share.backlog, Some(128), "{name}");
         let slice = r.samples_of(run);
+        // Half of 20 Hz, in whole samples: a phase shorter than 100 ms (a
+        // closed loop finishing its 2,000 requests fast) may hold none.
         assert!(
-            slice.len() as f64 >= run.elapsed_s * 10.0,
+            slice.len() as f64 >= (run.elapsed_s * 10.0).floor(),
             "{name}: {} samples over {:.1}s",
             slice.len(),
             run.elapsed_s
