@@ -8,13 +8,14 @@ use std::path::Path;
 /// The whole of the regular file at `path` if it holds at most `max`
 /// bytes.
 pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
+    // Checked before the open: opening a FIFO would wait for a writer.
+    if !std::fs::metadata(path)?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    let file = std::fs::File::open(path)?;
     let mut text = Vec::new();
     file.take(max + 1).read_to_end(&mut text)?;
     if text.len() as u64 > max {
